@@ -1,0 +1,710 @@
+/* FUSE low-level operations: a passthrough over the upper tree, where a stub
+ * is read from its volume file and copied up before its first write.
+ * Modelled on libfuse's example/passthrough_ll.c: inodes hold an O_PATH fd,
+ * each op replies exactly once, errors travel as errno. */
+#include "fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "upper.h"
+
+struct fs_inode {
+	struct fs_inode *next; /* hash chain */
+	int fd;                /* O_PATH */
+	ino_t ino;
+	dev_t dev;
+	uint64_t lookups;
+	/* Stub state, cached: a stub stays a stub until fs_copy_up. */
+	bool stub_known;
+	int stub_volume;   /* -1: not a stub */
+	char *stub_path;
+};
+
+struct fs {
+	struct fs_inode root;
+	struct fs_inode **buckets;
+	size_t bucket_count;
+	pthread_mutex_t mutex;
+	pthread_mutex_t copy_up_mutex;
+	const struct fs_config *config;
+};
+
+struct fs_dir {
+	DIR *stream;
+	off_t offset;
+	struct dirent *entry;
+};
+
+static struct fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static struct fs_inode *inode_of(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs *fs = fs_of(req);
+
+	return ino == FUSE_ROOT_ID ? &fs->root : (struct fs_inode *)(uintptr_t)ino;
+}
+
+static void proc_path(char *buf, size_t len, int fd)
+{
+	snprintf(buf, len, "/proc/self/fd/%d", fd);
+}
+
+/* ---- stubs ---- */
+
+static int stub_state(struct fs *fs, struct fs_inode *inode)
+{
+	char path[64], *lower = NULL;
+	int volume = -1, rc = 0;
+
+	pthread_mutex_lock(&fs->mutex);
+	if (!inode->stub_known) {
+		proc_path(path, sizeof(path), inode->fd);
+		rc = upper_stub_get(path, &volume, &lower);
+		if (rc >= 0) {
+			inode->stub_known = true;
+			inode->stub_volume = rc == 1 ? volume : -1;
+			inode->stub_path = lower;
+			rc = 0;
+		}
+	}
+	pthread_mutex_unlock(&fs->mutex);
+	return rc;
+}
+
+static int open_lower(struct fs *fs, struct fs_inode *inode)
+{
+	int fd;
+
+	if (inode->stub_volume < 0 || (size_t)inode->stub_volume >= fs->config->volume_count)
+		return -EIO;
+	fd = openat(fs->config->volumes[inode->stub_volume].dirfd, inode->stub_path,
+		    O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Gives a stub its own bytes before the first write to it. */
+static int copy_up(struct fs *fs, struct fs_inode *inode)
+{
+	char path[64];
+	int rc, fd, lower;
+
+	rc = stub_state(fs, inode);
+	if (rc < 0 || inode->stub_volume < 0)
+		return rc;
+	pthread_mutex_lock(&fs->copy_up_mutex);
+	if (inode->stub_volume < 0) {
+		pthread_mutex_unlock(&fs->copy_up_mutex);
+		return 0;
+	}
+	proc_path(path, sizeof(path), inode->fd);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	lower = open_lower(fs, inode);
+	rc = fd < 0 ? -errno : lower < 0 ? lower : upper_copy_up(fd, lower, path);
+	if (fd >= 0)
+		close(fd);
+	if (lower >= 0)
+		close(lower);
+	if (rc == 0) {
+		pthread_mutex_lock(&fs->mutex);
+		inode->stub_volume = -1;
+		free(inode->stub_path);
+		inode->stub_path = NULL;
+		pthread_mutex_unlock(&fs->mutex);
+	}
+	pthread_mutex_unlock(&fs->copy_up_mutex);
+	return rc;
+}
+
+/* ---- the inode table ---- */
+
+static size_t bucket_of(struct fs *fs, ino_t ino, dev_t dev)
+{
+	return (size_t)((ino * 0x9E3779B97F4A7C15ull) ^ dev) % fs->bucket_count;
+}
+
+/* Finds or adds the inode of st; takes ownership of fd. */
+static struct fs_inode *inode_get(struct fs *fs, int fd, const struct stat *st)
+{
+	struct fs_inode *inode;
+	size_t bucket;
+
+	pthread_mutex_lock(&fs->mutex);
+	bucket = bucket_of(fs, st->st_ino, st->st_dev);
+	for (inode = fs->buckets[bucket]; inode; inode = inode->next)
+		if (inode->ino == st->st_ino && inode->dev == st->st_dev)
+			break;
+	if (inode) {
+		close(fd);
+	} else {
+		inode = xcalloc(1, sizeof(*inode));
+		inode->fd = fd;
+		inode->ino = st->st_ino;
+		inode->dev = st->st_dev;
+		inode->stub_volume = -1;
+		inode->next = fs->buckets[bucket];
+		fs->buckets[bucket] = inode;
+	}
+	inode->lookups++;
+	pthread_mutex_unlock(&fs->mutex);
+	return inode;
+}
+
+static void inode_forget(struct fs *fs, struct fs_inode *inode, uint64_t count)
+{
+	struct fs_inode **link;
+
+	if (inode == &fs->root)
+		return;
+	pthread_mutex_lock(&fs->mutex);
+	inode->lookups -= count < inode->lookups ? count : inode->lookups;
+	if (inode->lookups == 0) {
+		link = &fs->buckets[bucket_of(fs, inode->ino, inode->dev)];
+		while (*link && *link != inode)
+			link = &(*link)->next;
+		if (*link)
+			*link = inode->next;
+		close(inode->fd);
+		free(inode->stub_path);
+		free(inode);
+	}
+	pthread_mutex_unlock(&fs->mutex);
+}
+
+/* ---- lookup and attributes ---- */
+
+static int stat_inode(struct fs_inode *inode, struct stat *st)
+{
+	return fstatat(inode->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+static int do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     struct fuse_entry_param *e)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_inode *dir = inode_of(req, parent);
+	int fd, rc;
+
+	memset(e, 0, sizeof(*e));
+	e->attr_timeout = e->entry_timeout = fs->config->timeout;
+	fd = openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	e->ino = (fuse_ino_t)(uintptr_t)inode_get(fs, fd, &e->attr);
+	return 0;
+}
+
+static void reply_entry_or_error(fuse_req_t req, fuse_ino_t parent, const char *name, int rc)
+{
+	struct fuse_entry_param e;
+
+	if (rc == 0)
+		rc = do_lookup(req, parent, name, &e);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param e;
+	int rc = do_lookup(req, parent, name, &e);
+
+	if (rc == -ENOENT) {
+		/* A negative entry, cached like a positive one. */
+		e.ino = 0;
+		fuse_reply_entry(req, &e);
+	} else if (rc < 0) {
+		fuse_reply_err(req, -rc);
+	} else {
+		fuse_reply_entry(req, &e);
+	}
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	inode_forget(fs_of(req), inode_of(req, ino), nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		inode_forget(fs_of(req), inode_of(req, forgets[i].ino), forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct stat st;
+	int rc = stat_inode(inode_of(req, ino), &st);
+
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, fs_of(req)->config->timeout);
+}
+
+static int set_times(struct fs_inode *inode, int valid, const struct stat *attr,
+		     struct fuse_file_info *fi)
+{
+	struct timespec times[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_OMIT } };
+	char path[64];
+
+	if (valid & FUSE_SET_ATTR_ATIME_NOW)
+		times[0].tv_nsec = UTIME_NOW;
+	else if (valid & FUSE_SET_ATTR_ATIME)
+		times[0] = attr->st_atim;
+	if (valid & FUSE_SET_ATTR_MTIME_NOW)
+		times[1].tv_nsec = UTIME_NOW;
+	else if (valid & FUSE_SET_ATTR_MTIME)
+		times[1] = attr->st_mtim;
+	if (fi)
+		return futimens((int)fi->fh, times) < 0 ? -errno : 0;
+	proc_path(path, sizeof(path), inode->fd);
+	return utimensat(AT_FDCWD, path, times, 0) < 0 ? -errno : 0;
+}
+
+static int set_size(struct fs *fs, struct fs_inode *inode, off_t size,
+		    struct fuse_file_info *fi)
+{
+	char path[64];
+	int rc;
+
+	if (fi)
+		return ftruncate((int)fi->fh, size) < 0 ? -errno : 0;
+	rc = copy_up(fs, inode);
+	if (rc < 0)
+		return rc;
+	proc_path(path, sizeof(path), inode->fd);
+	return truncate(path, size) < 0 ? -errno : 0;
+}
+
+static int apply_setattr(struct fs *fs, struct fs_inode *inode, const struct stat *attr,
+			 int valid, struct fuse_file_info *fi)
+{
+	char path[64];
+	int rc = 0;
+
+	proc_path(path, sizeof(path), inode->fd);
+	if (valid & FUSE_SET_ATTR_MODE)
+		rc = chmod(path, attr->st_mode) < 0 ? -errno : 0;
+	if (rc == 0 && (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
+		uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
+		gid_t gid = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+
+		rc = fchownat(inode->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0
+			     ? -errno
+			     : 0;
+	}
+	if (rc == 0 && (valid & FUSE_SET_ATTR_SIZE))
+		rc = set_size(fs, inode, attr->st_size, fi);
+	if (rc == 0 && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+				 FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))
+		rc = set_times(inode, valid, attr, fi);
+	return rc;
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
+		       struct fuse_file_info *fi)
+{
+	struct fs_inode *inode = inode_of(req, ino);
+	int rc = apply_setattr(fs_of(req), inode, attr, valid, fi);
+	struct stat st;
+
+	if (rc == 0)
+		rc = stat_inode(inode, &st);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, fs_of(req)->config->timeout);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char buf[PATH_MAX + 1];
+	ssize_t n = readlinkat(inode_of(req, ino)->fd, "", buf, sizeof(buf) - 1);
+
+	if (n < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	buf[n] = '\0';
+	fuse_reply_readlink(req, buf);
+}
+
+/* ---- directory entries ---- */
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		     dev_t rdev)
+{
+	int fd = inode_of(req, parent)->fd;
+	int rc = 0;
+
+	if (S_ISDIR(mode))
+		rc = mkdirat(fd, name, mode) < 0 ? -errno : 0;
+	else
+		rc = mknodat(fd, name, mode, rdev) < 0 ? -errno : 0;
+	reply_entry_or_error(req, parent, name, rc);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	op_mknod(req, parent, name, S_IFDIR | mode, 0);
+}
+
+static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
+		       const char *name)
+{
+	int rc = symlinkat(target, inode_of(req, parent)->fd, name) < 0 ? -errno : 0;
+
+	reply_entry_or_error(req, parent, name, rc);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name)
+{
+	char path[64];
+	int rc;
+
+	proc_path(path, sizeof(path), inode_of(req, ino)->fd);
+	rc = linkat(AT_FDCWD, path, inode_of(req, parent)->fd, name, AT_SYMLINK_FOLLOW) < 0
+		     ? -errno
+		     : 0;
+	reply_entry_or_error(req, parent, name, rc);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	int rc = unlinkat(inode_of(req, parent)->fd, name, 0);
+
+	fuse_reply_err(req, rc < 0 ? errno : 0);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	int rc = unlinkat(inode_of(req, parent)->fd, name, AT_REMOVEDIR);
+
+	fuse_reply_err(req, rc < 0 ? errno : 0);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	int rc = renameat2(inode_of(req, parent)->fd, name, inode_of(req, newparent)->fd,
+			   newname, flags);
+
+	fuse_reply_err(req, rc < 0 ? errno : 0);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_dir *dir = xcalloc(1, sizeof(*dir));
+	int fd = openat(inode_of(req, ino)->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || !(dir->stream = fdopendir(fd))) {
+		int e = errno;
+
+		if (fd >= 0)
+			close(fd);
+		free(dir);
+		fuse_reply_err(req, e);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)dir;
+	fuse_reply_open(req, fi);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+		       struct fuse_file_info *fi)
+{
+	struct fs_dir *dir = (struct fs_dir *)(uintptr_t)fi->fh;
+	char *buf = xcalloc(1, size);
+	size_t used = 0;
+	int error = 0;
+
+	if (offset != dir->offset) {
+		seekdir(dir->stream, offset);
+		dir->entry = NULL;
+		dir->offset = offset;
+	}
+	for (;;) {
+		struct stat st = { 0 };
+		size_t entry_size;
+
+		if (!dir->entry) {
+			errno = 0;
+			dir->entry = readdir(dir->stream);
+			if (!dir->entry) {
+				error = errno;
+				break;
+			}
+		}
+		st.st_ino = dir->entry->d_ino;
+		st.st_mode = (mode_t)DTTOIF(dir->entry->d_type);
+		entry_size = fuse_add_direntry(req, buf + used, size - used, dir->entry->d_name,
+					       &st, dir->entry->d_off);
+		if (entry_size > size - used)
+			break;
+		used += entry_size;
+		dir->offset = dir->entry->d_off;
+		dir->entry = NULL;
+	}
+	if (error && used == 0)
+		fuse_reply_err(req, error);
+	else
+		fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_dir *dir = (struct fs_dir *)(uintptr_t)fi->fh;
+
+	closedir(dir->stream);
+	free(dir);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			struct fuse_file_info *fi)
+{
+	int fd = dirfd(((struct fs_dir *)(uintptr_t)fi->fh)->stream);
+	int rc = datasync ? fdatasync(fd) : fsync(fd);
+
+	fuse_reply_err(req, rc < 0 ? errno : 0);
+}
+
+/* ---- files ---- */
+
+static bool wants_write(int flags)
+{
+	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct fuse_entry_param e;
+	int fd, rc;
+
+	fd = openat(inode_of(req, parent)->fd, name,
+		    (fi->flags | O_CREAT | O_CLOEXEC) & ~O_NOFOLLOW, mode);
+	if (fd < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	rc = do_lookup(req, parent, name, &e);
+	if (rc < 0) {
+		close(fd);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uint64_t)fd;
+	fuse_reply_create(req, &e, fi);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_inode *inode = inode_of(req, ino);
+	char path[64];
+	int rc, fd;
+
+	rc = wants_write(fi->flags) ? copy_up(fs, inode) : stub_state(fs, inode);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (inode->stub_volume >= 0) {
+		fd = open_lower(fs, inode);
+		fi->keep_cache = 1; /* volume files never change */
+	} else {
+		proc_path(path, sizeof(path), inode->fd);
+		fd = open(path, (fi->flags | O_CLOEXEC) & ~O_NOFOLLOW);
+		fd = fd < 0 ? -errno : fd;
+	}
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	fi->fh = (uint64_t)fd;
+	fuse_reply_open(req, fi);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+		    struct fuse_file_info *fi)
+{
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = (int)fi->fh;
+	buf.buf[0].pos = offset;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t offset,
+			 struct fuse_file_info *fi)
+{
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+	ssize_t n;
+
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	out.buf[0].fd = (int)fi->fh;
+	out.buf[0].pos = offset;
+	n = fuse_buf_copy(&out, in, 0);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	/* close() of a dup reports delayed write errors, as a real close would. */
+	int rc = close(dup((int)fi->fh));
+
+	fuse_reply_err(req, rc < 0 ? errno : 0);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	close((int)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	int rc = datasync ? fdatasync((int)fi->fh) : fsync((int)fi->fh);
+
+	fuse_reply_err(req, rc < 0 ? errno : 0);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+			 off_t length, struct fuse_file_info *fi)
+{
+	int rc = fallocate((int)fi->fh, mode, offset, length);
+
+	fuse_reply_err(req, rc < 0 ? errno : 0);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs st;
+
+	/* Real free space of the upper: vmstorage turns read-only when it looks low. */
+	if (fstatvfs(fs_of(req)->config->upper_tree_fd, &st) < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_statfs(req, &st);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
+	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
+		conn->want |= FUSE_CAP_SPLICE_MOVE;
+	/* Keep page-cache writes going straight to the upper: vmstorage fsyncs. */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+}
+
+static const struct fuse_lowlevel_ops operations = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.symlink = op_symlink,
+	.link = op_link,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
+	.create = op_create,
+	.open = op_open,
+	.read = op_read,
+	.write_buf = op_write_buf,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.fallocate = op_fallocate,
+	.statfs = op_statfs,
+};
+
+struct fs *fs_new(const struct fs_config *config, struct error *err)
+{
+	struct fs *fs = xcalloc(1, sizeof(*fs));
+	struct stat st;
+
+	fs->config = config;
+	fs->bucket_count = 65521;
+	fs->buckets = xcalloc(fs->bucket_count, sizeof(*fs->buckets));
+	pthread_mutex_init(&fs->mutex, NULL);
+	pthread_mutex_init(&fs->copy_up_mutex, NULL);
+	fs->root.fd = openat(config->upper_tree_fd, ".", O_PATH | O_CLOEXEC);
+	if (fs->root.fd < 0 || fstat(fs->root.fd, &st) < 0) {
+		error_set(err, errno, "upper tree: %s", strerror(errno));
+		fs_free(fs);
+		return NULL;
+	}
+	fs->root.ino = st.st_ino;
+	fs->root.dev = st.st_dev;
+	fs->root.stub_known = true;
+	fs->root.stub_volume = -1;
+	fs->root.lookups = 2;
+	return fs;
+}
+
+void fs_free(struct fs *fs)
+{
+	if (!fs)
+		return;
+	for (size_t i = 0; i < fs->bucket_count; i++) {
+		while (fs->buckets[i]) {
+			struct fs_inode *inode = fs->buckets[i];
+
+			fs->buckets[i] = inode->next;
+			close(inode->fd);
+			free(inode->stub_path);
+			free(inode);
+		}
+	}
+	if (fs->root.fd >= 0)
+		close(fs->root.fd);
+	free(fs->buckets);
+	pthread_mutex_destroy(&fs->mutex);
+	pthread_mutex_destroy(&fs->copy_up_mutex);
+	free(fs);
+}
+
+const struct fuse_lowlevel_ops *fs_operations(void)
+{
+	return &operations;
+}

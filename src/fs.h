@@ -1,0 +1,23 @@
+/* The FUSE low-level filesystem over an upper tree (see upper.h). */
+#ifndef VMUNION_FS_H
+#define VMUNION_FS_H
+
+#include <fuse_lowlevel.h>
+
+#include "util.h"
+#include "volume.h"
+
+struct fs_config {
+	struct volume *volumes; /* stubs name files of these, by index */
+	size_t volume_count;
+	int upper_tree_fd;
+	double timeout;         /* kernel attribute and entry cache, seconds */
+};
+
+struct fs;
+
+struct fs *fs_new(const struct fs_config *config, struct error *err);
+void fs_free(struct fs *fs);
+const struct fuse_lowlevel_ops *fs_operations(void);
+
+#endif

@@ -1,0 +1,1196 @@
+/* merge(volumes) -> plan. The rules follow vmstorage-layout.md sections 4 and 8:
+ * show exactly the tree a vmstorage of the newest source generation would
+ * accept, holding every live part of every volume. */
+#include "plan.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DIR_MODE (S_IFDIR | 0755)
+
+/* The three directories under data/ that hold partitions. */
+enum level { LEVEL_SMALL, LEVEL_BIG, LEVEL_INDEXDB };
+static const char *const level_dirs[] = { "data/small", "data/big", "data/indexdb" };
+
+/* One part directory of one volume that may be shown. */
+struct candidate {
+	int volume;
+	const struct vnode *dir;
+	char *lower_path;
+	char *name; /* shown name, after collision renames */
+	bool dropped;
+};
+
+struct candidates {
+	struct candidate *items;
+	size_t count, capacity;
+};
+
+/* What a volume says is live in one part-holding directory. */
+struct source_dir {
+	int volume;
+	const struct vnode *dir;
+	char *path;
+	const struct name_list *listed; /* NULL: no parts.json, every subdir is a part */
+	const char *listed_in;          /* the parts.json path, for messages */
+};
+
+const char *generation_name(enum generation generation)
+{
+	static const char *const names[] = { "A (<=1.89)", "B1 (1.90-1.91)",
+					     "B2 (1.92-1.132)", "C (>=1.133)" };
+	return names[generation];
+}
+
+const char *table_role_name(enum table_role role)
+{
+	static const char *const names[] = { "prev", "curr", "next" };
+	return names[role];
+}
+
+static void refuse(struct plan *plan, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void refuse(struct plan *plan, const char *fmt, ...)
+{
+	va_list ap;
+	char *message;
+
+	va_start(ap, fmt);
+	if (vasprintf(&message, fmt, ap) < 0)
+		message = xstrdup(fmt);
+	va_end(ap);
+	*ARRAY_PUSH(plan->refusals, plan->refusal_count, plan->refusal_capacity) = message;
+}
+
+static void hide(struct plan *plan, int volume, const char *path, const char *reason)
+{
+	struct plan_hidden *h = ARRAY_PUSH(plan->hidden, plan->hidden_count,
+					   plan->hidden_capacity);
+
+	h->volume = volume;
+	h->path = xstrdup(path);
+	h->reason = xstrdup(reason);
+}
+
+static const char *volume_path(const struct plan *plan, int volume)
+{
+	return plan->volumes[volume].path;
+}
+
+/* ---- the node table ---- */
+
+static uint32_t add_node(struct plan *plan, uint32_t parent, const char *name,
+			 enum plan_node_kind kind)
+{
+	struct plan_node *node = ARRAY_PUSH(plan->nodes, plan->node_count, plan->node_capacity);
+	uint32_t index = (uint32_t)(plan->node_count - 1);
+	struct plan_node *dir;
+
+	memset(node, 0, sizeof(*node));
+	node->name = xstrdup(name);
+	node->parent = parent;
+	node->kind = kind;
+	node->volume = -1;
+	clock_gettime(CLOCK_REALTIME, &node->mtime);
+	if (index != 0) {
+		dir = &plan->nodes[parent];
+		*ARRAY_PUSH(dir->children, dir->child_count, dir->child_capacity) = index;
+	}
+	return index;
+}
+
+/* The child dir "name" of parent, created when missing. */
+static uint32_t add_dir(struct plan *plan, uint32_t parent, const char *name)
+{
+	struct plan_node *dir = &plan->nodes[parent];
+
+	for (size_t i = 0; i < dir->child_count; i++)
+		if (strcmp(plan->nodes[dir->children[i]].name, name) == 0)
+			return dir->children[i];
+	return add_node(plan, parent, name, PLAN_DIR);
+}
+
+static uint32_t add_dir_path(struct plan *plan, const char *path)
+{
+	char *copy = xstrdup(path), *save = NULL;
+	uint32_t node = 0;
+
+	for (char *part = strtok_r(copy, "/", &save); part; part = strtok_r(NULL, "/", &save))
+		node = add_dir(plan, node, part);
+	free(copy);
+	return node;
+}
+
+static void add_synth(struct plan *plan, uint32_t parent, const char *name, char *content,
+		      size_t len)
+{
+	uint32_t index = add_node(plan, parent, name, PLAN_SYNTH_FILE);
+
+	plan->nodes[index].content = content;
+	plan->nodes[index].size = len;
+}
+
+static void add_empty_file(struct plan *plan, uint32_t parent, const char *name)
+{
+	add_synth(plan, parent, name, xstrdup(""), 0);
+}
+
+static void add_lower(struct plan *plan, uint32_t parent, const char *name, int volume,
+		      const char *lower_path, const struct stat *st)
+{
+	uint32_t index = add_node(plan, parent, name, PLAN_LOWER_FILE);
+	struct plan_node *node = &plan->nodes[index];
+
+	node->volume = volume;
+	node->lower_path = xstrdup(lower_path);
+	node->size = (uint64_t)st->st_size;
+	node->mtime = st->st_mtim;
+}
+
+/* ---- generations ---- */
+
+static bool table_has_flock(const struct vnode *indexdb)
+{
+	for (size_t i = 0; indexdb && i < indexdb->child_count; i++)
+		if (vnode_child(&indexdb->children[i], "flock.lock"))
+			return true;
+	return false;
+}
+
+static bool any_parts_json(const struct vnode *root)
+{
+	const struct vnode *indexdb = vnode_child(root, "indexdb");
+
+	for (int level = LEVEL_SMALL; level <= LEVEL_BIG; level++) {
+		const struct vnode *dir = vnode_at(root, level_dirs[level]);
+
+		for (size_t i = 0; dir && i < dir->child_count; i++)
+			if (vnode_child(&dir->children[i], "parts.json"))
+				return true;
+	}
+	for (size_t i = 0; indexdb && i < indexdb->child_count; i++)
+		if (vnode_child(&indexdb->children[i], "parts.json"))
+			return true;
+	return false;
+}
+
+/* A part dir named like a gen-A part: <rows>_<blocks>_<min>_<max>_<hex>. */
+static bool any_legacy_part(const struct vnode *root)
+{
+	struct part_header header;
+
+	for (int level = LEVEL_SMALL; level <= LEVEL_BIG; level++) {
+		const struct vnode *dir = vnode_at(root, level_dirs[level]);
+
+		for (size_t i = 0; dir && i < dir->child_count; i++) {
+			const struct vnode *partition = &dir->children[i];
+
+			for (size_t j = 0; j < partition->child_count; j++)
+				if (part_header_from_name(partition->children[j].name, false,
+							  &header) == 0)
+					return true;
+		}
+	}
+	return false;
+}
+
+/* What wrote the volume, judged from what is on disk (layout section 0). */
+static enum generation detect_generation(const struct vnode *root)
+{
+	const struct vnode *indexdb = vnode_child(root, "indexdb");
+
+	if (vnode_is_dir(vnode_at(root, "data/indexdb")))
+		return GEN_C;
+	if (any_parts_json(root))
+		return vnode_child(vnode_child(root, "data"), "flock.lock") ||
+				       table_has_flock(indexdb)
+			       ? GEN_B1
+			       : GEN_B2;
+	if (any_legacy_part(root) || vnode_child(vnode_child(root, "data"), "flock.lock"))
+		return GEN_A;
+	/* No parts and no markers: a fresh or empty volume of a newer release. */
+	return GEN_B2;
+}
+
+/* ---- part directories ---- */
+
+static bool is_empty_dir(const struct vnode *dir)
+{
+	return dir->child_count == 0;
+}
+
+static bool is_tmp_file(const char *name)
+{
+	const char *p = strstr(name, ".tmp.");
+
+	if (!p || !p[5])
+		return false;
+	for (p += 5; *p; p++)
+		if (*p < '0' || *p > '9')
+			return false;
+	return true;
+}
+
+static bool has_pending_txn(const struct vnode *dir)
+{
+	const struct vnode *txn = vnode_child(dir, "txn");
+
+	return txn && txn->child_count > 0;
+}
+
+static bool is_service_dir(const char *name)
+{
+	return strcmp(name, "txn") == 0 || strcmp(name, "tmp") == 0 ||
+	       strcmp(name, "snapshots") == 0;
+}
+
+/* Hidden entries not worth a line in the report: empty service dirs, and the
+ * table flag that merge_table shows again when every source has it. */
+static bool worth_reporting(const struct vnode *entry)
+{
+	if (!S_ISDIR(entry->st.st_mode))
+		return strcmp(entry->name, "converted-to-v1.28.0") != 0;
+	return entry->child_count || entry->not_scanned || !is_service_dir(entry->name);
+}
+
+/* Why a non-part entry of a part-holding dir is hidden; NULL for a candidate part. */
+static const char *entry_hidden_reason(const struct vnode *entry)
+{
+	const char *name = entry->name;
+
+	if (!S_ISDIR(entry->st.st_mode)) {
+		if (strcmp(name, "parts.json") == 0)
+			return "per-volume parts.json (a merged one is shown)";
+		if (strcmp(name, "flock.lock") == 0)
+			return "per-volume lock file (a fresh one is shown)";
+		if (strcmp(name, "converted-to-v1.28.0") == 0)
+			return "per-table flag (shown when every table of the role has it)";
+		if (strcmp(name, "appliedRetention.txt") == 0)
+			return "retention state (vmstorage re-applies retention)";
+		if (is_tmp_file(name))
+			return "leftover of an interrupted atomic write";
+		return "not a part directory";
+	}
+	if (strcmp(name, "txn") == 0 || strcmp(name, "tmp") == 0)
+		return "transaction and temporary dir (shown empty)";
+	if (strcmp(name, "snapshots") == 0)
+		return "per-volume snapshots (shown empty)";
+	if (strstr(name, ".must-remove."))
+		return "directory being removed (.must-remove.)";
+	if (vnode_child(entry, ".delete-this-dir"))
+		return "partially removed part (.delete-this-dir)";
+	if (is_empty_dir(entry))
+		return "empty part directory";
+	return NULL;
+}
+
+/* Appends the live parts of src to out; hides the rest with a reason. */
+static void collect_parts(struct plan *plan, const struct source_dir *src,
+			  struct candidates *out)
+{
+	const struct vnode *dir = src->dir;
+
+	for (size_t i = 0; dir && i < dir->child_count; i++) {
+		const struct vnode *entry = &dir->children[i];
+		char *path = xasprintf("%s/%s", src->path, entry->name);
+		const char *reason = entry_hidden_reason(entry);
+		bool listed = src->listed && name_list_contains(src->listed, entry->name);
+		struct candidate *c;
+
+		if (reason && listed)
+			refuse(plan, "%s: %s lists part %s, but it cannot be used: %s", volume_path(plan, src->volume),
+			       src->listed_in, entry->name, reason);
+		else if (!reason && src->listed && !listed)
+			reason = "not listed in parts.json (vmstorage deletes it at startup)";
+		if (reason) {
+			if (worth_reporting(entry))
+				hide(plan, src->volume, path, reason);
+			free(path);
+			continue;
+		}
+		c = ARRAY_PUSH(out->items, out->count, out->capacity);
+		c->volume = src->volume;
+		c->dir = entry;
+		c->lower_path = path;
+		c->name = xstrdup(entry->name);
+		c->dropped = false;
+	}
+	for (size_t i = 0; src->listed && i < src->listed->count; i++)
+		if (!vnode_is_dir(vnode_child(dir, src->listed->names[i])))
+			refuse(plan, "%s: %s lists part %s, which is missing on disk",
+			       volume_path(plan, src->volume), src->listed_in,
+			       src->listed->names[i]);
+}
+
+static int compare_files(int fd_a, int fd_b)
+{
+	char a[65536], b[65536];
+
+	for (;;) {
+		ssize_t n = read(fd_a, a, sizeof(a));
+		ssize_t m = n > 0 ? read(fd_b, b, (size_t)n) : read(fd_b, b, 1);
+
+		if (n < 0 || m < 0)
+			return -1;
+		if (n != m || memcmp(a, b, (size_t)n) != 0)
+			return 1;
+		if (n == 0)
+			return 0;
+	}
+}
+
+/* True when two part dirs hold the same files with the same bytes. */
+static bool same_part(const struct plan *plan, const struct candidate *a,
+		      const struct candidate *b)
+{
+	if (a->dir->child_count != b->dir->child_count)
+		return false;
+	for (size_t i = 0; i < a->dir->child_count; i++) {
+		const struct vnode *fa = &a->dir->children[i], *fb = &b->dir->children[i];
+		char *pa, *pb;
+		int da, db, diff;
+
+		if (strcmp(fa->name, fb->name) != 0 || fa->st.st_size != fb->st.st_size ||
+		    !S_ISREG(fa->st.st_mode) || !S_ISREG(fb->st.st_mode))
+			return false;
+		pa = xasprintf("%s/%s", a->lower_path, fa->name);
+		pb = xasprintf("%s/%s", b->lower_path, fb->name);
+		da = openat(plan->volumes[a->volume].dirfd, pa, O_RDONLY | O_CLOEXEC);
+		db = openat(plan->volumes[b->volume].dirfd, pb, O_RDONLY | O_CLOEXEC);
+		diff = (da < 0 || db < 0) ? 1 : compare_files(da, db);
+		if (da >= 0)
+			close(da);
+		if (db >= 0)
+			close(db);
+		free(pa);
+		free(pb);
+		if (diff != 0)
+			return false;
+	}
+	return true;
+}
+
+/* The number a name carries: the 16-hex name itself, or a gen-A suffix. */
+static bool name_number(const char *name, bool mergeset, uint64_t *number)
+{
+	int suffix = legacy_name_suffix(name, mergeset);
+	const char *hex = suffix >= 0 ? name + suffix : name;
+
+	if (!is_hex16_name(hex))
+		return false;
+	*number = strtoull(hex, NULL, 16);
+	return true;
+}
+
+/* Whether a kept candidate other than "self", before "upto", shows name. */
+static bool name_taken(const struct candidates *list, size_t upto, size_t self,
+		       const char *name)
+{
+	for (size_t i = 0; i < upto; i++)
+		if (i != self && !list->items[i].dropped && strcmp(list->items[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* A fresh name for c, below every number in the dir: vmstorage numbers new
+ * parts from the current time in ns, so it never generates such a name. */
+static char *fresh_name(const struct candidate *c, bool mergeset, uint64_t *lowest)
+{
+	int suffix = legacy_name_suffix(c->dir->name, mergeset);
+
+	*lowest -= 1;
+	if (suffix < 0)
+		return xasprintf("%016" PRIX64, *lowest);
+	return xasprintf("%.*s%016" PRIX64, suffix, c->dir->name, *lowest);
+}
+
+/* Parts with one name from several volumes: identical copies are shown once,
+ * different ones are renamed, deterministically in volume order. */
+static void resolve_collisions(struct plan *plan, struct candidates *list, bool mergeset)
+{
+	uint64_t lowest = UINT64_MAX, number;
+
+	for (size_t i = 0; i < list->count; i++)
+		if (name_number(list->items[i].name, mergeset, &number) && number < lowest)
+			lowest = number;
+	for (size_t i = 0; i < list->count; i++) {
+		struct candidate *c = &list->items[i];
+		struct plan_rename *r;
+
+		if (!name_taken(list, i, i, c->name))
+			continue;
+		for (size_t j = 0; j < i; j++) {
+			if (!list->items[j].dropped && strcmp(list->items[j].name, c->name) == 0 &&
+			    same_part(plan, &list->items[j], c)) {
+				c->dropped = true;
+				hide(plan, c->volume, c->lower_path,
+				     "identical copy of a part shown from an earlier volume");
+				break;
+			}
+		}
+		if (c->dropped)
+			continue;
+		do {
+			free(c->name);
+			if (lowest == 0) {
+				refuse(plan, "%s: no free name below %s to rename a colliding part",
+				       volume_path(plan, c->volume), c->lower_path);
+				c->dropped = true;
+				break;
+			}
+			c->name = fresh_name(c, mergeset, &lowest);
+		} while (name_taken(list, list->count, i, c->name));
+		if (c->dropped)
+			continue;
+		r = ARRAY_PUSH(plan->renames, plan->rename_count, plan->rename_capacity);
+		r->volume = c->volume;
+		r->path = xstrdup(c->lower_path);
+		r->new_name = xstrdup(c->name);
+	}
+}
+
+/* Shows every kept candidate under parent and records its name. */
+static void add_parts(struct plan *plan, uint32_t parent, const struct candidates *list,
+		      struct name_list *names)
+{
+	for (size_t i = 0; i < list->count; i++) {
+		const struct candidate *c = &list->items[i];
+		uint32_t dir;
+
+		if (c->dropped)
+			continue;
+		dir = add_node(plan, parent, c->name, PLAN_DIR);
+		plan->nodes[dir].mtime = c->dir->st.st_mtim;
+		for (size_t j = 0; j < c->dir->child_count; j++) {
+			const struct vnode *file = &c->dir->children[j];
+			char *path = xasprintf("%s/%s", c->lower_path, file->name);
+
+			if (S_ISREG(file->st.st_mode))
+				add_lower(plan, dir, file->name, c->volume, path, &file->st);
+			else
+				hide(plan, c->volume, path, "not a regular file inside a part");
+			free(path);
+		}
+		if (names)
+			name_list_add(names, c->name);
+	}
+}
+
+static void candidates_free(struct candidates *list)
+{
+	for (size_t i = 0; i < list->count; i++) {
+		free(list->items[i].lower_path);
+		free(list->items[i].name);
+	}
+	free(list->items);
+	memset(list, 0, sizeof(*list));
+}
+
+/* Merges the part dirs of sources into the plan dir at path; the shown parts
+ * are appended to names, and to kept when the caller wants them. */
+static void merge_parts(struct plan *plan, const char *path, struct source_dir *sources,
+			size_t count, bool mergeset, struct name_list *names,
+			struct candidates *kept)
+{
+	struct candidates list = { 0 };
+	uint32_t dir = add_dir_path(plan, path);
+
+	for (size_t i = 0; i < count; i++) {
+		if (sources[i].dir && has_pending_txn(sources[i].dir))
+			refuse(plan,
+			       "%s: %s/txn holds pending transactions (start the volume's own "
+			       "vmstorage once to replay them)",
+			       volume_path(plan, sources[i].volume), sources[i].path);
+		collect_parts(plan, &sources[i], &list);
+	}
+	resolve_collisions(plan, &list, mergeset);
+	add_parts(plan, dir, &list, names);
+	if (plan->target == GEN_A) {
+		add_dir(plan, dir, "txn");
+		add_dir(plan, dir, "tmp");
+	}
+	for (size_t i = 0; kept && i < list.count; i++)
+		*ARRAY_PUSH(kept->items, kept->count, kept->capacity) = list.items[i];
+	if (kept)
+		free(list.items);
+	else
+		candidates_free(&list);
+}
+
+/* ---- partitions ---- */
+
+/* parts.json of one volume's partition or table; *listed stays empty and
+ * *present false when the volume has none. */
+static void read_listed(struct plan *plan, int volume, const struct vnode *file,
+			const char *path, bool partition, struct name_list *small,
+			struct name_list *big, bool *present)
+{
+	struct error err;
+	int rc;
+
+	*present = false;
+	if (!file)
+		return;
+	if (!S_ISREG(file->st.st_mode)) {
+		refuse(plan, "%s: %s is not a regular file", volume_path(plan, volume), path);
+		return;
+	}
+	if (partition)
+		rc = partsjson_parse_partition(file->content, file->content_len, small, big, &err);
+	else
+		rc = partsjson_parse_table(file->content, file->content_len, small, &err);
+	if (rc < 0) {
+		refuse(plan, "%s: %s: %s", volume_path(plan, volume), path, err.message);
+		return;
+	}
+	*present = true;
+}
+
+static bool uses_parts_json(enum generation generation)
+{
+	return generation != GEN_A;
+}
+
+static void summarize_partition_part(struct plan *plan, struct plan_partition *p, int volume,
+				     const struct vnode *part)
+{
+	const struct vnode *meta = vnode_child(part, "metadata.json");
+	struct part_header header;
+	int rc;
+
+	if (meta && meta->content)
+		rc = part_header_from_json(meta->content, meta->content_len, false, &header, NULL);
+	else
+		rc = part_header_from_name(part->name, false, &header);
+	p->part_count[volume]++;
+	plan->summary[volume].parts++;
+	if (rc < 0)
+		return;
+	p->rows[volume] += header.rows;
+	if (header.min_timestamp < p->min_timestamp)
+		p->min_timestamp = header.min_timestamp;
+	if (header.max_timestamp > p->max_timestamp)
+		p->max_timestamp = header.max_timestamp;
+}
+
+static void summarize_partition(struct plan *plan, const char *name,
+				const struct candidates *data_parts)
+{
+	struct plan_partition *p = ARRAY_PUSH(plan->partitions, plan->partition_count,
+					      plan->partition_capacity);
+
+	p->name = xstrdup(name);
+	p->part_count = xcalloc(plan->volume_count, sizeof(size_t));
+	p->rows = xcalloc(plan->volume_count, sizeof(uint64_t));
+	p->min_timestamp = INT64_MAX;
+	p->max_timestamp = INT64_MIN;
+	for (size_t i = 0; i < data_parts->count; i++)
+		if (!data_parts->items[i].dropped)
+			summarize_partition_part(plan, p, data_parts->items[i].volume,
+						 data_parts->items[i].dir);
+	if (p->min_timestamp > p->max_timestamp)
+		p->min_timestamp = p->max_timestamp = 0;
+}
+
+/* data/{small,big}/P (+ data/indexdb/P for a gen-C target). */
+static void merge_partition(struct plan *plan, const char *name)
+{
+	size_t n = plan->volume_count;
+	struct name_list *small = xcalloc(n, sizeof(*small)), *big = xcalloc(n, sizeof(*big));
+	struct name_list merged_small = { 0 }, merged_big = { 0 }, merged_index = { 0 };
+	struct source_dir *sources = xcalloc(n, sizeof(*sources));
+	struct candidates summary_parts = { 0 };
+
+	for (int level = LEVEL_SMALL; level <= LEVEL_INDEXDB; level++) {
+		struct name_list *merged = level == LEVEL_SMALL ? &merged_small
+					   : level == LEVEL_BIG ? &merged_big
+								: &merged_index;
+		char *path = xasprintf("%s/%s", level_dirs[level], name);
+		struct name_list *index_lists = xcalloc(n, sizeof(*index_lists));
+
+		if (level == LEVEL_INDEXDB && plan->target != GEN_C) {
+			free(path);
+			free(index_lists);
+			continue;
+		}
+		for (size_t v = 0; v < n; v++) {
+			const struct vnode *root = &plan->volumes[v].root;
+			bool present = false;
+			char *json_path;
+
+			sources[v] = (struct source_dir){ .volume = (int)v, .path = path };
+			sources[v].dir = vnode_at(vnode_at(root, level_dirs[level]), name);
+			if (!vnode_is_dir(sources[v].dir) ||
+			    !uses_parts_json(plan->summary[v].generation)) {
+				continue;
+			}
+			json_path = xasprintf("%s/%s/parts.json",
+					      level_dirs[level == LEVEL_INDEXDB ? LEVEL_INDEXDB
+										: LEVEL_SMALL],
+					      name);
+			if (level == LEVEL_INDEXDB)
+				read_listed(plan, (int)v, vnode_at(root, json_path), json_path,
+					    false, &index_lists[v], NULL, &present);
+			else if (level == LEVEL_SMALL)
+				read_listed(plan, (int)v, vnode_at(root, json_path), json_path,
+					    true, &small[v], &big[v], &present);
+			else
+				present = vnode_at(root, json_path) != NULL;
+			if (present) {
+				sources[v].listed = level == LEVEL_INDEXDB ? &index_lists[v]
+						    : level == LEVEL_SMALL ? &small[v]
+									   : &big[v];
+				sources[v].listed_in = json_path;
+			} else {
+				free(json_path);
+			}
+		}
+		merge_parts(plan, path, sources, n, level == LEVEL_INDEXDB, merged,
+			    level == LEVEL_INDEXDB ? NULL : &summary_parts);
+		for (size_t v = 0; v < n; v++) {
+			free((char *)sources[v].listed_in);
+			name_list_free(&index_lists[v]);
+		}
+		free(index_lists);
+		free(path);
+	}
+	summarize_partition(plan, name, &summary_parts);
+	if (uses_parts_json(plan->target)) {
+		char *json = partsjson_format_partition(&merged_small, &merged_big);
+		char *dir = xasprintf("data/small/%s", name);
+
+		add_synth(plan, add_dir_path(plan, dir), "parts.json", json, strlen(json));
+		free(dir);
+		if (plan->target == GEN_C) {
+			json = partsjson_format_table(&merged_index);
+			dir = xasprintf("data/indexdb/%s", name);
+			add_synth(plan, add_dir_path(plan, dir), "parts.json", json, strlen(json));
+			free(dir);
+		}
+	}
+	for (size_t v = 0; v < n; v++) {
+		name_list_free(&small[v]);
+		name_list_free(&big[v]);
+	}
+	free(small);
+	free(big);
+	free(sources);
+	name_list_free(&merged_small);
+	name_list_free(&merged_big);
+	name_list_free(&merged_index);
+	candidates_free(&summary_parts);
+}
+
+/* Every YYYY_MM under data/{small,big,indexdb} of every volume; the rest is hidden. */
+static void collect_partition_names(struct plan *plan, struct name_list *names)
+{
+	for (size_t v = 0; v < plan->volume_count; v++) {
+		struct name_list found = { 0 };
+
+		for (int level = LEVEL_SMALL; level <= LEVEL_INDEXDB; level++) {
+			const struct vnode *dir = vnode_at(&plan->volumes[v].root, level_dirs[level]);
+
+			for (size_t i = 0; dir && i < dir->child_count; i++) {
+				const struct vnode *entry = &dir->children[i];
+				char *path = xasprintf("%s/%s", level_dirs[level], entry->name);
+
+				if (strcmp(entry->name, "snapshots") == 0) {
+					if (entry->child_count || entry->not_scanned)
+						hide(plan, (int)v, path,
+						     "per-volume snapshots (shown empty)");
+				} else if (!S_ISDIR(entry->st.st_mode) ||
+					   !is_partition_name(entry->name)) {
+					hide(plan, (int)v, path,
+					     "not a YYYY_MM partition (vmstorage would panic on it)");
+				} else if (!name_list_contains(names, entry->name)) {
+					name_list_add(names, entry->name);
+				}
+				if (S_ISDIR(entry->st.st_mode) && is_partition_name(entry->name) &&
+				    !name_list_contains(&found, entry->name))
+					name_list_add(&found, entry->name);
+				free(path);
+			}
+		}
+		plan->summary[v].partitions = found.count;
+		name_list_free(&found);
+	}
+	name_list_sort(names);
+}
+
+/* ---- indexdb tables ---- */
+
+struct table_ref {
+	int volume;
+	const struct vnode *dir;
+	enum table_role role;
+};
+
+/* How many of its newest tables a volume's own vmstorage keeps. */
+static size_t table_window(enum generation generation)
+{
+	return generation == GEN_B2 ? 3 : 2;
+}
+
+/* The tables of one volume with the roles its own vmstorage gives them. */
+static void volume_tables(struct plan *plan, int volume, struct table_ref **refs, size_t *count,
+			  size_t *capacity)
+{
+	const struct vnode *indexdb = vnode_child(&plan->volumes[volume].root, "indexdb");
+	enum generation generation = plan->summary[volume].generation;
+	const struct vnode *tables[64];
+	size_t n = 0, keep, first;
+
+	for (size_t i = 0; indexdb && i < indexdb->child_count; i++) {
+		const struct vnode *entry = &indexdb->children[i];
+		char *path = xasprintf("indexdb/%s", entry->name);
+
+		if (strcmp(entry->name, "snapshots") == 0) {
+			if (entry->child_count || entry->not_scanned)
+				hide(plan, volume, path, "per-volume snapshots (shown empty)");
+		} else if (!S_ISDIR(entry->st.st_mode) || !is_hex16_name(entry->name)) {
+			hide(plan, volume, path, "not an indexdb table");
+		} else if (vnode_child(entry, ".delete-this-dir")) {
+			hide(plan, volume, path, "partially removed table (.delete-this-dir)");
+		} else if (generation == GEN_C && is_empty_dir(entry)) {
+			hide(plan, volume, path, "empty table directory");
+		} else if (n < sizeof(tables) / sizeof(tables[0])) {
+			tables[n++] = entry; /* children are sorted: oldest first */
+		} else {
+			hide(plan, volume, path, "older than the tables vmstorage keeps");
+		}
+		free(path);
+	}
+	keep = n < table_window(generation) ? n : table_window(generation);
+	if (generation == GEN_C && n >= 3) {
+		/* Gen C keeps the newest 3, then drops the newest ("next") of those. */
+		keep = 2;
+		for (size_t i = n - 1; i < n; i++) {
+			char *path = xasprintf("indexdb/%s", tables[i]->name);
+
+			hide(plan, volume, path, "legacy next table (gen-C vmstorage deletes it)");
+			free(path);
+		}
+		n -= 1;
+	}
+	first = n - keep;
+	for (size_t i = 0; i < first; i++) {
+		char *path = xasprintf("indexdb/%s", tables[i]->name);
+
+		hide(plan, volume, path,
+		     "older than the tables vmstorage keeps (it would delete it at startup)");
+		free(path);
+	}
+	for (size_t i = first; i < n; i++) {
+		struct table_ref *ref = ARRAY_PUSH(*refs, *count, *capacity);
+
+		ref->volume = volume;
+		ref->dir = tables[i];
+		ref->role = (enum table_role)(i - first);
+	}
+	plan->summary[volume].tables = n - first;
+}
+
+static size_t target_roles(enum generation target)
+{
+	return target == GEN_B2 ? 3 : 2;
+}
+
+static bool all_have_flag(const struct table_ref *refs, size_t count, enum table_role role,
+			  const char *flag)
+{
+	bool any = false;
+
+	for (size_t i = 0; i < count; i++) {
+		if (refs[i].role != role)
+			continue;
+		any = true;
+		if (!vnode_child(refs[i].dir, flag))
+			return false;
+	}
+	return any;
+}
+
+/* One merged table: the union of the parts of every table of that role. */
+static void merge_table(struct plan *plan, const struct table_ref *refs, size_t count,
+			enum table_role role, const char *name)
+{
+	struct source_dir *sources = xcalloc(count, sizeof(*sources));
+	struct name_list *lists = xcalloc(count, sizeof(*lists));
+	struct name_list merged = { 0 };
+	size_t used = 0;
+	char *path = xasprintf("indexdb/%s", name);
+	uint32_t dir = add_dir_path(plan, path);
+	struct plan_table *table;
+
+	for (size_t i = 0; i < count; i++) {
+		const struct table_ref *ref = &refs[i];
+		struct source_dir *src;
+		bool present = false;
+		char *json_path;
+
+		if (ref->role != role)
+			continue;
+		src = &sources[used];
+		*src = (struct source_dir){ .volume = ref->volume, .dir = ref->dir };
+		src->path = xasprintf("indexdb/%s", ref->dir->name);
+		json_path = xasprintf("%s/parts.json", src->path);
+		if (uses_parts_json(plan->summary[ref->volume].generation))
+			read_listed(plan, ref->volume, vnode_child(ref->dir, "parts.json"),
+				    json_path, false, &lists[used], NULL, &present);
+		if (present) {
+			src->listed = &lists[used];
+			src->listed_in = json_path;
+		} else {
+			free(json_path);
+		}
+		struct plan_table_source *ts = ARRAY_PUSH(plan->table_sources,
+							  plan->table_source_count,
+							  plan->table_source_capacity);
+		ts->volume = ref->volume;
+		ts->name = xstrdup(ref->dir->name);
+		ts->role = role;
+		used++;
+	}
+	merge_parts(plan, path, sources, used, true, &merged, NULL);
+	if (uses_parts_json(plan->target)) {
+		char *json = partsjson_format_table(&merged);
+
+		add_synth(plan, dir, "parts.json", json, strlen(json));
+	}
+	if (plan->target <= GEN_B1)
+		add_empty_file(plan, dir, "flock.lock");
+	if (all_have_flag(refs, count, role, "converted-to-v1.28.0"))
+		add_empty_file(plan, dir, "converted-to-v1.28.0");
+	table = ARRAY_PUSH(plan->tables, plan->table_count, plan->table_capacity);
+	table->role = role;
+	table->name = xstrdup(name);
+	table->part_count = merged.count;
+	for (size_t i = 0; i < used; i++) {
+		free(sources[i].path);
+		free((char *)sources[i].listed_in);
+		name_list_free(&lists[i]);
+	}
+	free(sources);
+	free(lists);
+	free(path);
+	name_list_free(&merged);
+}
+
+/* Global indexdb/ tables merged by role, each named after the largest
+ * original name of its role (layout section 8). */
+static void merge_tables(struct plan *plan)
+{
+	struct table_ref *refs = NULL;
+	size_t count = 0, capacity = 0, roles = target_roles(plan->target);
+	const char *names[3] = { NULL, NULL, NULL };
+	bool any_indexdb = false;
+
+	for (size_t v = 0; v < plan->volume_count; v++) {
+		any_indexdb |= vnode_is_dir(vnode_child(&plan->volumes[v].root, "indexdb"));
+		volume_tables(plan, (int)v, &refs, &count, &capacity);
+	}
+	if (!any_indexdb) {
+		free(refs);
+		return;
+	}
+	add_dir_path(plan, "indexdb/snapshots");
+	for (size_t i = 0; i < count; i++) {
+		if ((size_t)refs[i].role >= roles) {
+			char *path = xasprintf("indexdb/%s", refs[i].dir->name);
+
+			hide(plan, refs[i].volume, path,
+			     "next table (a gen-C target keeps only prev and curr)");
+			free(path);
+			continue;
+		}
+		if (!names[refs[i].role] || strcmp(refs[i].dir->name, names[refs[i].role]) > 0)
+			names[refs[i].role] = refs[i].dir->name;
+	}
+	for (size_t r = 1; r < roles; r++)
+		if (names[r - 1] && names[r] && strcmp(names[r - 1], names[r]) >= 0)
+			refuse(plan,
+			       "indexdb: the merged %s table %s does not sort before the merged "
+			       "%s table %s; vmstorage would give them the wrong roles",
+			       table_role_name(r - 1), names[r - 1], table_role_name(r), names[r]);
+	for (size_t r = 0; r < roles; r++)
+		if (names[r])
+			merge_table(plan, refs, count, (enum table_role)r, names[r]);
+	free(refs);
+}
+
+/* ---- the root ---- */
+
+static int64_t decode_zigzag_be(const unsigned char *p)
+{
+	uint64_t u = 0;
+
+	for (int i = 0; i < 8; i++)
+		u = (u << 8) | p[i];
+	return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+}
+
+/* metadata/minTimestampForCompositeIndex: the max over volumes never hides a
+ * series, a min would (layout section 8). */
+static void merge_min_timestamp(struct plan *plan)
+{
+	const char *path = "metadata/minTimestampForCompositeIndex";
+	const struct vnode *best = NULL;
+	int64_t best_value = INT64_MIN;
+
+	for (size_t v = 0; v < plan->volume_count; v++) {
+		const struct vnode *file = vnode_at(&plan->volumes[v].root, path);
+		int64_t value;
+
+		if (!file)
+			continue;
+		if (!S_ISREG(file->st.st_mode) || file->content_len != 8) {
+			hide(plan, (int)v, path, "unreadable (vmstorage rewrites it)");
+			continue;
+		}
+		value = decode_zigzag_be((const unsigned char *)file->content);
+		if (!best || value > best_value) {
+			best = file;
+			best_value = value;
+		}
+	}
+	add_dir(plan, 0, "metadata");
+	if (!best)
+		return;
+	char *content = xmalloc(8);
+	memcpy(content, best->content, 8);
+	add_synth(plan, add_dir(plan, 0, "metadata"), "minTimestampForCompositeIndex", content, 8);
+}
+
+static const char *root_hidden_reason(const struct vnode *entry)
+{
+	if (strcmp(entry->name, "flock.lock") == 0)
+		return "per-volume lock file (a fresh one is shown)";
+	if (strcmp(entry->name, "cache") == 0)
+		return "per-volume caches must not be merged (shown empty)";
+	if (strcmp(entry->name, "snapshots") == 0)
+		return "per-volume snapshots (shown empty)";
+	return "unknown entry (vmstorage ignores it)";
+}
+
+static void hide_root_entries(struct plan *plan, int volume)
+{
+	const struct vnode *root = &plan->volumes[volume].root;
+	const struct vnode *data = vnode_child(root, "data");
+
+	for (size_t i = 0; i < root->child_count; i++) {
+		const struct vnode *entry = &root->children[i];
+
+		if (strcmp(entry->name, "data") == 0 || strcmp(entry->name, "indexdb") == 0 ||
+		    strcmp(entry->name, "metadata") == 0)
+			continue;
+		if ((strcmp(entry->name, "cache") == 0 || strcmp(entry->name, "snapshots") == 0) &&
+		    entry->child_count == 0 && !entry->not_scanned)
+			continue;
+		hide(plan, volume, entry->name, root_hidden_reason(entry));
+	}
+	if (vnode_child(data, "flock.lock"))
+		hide(plan, volume, "data/flock.lock", "per-volume lock file (a fresh one is shown)");
+}
+
+static void check_volumes(struct plan *plan)
+{
+	for (size_t v = 0; v < plan->volume_count; v++) {
+		const struct volume *volume = &plan->volumes[v];
+
+		if (!vnode_is_dir(vnode_child(&volume->root, "data")))
+			refuse(plan, "%s: not a vmstorage volume (no data/ directory)", volume->path);
+		if (vnode_child(&volume->root, "restore-in-progress"))
+			refuse(plan,
+			       "%s: restore-in-progress exists: vmrestore did not finish, the "
+			       "volume is incomplete",
+			       volume->path);
+		for (size_t w = 0; w < v; w++)
+			if (plan->volumes[w].root.st.st_dev == volume->root.st.st_dev &&
+			    plan->volumes[w].root.st.st_ino == volume->root.st.st_ino)
+				refuse(plan, "%s: the same volume as %s, given twice", volume->path,
+				       plan->volumes[w].path);
+		plan->summary[v].generation = detect_generation(&volume->root);
+		if (plan->summary[v].generation > plan->target)
+			plan->target = plan->summary[v].generation;
+	}
+}
+
+static void build_root(struct plan *plan)
+{
+	add_node(plan, 0, "", PLAN_DIR);
+	add_empty_file(plan, 0, "flock.lock");
+	add_dir(plan, 0, "cache");
+	add_dir(plan, 0, "snapshots");
+	merge_min_timestamp(plan);
+	add_dir_path(plan, "data/small/snapshots");
+	add_dir_path(plan, "data/big/snapshots");
+	if (plan->target == GEN_C)
+		add_dir_path(plan, "data/indexdb/snapshots");
+	if (plan->target <= GEN_B1)
+		add_empty_file(plan, add_dir(plan, 0, "data"), "flock.lock");
+}
+
+static int compare_children(const void *a, const void *b, void *arg)
+{
+	const struct plan *plan = arg;
+
+	return strcmp(plan->nodes[*(const uint32_t *)a].name,
+		      plan->nodes[*(const uint32_t *)b].name);
+}
+
+static void finish_nodes(struct plan *plan)
+{
+	for (size_t i = 0; i < plan->node_count; i++) {
+		struct plan_node *node = &plan->nodes[i];
+
+		if (node->child_count)
+			qsort_r(node->children, node->child_count, sizeof(uint32_t),
+				compare_children, plan);
+	}
+}
+
+static void summarize_bytes(struct plan *plan)
+{
+	for (size_t i = 0; i < plan->node_count; i++)
+		if (plan->nodes[i].kind == PLAN_LOWER_FILE)
+			plan->summary[plan->nodes[i].volume].bytes += plan->nodes[i].size;
+}
+
+int plan_build(struct plan *plan, struct volume *volumes, size_t volume_count,
+	       struct error *err)
+{
+	struct name_list partitions = { 0 };
+
+	memset(plan, 0, sizeof(*plan));
+	plan->volumes = volumes;
+	plan->volume_count = volume_count;
+	plan->summary = xcalloc(volume_count, sizeof(*plan->summary));
+	if (volume_count == 0)
+		return error_set(err, EINVAL, "no volumes given");
+	check_volumes(plan);
+	if (plan->refusal_count == 0) {
+		build_root(plan);
+		for (size_t v = 0; v < volume_count; v++)
+			hide_root_entries(plan, (int)v);
+		collect_partition_names(plan, &partitions);
+		for (size_t i = 0; i < partitions.count; i++)
+			merge_partition(plan, partitions.names[i]);
+		merge_tables(plan);
+		finish_nodes(plan);
+		summarize_bytes(plan);
+	}
+	name_list_free(&partitions);
+	if (plan->refusal_count == 0)
+		return 0;
+	if (plan->refusal_count == 1)
+		return error_set(err, EINVAL, "%s", plan->refusals[0]);
+	return error_set(err, EINVAL, "%s (and %zu more refusals)", plan->refusals[0],
+			 plan->refusal_count - 1);
+}
+
+void plan_free(struct plan *plan)
+{
+	for (size_t i = 0; i < plan->node_count; i++) {
+		free(plan->nodes[i].name);
+		free(plan->nodes[i].lower_path);
+		free(plan->nodes[i].content);
+		free(plan->nodes[i].children);
+	}
+	free(plan->nodes);
+	for (size_t i = 0; i < plan->hidden_count; i++) {
+		free(plan->hidden[i].path);
+		free(plan->hidden[i].reason);
+	}
+	free(plan->hidden);
+	for (size_t i = 0; i < plan->rename_count; i++) {
+		free(plan->renames[i].path);
+		free(plan->renames[i].new_name);
+	}
+	free(plan->renames);
+	for (size_t i = 0; i < plan->table_count; i++)
+		free(plan->tables[i].name);
+	free(plan->tables);
+	for (size_t i = 0; i < plan->table_source_count; i++)
+		free(plan->table_sources[i].name);
+	free(plan->table_sources);
+	for (size_t i = 0; i < plan->partition_count; i++) {
+		free(plan->partitions[i].name);
+		free(plan->partitions[i].part_count);
+		free(plan->partitions[i].rows);
+	}
+	free(plan->partitions);
+	for (size_t i = 0; i < plan->refusal_count; i++)
+		free(plan->refusals[i]);
+	free(plan->refusals);
+	free(plan->summary);
+	memset(plan, 0, sizeof(*plan));
+}
+
+static int compare_child_name(const void *key, const void *element, void *arg)
+{
+	const struct plan *plan = arg;
+
+	return strcmp(key, plan->nodes[*(const uint32_t *)element].name);
+}
+
+uint32_t plan_child(const struct plan *plan, uint32_t dir, const char *name)
+{
+	const struct plan_node *node = &plan->nodes[dir];
+	size_t low = 0, high = node->child_count;
+
+	while (low < high) {
+		size_t mid = (low + high) / 2;
+		int c = compare_child_name(name, &node->children[mid], (void *)plan);
+
+		if (c == 0)
+			return node->children[mid];
+		if (c < 0)
+			high = mid;
+		else
+			low = mid + 1;
+	}
+	return PLAN_NONE;
+}
+
+uint32_t plan_at(const struct plan *plan, const char *path)
+{
+	char *copy = xstrdup(path), *save = NULL;
+	uint32_t node = plan->node_count ? 0 : PLAN_NONE;
+
+	for (char *part = strtok_r(copy, "/", &save); node != PLAN_NONE && part;
+	     part = strtok_r(NULL, "/", &save))
+		node = plan_child(plan, node, part);
+	free(copy);
+	return node;
+}
+
+char *plan_path(const struct plan *plan, uint32_t node)
+{
+	char *path = xstrdup("");
+
+	for (; node != 0; node = plan->nodes[node].parent) {
+		char *longer = *path ? xasprintf("%s/%s", plan->nodes[node].name, path)
+				     : xstrdup(plan->nodes[node].name);
+
+		free(path);
+		path = longer;
+	}
+	return path;
+}
+
+uint64_t plan_lower_bytes(const struct plan *plan)
+{
+	uint64_t total = 0;
+
+	for (size_t i = 0; i < plan->node_count; i++)
+		if (plan->nodes[i].kind == PLAN_LOWER_FILE)
+			total += plan->nodes[i].size;
+	return total;
+}

@@ -1,0 +1,120 @@
+/* The merge model: merge(volumes) -> plan, the one merged vmstorage tree.
+ * Every rule of what is live, hidden, renamed, synthesized or refused lives in
+ * plan.c; the daemon, materialize and `vmunion plan` only read the result. */
+#ifndef VMUNION_PLAN_H
+#define VMUNION_PLAN_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "partsjson.h"
+#include "util.h"
+#include "volume.h"
+
+enum generation { GEN_A, GEN_B1, GEN_B2, GEN_C };
+
+enum plan_node_kind {
+	PLAN_DIR,
+	PLAN_LOWER_FILE, /* bytes come from a file of a volume */
+	PLAN_SYNTH_FILE, /* bytes are made by the plan (parts.json, flock.lock...) */
+};
+
+#define PLAN_NONE UINT32_MAX
+
+struct plan_node {
+	char *name;
+	uint32_t parent;
+	enum plan_node_kind kind;
+	int volume;          /* PLAN_LOWER_FILE: index into plan->volumes */
+	char *lower_path;    /* PLAN_LOWER_FILE: path below that volume's root */
+	uint64_t size;
+	struct timespec mtime;
+	char *content;       /* PLAN_SYNTH_FILE */
+	uint32_t *children;  /* sorted by name */
+	size_t child_count, child_capacity;
+};
+
+struct plan_hidden {
+	int volume;
+	char *path;
+	char *reason;
+};
+
+struct plan_rename {
+	int volume;
+	char *path;     /* the part dir below the volume root */
+	char *new_name;
+};
+
+enum table_role { ROLE_PREV, ROLE_CURR, ROLE_NEXT };
+
+struct plan_table_source {
+	int volume;
+	char *name;
+	enum table_role role;
+};
+
+struct plan_table {
+	enum table_role role;
+	char *name; /* the merged table's name */
+	size_t part_count;
+};
+
+struct plan_partition {
+	char *name;
+	size_t *part_count;  /* per volume, data parts (small + big) */
+	uint64_t *rows;      /* per volume */
+	int64_t min_timestamp, max_timestamp; /* over all parts, ms */
+};
+
+struct plan_volume_summary {
+	enum generation generation;
+	size_t partitions, parts, tables;
+	uint64_t bytes;
+};
+
+struct plan {
+	struct volume *volumes;
+	size_t volume_count;
+	struct plan_volume_summary *summary; /* per volume */
+	enum generation target;
+
+	struct plan_node *nodes; /* nodes[0] is the root */
+	size_t node_count, node_capacity;
+
+	struct plan_hidden *hidden;
+	size_t hidden_count, hidden_capacity;
+	struct plan_rename *renames;
+	size_t rename_count, rename_capacity;
+	struct plan_table *tables;
+	size_t table_count, table_capacity;
+	struct plan_table_source *table_sources;
+	size_t table_source_count, table_source_capacity;
+	struct plan_partition *partitions;
+	size_t partition_count, partition_capacity;
+	char **refusals;
+	size_t refusal_count, refusal_capacity;
+};
+
+const char *generation_name(enum generation generation);
+const char *table_role_name(enum table_role role);
+
+/* Builds the plan of volumes (which stay owned by the caller). Returns 0, or
+ * -EINVAL with err naming the first refusal (plan->refusals has them all). */
+int plan_build(struct plan *plan, struct volume *volumes, size_t volume_count,
+	       struct error *err);
+void plan_free(struct plan *plan);
+
+uint32_t plan_child(const struct plan *plan, uint32_t dir, const char *name);
+uint32_t plan_at(const struct plan *plan, const char *path);
+/* "data/small/2024_01/parts.json"; the root is "". Caller frees. */
+char *plan_path(const struct plan *plan, uint32_t node);
+/* Bytes of every lower file, for space checks. */
+uint64_t plan_lower_bytes(const struct plan *plan);
+
+void plan_print_text(const struct plan *plan, FILE *out);
+/* Returns a malloc'd JSON document. */
+char *plan_print_json(const struct plan *plan);
+
+#endif

@@ -1,0 +1,49 @@
+/* Small helpers shared by every module: error text, growable arrays, strings. */
+#ifndef VMUNION_UTIL_H
+#define VMUNION_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Errors travel as -errno; the text saying which file and why is kept here and
+ * printed once, by whoever is at the edge (a main, a test). */
+struct error {
+	char message[1024];
+};
+
+/* Records "fmt" in err (when err is not NULL) and returns -errnum. */
+int error_set(struct error *err, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+void *xmalloc(size_t size);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *ptr, size_t size);
+char *xstrdup(const char *s);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Grows *items (of item_size each) so that index "count" is valid. */
+void array_reserve(void *items_ptr, size_t *capacity, size_t count, size_t item_size);
+#define ARRAY_PUSH(items, count, capacity)                                        \
+	(array_reserve(&(items), &(capacity), (count), sizeof(*(items))),         \
+	 &(items)[(count)++])
+
+/* A plain name: non-empty, no '/', not "." or "..", at most NAME_MAX bytes. */
+bool is_plain_name(const char *name);
+/* "YYYY_MM" with a month 01..12. */
+bool is_partition_name(const char *name);
+/* Exactly 16 upper-case hex digits. */
+bool is_hex16_name(const char *name);
+bool has_suffix(const char *s, const char *suffix);
+int compare_strings(const void *a, const void *b);
+
+/* Reads a whole small file below dirfd (at most max bytes). */
+int read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *out_len);
+/* Writes data to path atomically: temp file, fsync, rename, fsync the dir. */
+int write_file_atomic(int dirfd, const char *path, const void *data, size_t len);
+/* Removes path below dirfd with everything inside it. Missing is not an error. */
+int remove_tree_at(int dirfd, const char *path);
+int fsync_dir_at(int dirfd, const char *path);
+
+#endif

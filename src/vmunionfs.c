@@ -1,0 +1,283 @@
+/* vmunionfs: mount several vmstorage volumes as one merged vmstorage tree. */
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "fs.h"
+#include "plan.h"
+#include "upper.h"
+#include "volume.h"
+
+#define EXIT_REFUSED 1
+#define EXIT_FAILURE_IO 2
+#define EXIT_USAGE 64
+
+struct options {
+	char *upper;
+	double timeout;
+	bool help, version;
+	struct name_list positional;
+};
+
+enum { KEY_HELP, KEY_VERSION };
+
+static const struct fuse_opt option_specs[] = {
+	{ "upper=%s", offsetof(struct options, upper), 0 },
+	{ "timeout=%lf", offsetof(struct options, timeout), 0 },
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_END,
+};
+
+static void usage(FILE *out)
+{
+	fputs("Usage: vmunionfs [OPTIONS] VOLUME[:VOLUME...] [VOLUME...] MOUNTPOINT\n"
+	      "\n"
+	      "Presents several VictoriaMetrics vmstorage volumes, opened read-only, as one\n"
+	      "merged vmstorage tree at MOUNTPOINT. Without -o upper the mount is read-only.\n"
+	      "\n"
+	      "Options:\n"
+	      "  -o upper=DIR     writable copy-on-write layer: every change lands in DIR,\n"
+	      "                   the volumes are never written (a vmstorage can run on it)\n"
+	      "  -o timeout=SECS  kernel attribute/entry cache timeout (default 1)\n"
+	      "  -o OPT[,OPT...]  FUSE mount options (allow_other, ...)\n"
+	      "  -f               stay in the foreground\n"
+	      "  -d               debug output (implies -f)\n"
+	      "  -s               single-threaded\n"
+	      "  -h, --help       show this help\n"
+	      "  -V, --version    show the version\n"
+	      "\n"
+	      "Exit status: 0 unmounted cleanly, 1 the volumes cannot be merged (refused),\n"
+	      "2 an I/O or mount error, 64 wrong usage. Unmount with: fusermount3 -u MOUNTPOINT\n",
+	      out);
+}
+
+static int collect_option(void *data, const char *arg, int key, struct fuse_args *args)
+{
+	struct options *options = data;
+
+	if (key == KEY_HELP) {
+		options->help = true;
+		return 0;
+	}
+	if (key == KEY_VERSION) {
+		options->version = true;
+		return 0;
+	}
+	if (key == FUSE_OPT_KEY_NONOPT) {
+		/* VOLUME[:VOLUME...], as in mergerfs, so it fits in /etc/fstab. */
+		char *copy = xstrdup(arg), *save = NULL;
+
+		for (char *p = strtok_r(copy, ":", &save); p; p = strtok_r(NULL, ":", &save))
+			name_list_add(&options->positional, p);
+		free(copy);
+		return 0;
+	}
+	return 1;
+}
+
+/* child == parent or below it (both resolved). */
+static bool path_within(const char *child, const char *parent)
+{
+	size_t n = strlen(parent);
+
+	return strncmp(child, parent, n) == 0 &&
+	       (child[n] == '\0' || child[n] == '/' || strcmp(parent, "/") == 0);
+}
+
+static int check_mountpoint(const char *mountpoint)
+{
+	char parent[PATH_MAX + 4];
+	struct stat st, up;
+
+	if (stat(mountpoint, &st) < 0) {
+		fprintf(stderr, "vmunionfs: mountpoint %s: %s\n", mountpoint, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "vmunionfs: mountpoint %s is not a directory\n", mountpoint);
+		return -1;
+	}
+	snprintf(parent, sizeof(parent), "%s/..", mountpoint);
+	if (stat(parent, &up) == 0 && (up.st_dev != st.st_dev || up.st_ino == st.st_ino)) {
+		fprintf(stderr, "vmunionfs: mountpoint %s is busy: something is mounted there\n",
+			mountpoint);
+		return -1;
+	}
+	return 0;
+}
+
+/* The upper must lie outside every volume and the mountpoint, and the other way round. */
+static int check_upper_location(const char *upper, struct volume *volumes, size_t count,
+				const char *mountpoint)
+{
+	char real_upper[PATH_MAX], real[PATH_MAX];
+
+	if (!realpath(upper, real_upper)) {
+		fprintf(stderr, "vmunionfs: upper %s: %s\n", upper, strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i <= count; i++) {
+		const char *other = i < count ? volumes[i].path : mountpoint;
+
+		if (!realpath(other, real))
+			continue;
+		if (path_within(real_upper, real) || path_within(real, real_upper)) {
+			fprintf(stderr, "vmunionfs: upper %s must not be inside %s %s, nor it inside "
+					"the upper\n",
+				upper, i < count ? "the volume" : "the mountpoint", other);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int open_volumes(const struct name_list *paths, struct volume **out)
+{
+	struct volume *volumes = xcalloc(paths->count, sizeof(*volumes));
+	struct error err;
+
+	for (size_t i = 0; i < paths->count; i++) {
+		if (volume_open(&volumes[i], paths->names[i], &err) < 0) {
+			fprintf(stderr, "vmunionfs: %s\n", err.message);
+			while (i-- > 0)
+				volume_close(&volumes[i]);
+			free(volumes);
+			return -1;
+		}
+	}
+	*out = volumes;
+	return 0;
+}
+
+/* Mounts and serves until unmounted; the volumes and the upper are ready. */
+static int serve(struct fuse_args *args, struct fuse_cmdline_opts *cmdline, struct fs *fs)
+{
+	struct fuse_loop_config *loop;
+	struct fuse_session *session;
+	int rc = EXIT_FAILURE_IO;
+
+	session = fuse_session_new(args, fs_operations(), sizeof(*fs_operations()), fs);
+	if (!session)
+		return EXIT_USAGE;
+	if (fuse_set_signal_handlers(session) != 0)
+		goto out_session;
+	if (fuse_session_mount(session, cmdline->mountpoint) != 0)
+		goto out_signals;
+	fuse_daemonize(cmdline->foreground);
+	if (cmdline->singlethread) {
+		rc = fuse_session_loop(session);
+	} else {
+		loop = fuse_loop_cfg_create();
+		fuse_loop_cfg_set_clone_fd(loop, (unsigned int)cmdline->clone_fd);
+		fuse_loop_cfg_set_max_threads(loop, cmdline->max_threads);
+		rc = fuse_session_loop_mt(session, loop);
+		fuse_loop_cfg_destroy(loop);
+	}
+	rc = rc == 0 ? 0 : EXIT_FAILURE_IO;
+	fuse_session_unmount(session);
+out_signals:
+	fuse_remove_signal_handlers(session);
+out_session:
+	fuse_session_destroy(session);
+	return rc;
+}
+
+static int run(struct options *options, struct fuse_args *args,
+	       struct fuse_cmdline_opts *cmdline)
+{
+	size_t count = options->positional.count - 1;
+	struct volume *volumes;
+	struct upper upper;
+	struct fs_config config;
+	struct plan plan;
+	struct error err;
+	struct fs *fs;
+	int rc = EXIT_FAILURE_IO;
+
+	if (check_mountpoint(cmdline->mountpoint) < 0 || open_volumes(&options->positional,
+								      &volumes) < 0)
+		return EXIT_FAILURE_IO;
+	if (plan_build(&plan, volumes, count, &err) < 0) {
+		fprintf(stderr, "vmunionfs: refused: %s\n", err.message);
+		rc = EXIT_REFUSED;
+		goto out_plan;
+	}
+	if (options->upper) {
+		if (mkdir(options->upper, 0755) < 0 && errno != EEXIST) {
+			fprintf(stderr, "vmunionfs: upper %s: %s\n", options->upper,
+				strerror(errno));
+			goto out_plan;
+		}
+		if (check_upper_location(options->upper, volumes, count,
+					 cmdline->mountpoint) < 0)
+			goto out_plan;
+	}
+	if ((options->upper ? upper_open(&upper, options->upper, &plan, &err)
+			    : upper_open_temporary(&upper, &plan, &err)) < 0) {
+		fprintf(stderr, "vmunionfs: %s\n", err.message);
+		goto out_plan;
+	}
+	config = (struct fs_config){ .volumes = volumes, .volume_count = count,
+				     .upper_tree_fd = upper.tree_fd,
+				     .timeout = options->timeout };
+	fs = fs_new(&config, &err);
+	if (!fs) {
+		fprintf(stderr, "vmunionfs: %s\n", err.message);
+		goto out_upper;
+	}
+	if (!options->upper)
+		fuse_opt_add_arg(args, "-oro");
+	rc = serve(args, cmdline, fs);
+	fs_free(fs);
+out_upper:
+	upper_close(&upper);
+out_plan:
+	plan_free(&plan);
+	for (size_t i = 0; i < count; i++)
+		volume_close(&volumes[i]);
+	free(volumes);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct options options = { .timeout = 1.0 };
+	struct fuse_cmdline_opts cmdline = { 0 };
+	int rc;
+
+	if (fuse_opt_parse(&args, &options, option_specs, collect_option) != 0)
+		return EXIT_USAGE;
+	if (options.help || options.version) {
+		if (options.help)
+			usage(stdout);
+		else
+			printf("vmunionfs %s (libfuse %s)\n", PACKAGE_VERSION, fuse_pkgversion());
+		return 0;
+	}
+	if (options.positional.count < 2) {
+		fputs("vmunionfs: give at least one VOLUME and a MOUNTPOINT (see --help)\n",
+		      stderr);
+		return EXIT_USAGE;
+	}
+	fuse_opt_add_arg(&args, options.positional.names[options.positional.count - 1]);
+	fuse_opt_add_arg(&args, "-ofsname=vmunionfs,subtype=vmunionfs");
+	if (fuse_parse_cmdline(&args, &cmdline) != 0)
+		return EXIT_USAGE;
+	rc = run(&options, &args, &cmdline);
+	free(cmdline.mountpoint);
+	fuse_opt_free_args(&args);
+	name_list_free(&options.positional);
+	free(options.upper);
+	return rc;
+}

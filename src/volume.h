@@ -1,0 +1,38 @@
+/* A source volume: opened read-only and scanned into memory once.
+ * The scan records facts only (names, stats, small metadata files); what is
+ * live, hidden or refused is decided by the plan (plan.c). */
+#ifndef VMUNION_VOLUME_H
+#define VMUNION_VOLUME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/stat.h>
+
+#include "util.h"
+
+struct vnode {
+	char *name;
+	struct stat st;
+	struct vnode *children; /* sorted by name; directories only */
+	size_t child_count;
+	char *content;          /* small files the merge reads (see volume.c) */
+	size_t content_len;
+	bool not_scanned;       /* a directory whose contents the merge never shows */
+};
+
+struct volume {
+	char *path;   /* as the user gave it */
+	int dirfd;    /* O_RDONLY | O_DIRECTORY: every access goes through openat */
+	struct vnode root;
+};
+
+int volume_open(struct volume *volume, const char *path, struct error *err);
+void volume_close(struct volume *volume);
+
+const struct vnode *vnode_child(const struct vnode *dir, const char *name);
+/* Looks up a relative path such as "data/small". */
+const struct vnode *vnode_at(const struct vnode *root, const char *path);
+bool vnode_is_dir(const struct vnode *node);
+bool vnode_is_file(const struct vnode *node);
+
+#endif

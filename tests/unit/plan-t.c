@@ -1,0 +1,549 @@
+/* The merge model: on the real sample volumes and on crafted trees, one rule
+ * at a time. */
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "plan.h"
+#include "tap.h"
+
+static char scratch[] = "/tmp/vmunion-plan-t.XXXXXX";
+static const char *top_srcdir;
+
+/* ---- building crafted volumes ---- */
+
+static void mkdirs(const char *path)
+{
+	char *copy = xstrdup(path);
+
+	for (char *p = copy + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		mkdir(copy, 0755);
+		*p = '/';
+	}
+	mkdir(copy, 0755);
+	free(copy);
+}
+
+/* Writes content to volume/path, creating the parents. */
+static void put(const char *volume, const char *path, const char *content)
+{
+	char *full = xasprintf("%s/%s/%s", scratch, volume, path);
+	char *slash = strrchr(full, '/');
+	FILE *f;
+
+	*slash = '\0';
+	mkdirs(full);
+	*slash = '/';
+	f = fopen(full, "w");
+	if (!f)
+		abort();
+	fputs(content, f);
+	fclose(f);
+	free(full);
+}
+
+static void dir(const char *volume, const char *path)
+{
+	char *full = xasprintf("%s/%s/%s", scratch, volume, path);
+
+	mkdirs(full);
+	free(full);
+}
+
+/* A gen B/C data part with its files; seed makes the bytes differ. */
+static void data_part(const char *volume, const char *dirpath, const char *seed)
+{
+	static const char *const files[] = { "metaindex.bin", "index.bin", "timestamps.bin",
+					     "values.bin" };
+	char *path;
+
+	for (size_t i = 0; i < 4; i++) {
+		path = xasprintf("%s/%s", dirpath, files[i]);
+		put(volume, path, seed);
+		free(path);
+	}
+	path = xasprintf("%s/metadata.json", dirpath);
+	put(volume, path, "{\"RowsCount\":10,\"BlocksCount\":2,\"MinTimestamp\":1,"
+			  "\"MaxTimestamp\":2,\"MinDedupInterval\":0}");
+	free(path);
+}
+
+static char *volume_path(const char *volume)
+{
+	return xasprintf("%s/%s", scratch, volume);
+}
+
+struct merged {
+	struct volume volumes[8];
+	size_t count;
+	struct plan plan;
+	struct error err;
+	int rc;
+};
+
+/* Opens "a", "b", ... (NULL-terminated) below scratch, or absolute paths. */
+static int merge(struct merged *m, const char *first, ...)
+{
+	va_list ap;
+
+	memset(m, 0, sizeof(*m));
+	va_start(ap, first);
+	for (const char *name = first; name; name = va_arg(ap, const char *)) {
+		char *path = name[0] == '/' ? xstrdup(name) : volume_path(name);
+
+		if (volume_open(&m->volumes[m->count], path, &m->err) < 0) {
+			diag("cannot open: %s", m->err.message);
+			free(path);
+			va_end(ap);
+			return m->rc = -1;
+		}
+		m->count++;
+		free(path);
+	}
+	va_end(ap);
+	m->rc = plan_build(&m->plan, m->volumes, m->count, &m->err);
+	if (m->rc < 0)
+		diag("refused: %s", m->err.message);
+	return m->rc;
+}
+
+static void merged_free(struct merged *m)
+{
+	plan_free(&m->plan);
+	for (size_t i = 0; i < m->count; i++)
+		volume_close(&m->volumes[i]);
+}
+
+static const char *content(struct merged *m, const char *path)
+{
+	uint32_t node = plan_at(&m->plan, path);
+
+	if (node == PLAN_NONE || m->plan.nodes[node].kind != PLAN_SYNTH_FILE)
+		return NULL;
+	return m->plan.nodes[node].content;
+}
+
+/* The node at path; a lookup that misses gives an empty node, so a failed
+ * merge fails the assertions instead of crashing the test. */
+static struct plan_node *node_at(struct merged *m, const char *path)
+{
+	static struct plan_node missing = { .volume = -2 };
+	uint32_t node = plan_at(&m->plan, path);
+
+	return node == PLAN_NONE ? &missing : &m->plan.nodes[node];
+}
+
+static bool shown(struct merged *m, const char *path)
+{
+	return plan_at(&m->plan, path) != PLAN_NONE;
+}
+
+static bool hidden_with(struct merged *m, const char *path, const char *reason_part)
+{
+	for (size_t i = 0; i < m->plan.hidden_count; i++)
+		if (strcmp(m->plan.hidden[i].path, path) == 0 &&
+		    strstr(m->plan.hidden[i].reason, reason_part))
+			return true;
+	return false;
+}
+
+static void reset_scratch(void)
+{
+	remove_tree_at(AT_FDCWD, scratch);
+	mkdir(scratch, 0755);
+}
+
+/* A minimal gen-B2 volume with one partition of one listed part. */
+static void b2_volume(const char *name, const char *part, const char *seed)
+{
+	char *path = xasprintf("data/small/2024_01/%s", part);
+	char *json = xasprintf("{\"Small\":[\"%s\"],\"Big\":[]}", part);
+
+	data_part(name, path, seed);
+	put(name, "data/small/2024_01/parts.json", json);
+	dir(name, "data/big/2024_01");
+	put(name, "flock.lock", "");
+	put(name, "indexdb/18EB000000000001/parts.json", "[]");
+	put(name, "indexdb/18EB000000000002/parts.json", "[]");
+	put(name, "indexdb/18EB000000000003/parts.json", "[]");
+	free(path);
+	free(json);
+}
+
+/* ---- the real sample volumes ---- */
+
+static char *sample(const char *set, int node)
+{
+	return xasprintf("%s/tests/data/%s/node%d", top_srcdir, set, node);
+}
+
+static struct merged *merge_sample(const char *set)
+{
+	struct merged *m = xcalloc(1, sizeof(*m));
+	char *n[4];
+
+	for (int i = 0; i < 4; i++)
+		n[i] = sample(set, i);
+	merge(m, n[0], n[1], n[2], n[3], NULL);
+	for (int i = 0; i < 4; i++)
+		free(n[i]);
+	return m;
+}
+
+static size_t count_lower_files(struct merged *m)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < m->plan.node_count; i++)
+		n += m->plan.nodes[i].kind == PLAN_LOWER_FILE;
+	return n;
+}
+
+static void test_sample_v1_79(void)
+{
+	struct merged *m = merge_sample("v1.79.5");
+	uint32_t part;
+
+	is_int(m->rc, 0, "v1.79.5: the four sample volumes merge");
+	is_int(m->plan.target, GEN_A, "v1.79.5: target generation A");
+	is_int(m->plan.partition_count, 4, "v1.79.5: four partitions");
+	ok(!shown(m, "data/small/2024_01/parts.json"), "v1.79.5: no parts.json for gen A");
+	ok(shown(m, "data/small/2024_01/txn") && shown(m, "data/small/2024_01/tmp"),
+	   "v1.79.5: txn/ and tmp/ shown (empty)");
+	ok(shown(m, "indexdb/18EB73DE8A82FCD4") && shown(m, "indexdb/18EB73DE8A82FCD5"),
+	   "v1.79.5: tables named after the largest prev and curr names");
+	is_int(m->plan.table_count, 2, "v1.79.5: two tables (prev, curr)");
+	ok(shown(m, "indexdb/18EB73DE8A82FCD5/converted-to-v1.28.0"),
+	   "v1.79.5: the conversion flag is kept");
+	ok(shown(m, "indexdb/18EB73DE8A82FCD5/flock.lock") && shown(m, "data/flock.lock"),
+	   "v1.79.5: fresh lock files in data/ and the tables");
+	part = plan_at(&m->plan, "data/small/2024_01/"
+				 "4623_1107_20240120000406.000_20240131235629.000_18EB73DEA55F07FA/index.bin");
+	ok(part != PLAN_NONE && m->plan.nodes[part].volume == 0,
+	   "v1.79.5: a part of node0 is served from node0");
+	is_int(node_at(m, "data/small/2024_01")->child_count, 4 + 2,
+	       "v1.79.5: 2024_01 holds the four nodes' parts plus txn and tmp");
+	is_int(m->plan.rename_count, 0, "v1.79.5: no collisions");
+	is_int(plan_lower_bytes(&m->plan),
+	       m->plan.summary[0].bytes + m->plan.summary[1].bytes + m->plan.summary[2].bytes +
+		       m->plan.summary[3].bytes,
+	       "v1.79.5: every byte accounted to a volume");
+	ok(count_lower_files(m) > 16 * 5, "v1.79.5: every part file is in the plan");
+	merged_free(m);
+	free(m);
+}
+
+static void test_sample_v1_96(void)
+{
+	struct merged *m = merge_sample("v1.96.0-cluster");
+	const char *json;
+
+	is_int(m->rc, 0, "v1.96.0: merges");
+	is_int(m->plan.target, GEN_B2, "v1.96.0: target generation B2");
+	json = content(m, "data/small/2024_01/parts.json");
+	is_str(json,
+	       "{\"Small\":[\"18EB73E04E96289C\",\"18EB73E04F363929\",\"18EB73E0511876A3\","
+	       "\"18EB73E0566ECB44\"],\"Big\":[]}",
+	       "v1.96.0: merged parts.json lists all four nodes' parts, sorted");
+	is_int(m->plan.table_count, 3, "v1.96.0: three tables (prev, curr, next)");
+	is_str(content(m, "indexdb/18EB73E01243DB60/parts.json"),
+	       "[\"18EB73E014CA3C1C\",\"18EB73E015958E60\",\"18EB73E01643B451\","
+	       "\"18EB73E016A633EF\"]",
+	       "v1.96.0: the curr table lists every node's curr parts");
+	ok(shown(m, "indexdb/18EB73E01243DB5F") && shown(m, "indexdb/18EB73E01243DB61"),
+	   "v1.96.0: prev and next named after the largest names of their role");
+	ok(!shown(m, "indexdb/18EB73E0114CE9DD"), "v1.96.0: no per-node table is shown as is");
+	ok(hidden_with(m, "data/small/2024_01/parts.json", "merged"),
+	   "v1.96.0: per-node parts.json reported hidden");
+	ok(!shown(m, "data/flock.lock"), "v1.96.0: no data/flock.lock for B2");
+	merged_free(m);
+	free(m);
+}
+
+static void test_sample_v1_150(void)
+{
+	struct merged *m = merge_sample("v1.150.0-cluster");
+
+	is_int(m->rc, 0, "v1.150.0: merges");
+	is_int(m->plan.target, GEN_C, "v1.150.0: target generation C");
+	ok(!shown(m, "indexdb"), "v1.150.0: no legacy indexdb/ invented");
+	ok(content(m, "data/indexdb/2024_02/parts.json") &&
+		   strlen(content(m, "data/indexdb/2024_02/parts.json")) > 4 * 18,
+	   "v1.150.0: per-partition indexdb parts.json lists the four nodes' parts");
+	is_str(content(m, "data/small/2026_11/parts.json"), "{\"Small\":[],\"Big\":[]}",
+	       "v1.150.0: an empty partition keeps an empty parts.json");
+	ok(shown(m, "metadata/minTimestampForCompositeIndex"), "v1.150.0: metadata shown");
+	merged_free(m);
+	free(m);
+}
+
+static void test_sample_mixed(void)
+{
+	struct merged m;
+	char *a = sample("v1.79.5", 0), *c = sample("v1.150.0-cluster", 1);
+
+	merge(&m, a, c, NULL);
+	is_int(m.rc, 0, "mixed A + C: merges");
+	is_int(m.plan.target, GEN_C, "mixed A + C: target is the newest generation");
+	ok(shown(&m, "indexdb/18EB73DE89BB1CCD"), "mixed A + C: gen-A tables become legacy");
+	ok(content(&m, "data/small/2024_01/parts.json") &&
+		   strstr(content(&m, "data/small/2024_01/parts.json"), "4623_1107_"),
+	   "mixed A + C: gen-A parts are listed in parts.json");
+	merged_free(&m);
+	free(a);
+	free(c);
+}
+
+/* ---- crafted trees ---- */
+
+static void test_hidden_entries(void)
+{
+	struct merged m;
+
+	reset_scratch();
+	b2_volume("a", "18EB000000000100", "a");
+	data_part("a", "data/small/2024_01/18EB000000000200", "unlisted");
+	dir("a", "data/small/2024_01/18EB000000000300");
+	data_part("a", "data/small/2024_01/18EB000000000400.must-remove.1", "x");
+	data_part("a", "data/small/2024_01/18EB000000000500", "x");
+	put("a", "data/small/2024_01/18EB000000000500/.delete-this-dir", "");
+	put("a", "data/small/2024_01/parts.json.tmp.123", "{");
+	put("a", "data/small/2024_01/appliedRetention.txt", "x");
+	dir("a", "data/small/lost+found");
+	put("a", "cache/metricName_tsid/data.0.bin", "x");
+	put("a", "snapshots/20240101000000-1/x", "x");
+	put("a", "unknown-file", "x");
+	merge(&m, "a", NULL);
+	is_int(m.rc, 0, "crafted: a volume with garbage merges");
+	is_str(content(&m, "data/small/2024_01/parts.json"),
+	       "{\"Small\":[\"18EB000000000100\"],\"Big\":[]}", "only the listed part is listed");
+	ok(hidden_with(&m, "data/small/2024_01/18EB000000000200", "not listed"),
+	   "an unlisted part is hidden");
+	ok(hidden_with(&m, "data/small/2024_01/18EB000000000300", "empty"),
+	   "an empty part dir is hidden");
+	ok(hidden_with(&m, "data/small/2024_01/18EB000000000400.must-remove.1", "must-remove"),
+	   "a .must-remove. dir is hidden");
+	ok(hidden_with(&m, "data/small/2024_01/18EB000000000500", "delete-this-dir"),
+	   "a dir with .delete-this-dir is hidden");
+	ok(hidden_with(&m, "data/small/2024_01/parts.json.tmp.123", "interrupted"),
+	   "a *.tmp.N file is hidden");
+	ok(hidden_with(&m, "data/small/2024_01/appliedRetention.txt", "retention"),
+	   "appliedRetention.txt is hidden");
+	ok(hidden_with(&m, "data/small/lost+found", "YYYY_MM"), "lost+found is hidden");
+	ok(!shown(&m, "data/small/lost+found"), "... and not shown");
+	ok(hidden_with(&m, "cache", "caches"), "cache contents are hidden");
+	ok(shown(&m, "cache") && node_at(&m, "cache")->child_count == 0,
+	   "cache/ is shown empty");
+	ok(shown(&m, "snapshots") && node_at(&m, "snapshots")->child_count == 0,
+	   "snapshots/ is shown empty");
+	ok(hidden_with(&m, "unknown-file", "unknown"), "unknown root entries are hidden");
+	ok(shown(&m, "flock.lock") &&
+		   node_at(&m, "flock.lock")->kind == PLAN_SYNTH_FILE,
+	   "a fresh flock.lock is synthesized");
+	merged_free(&m);
+}
+
+static void test_refusals(void)
+{
+	struct merged m;
+
+	reset_scratch();
+	put("notvm", "hello.txt", "x");
+	merge(&m, "notvm", NULL);
+	ok(m.rc < 0 && strstr(m.err.message, "not a vmstorage volume") &&
+		   strstr(m.err.message, "notvm"),
+	   "a dir without data/ is refused, naming it");
+	merged_free(&m);
+
+	merge(&m, "missing", NULL);
+	ok(m.rc < 0 && strstr(m.err.message, "missing"), "a missing volume is refused: %s",
+	   m.err.message);
+	merged_free(&m);
+
+	b2_volume("a", "18EB000000000100", "a");
+	merge(&m, "a", "a", NULL);
+	ok(m.rc < 0 && strstr(m.err.message, "given twice"), "the same volume twice is refused");
+	merged_free(&m);
+
+	b2_volume("r", "18EB000000000100", "a");
+	put("r", "restore-in-progress", "");
+	merge(&m, "r", NULL);
+	ok(m.rc < 0 && strstr(m.err.message, "restore-in-progress"),
+	   "restore-in-progress is refused");
+	merged_free(&m);
+
+	b2_volume("missingpart", "18EB000000000100", "a");
+	put("missingpart", "data/small/2024_01/parts.json",
+	    "{\"Small\":[\"18EB000000000100\",\"18EB000000000999\"],\"Big\":[]}");
+	merge(&m, "missingpart", NULL);
+	ok(m.rc < 0 && strstr(m.err.message, "18EB000000000999") &&
+		   strstr(m.err.message, "missing"),
+	   "a listed part missing on disk is refused: %s", m.err.message);
+	merged_free(&m);
+
+	b2_volume("corrupt", "18EB000000000100", "a");
+	put("corrupt", "data/small/2024_01/parts.json", "{\"Small\":[\"18EB0000");
+	merge(&m, "corrupt", NULL);
+	ok(m.rc < 0 && strstr(m.err.message, "data/small/2024_01/parts.json") &&
+		   strstr(m.err.message, "JSON"),
+	   "a corrupt parts.json is refused, naming the file: %s", m.err.message);
+	merged_free(&m);
+
+	b2_volume("badname", "18EB000000000100", "a");
+	put("badname", "indexdb/18EB000000000002/parts.json", "[\"../../etc\"]");
+	merge(&m, "badname", NULL);
+	ok(m.rc < 0 && strstr(m.err.message, "../../etc"),
+	   "a part name that is not a plain name is refused");
+	merged_free(&m);
+
+	data_part("txn", "data/small/2024_01/1_1_20240101000000.000_20240101000000.000_18EB000000000001", "a");
+	put("txn", "data/small/2024_01/txn/18EB000000000009", "/abs/path -> /abs/other\n");
+	put("txn", "data/flock.lock", "");
+	merge(&m, "txn", NULL);
+	ok(m.rc < 0 && strstr(m.err.message, "pending transactions"),
+	   "gen-A pending txn files are refused");
+	merged_free(&m);
+
+	b2_volume("empty-listed", "18EB000000000100", "a");
+	dir("empty-listed", "data/small/2024_01/18EB000000000777");
+	put("empty-listed", "data/small/2024_01/parts.json",
+	    "{\"Small\":[\"18EB000000000100\",\"18EB000000000777\"],\"Big\":[]}");
+	merge(&m, "empty-listed", NULL);
+	ok(m.rc < 0 && strstr(m.err.message, "18EB000000000777"),
+	   "a listed but empty part is refused");
+	merged_free(&m);
+}
+
+static void test_collisions(void)
+{
+	struct merged m, again;
+	const char *json;
+
+	reset_scratch();
+	b2_volume("a", "18EB000000000100", "bytes of a");
+	b2_volume("b", "18EB000000000100", "bytes of b");
+	b2_volume("c", "18EB000000000100", "bytes of a");
+	merge(&m, "a", "b", "c", NULL);
+	is_int(m.rc, 0, "colliding part names merge");
+	is_int(m.plan.rename_count, 1, "one part renamed (b); c is an identical copy of a");
+	is_str(m.plan.renames[0].new_name, "18EB0000000000FF",
+	       "the new name sorts below every name in the dir");
+	json = content(&m, "data/small/2024_01/parts.json");
+	is_str(json, "{\"Small\":[\"18EB0000000000FF\",\"18EB000000000100\"],\"Big\":[]}",
+	       "parts.json lists the renamed part");
+	ok(node_at(&m, "data/small/2024_01/18EB0000000000FF/index.bin")->volume ==
+		   1,
+	   "the renamed part is b's");
+	ok(hidden_with(&m, "data/small/2024_01/18EB000000000100", "identical"),
+	   "the identical copy is hidden with its reason");
+	merge(&again, "a", "b", "c", NULL);
+	is_str(again.plan.renames[0].new_name, m.plan.renames[0].new_name,
+	       "renames are deterministic across runs");
+	merged_free(&again);
+	merged_free(&m);
+
+	/* Gen A keeps the counts prefix and changes only the suffix. */
+	reset_scratch();
+	data_part("a", "data/small/2024_01/10_2_20240101000000.000_20240101000001.000_18EB000000000100", "x");
+	data_part("b", "data/small/2024_01/10_2_20240101000000.000_20240101000001.000_18EB000000000100", "y");
+	put("a", "data/flock.lock", "");
+	put("b", "data/flock.lock", "");
+	merge(&m, "a", "b", NULL);
+	is_int(m.rc, 0, "gen A: colliding names merge");
+	is_str(m.plan.rename_count ? m.plan.renames[0].new_name : NULL,
+	       "10_2_20240101000000.000_20240101000001.000_18EB0000000000FF",
+	       "gen A: the prefix is kept, the suffix is lowered");
+	merged_free(&m);
+}
+
+static void test_tables_and_metadata(void)
+{
+	struct merged m;
+
+	reset_scratch();
+	b2_volume("a", "18EB000000000100", "a");
+	put("a", "indexdb/18EA000000000009/parts.json", "[]"); /* older than the window */
+	data_part("a", "indexdb/18EB000000000002/18EB000000000050", "m");
+	put("a", "indexdb/18EB000000000002/parts.json", "[\"18EB000000000050\"]");
+	b2_volume("b", "18EB000000000101", "b");
+	put("b", "indexdb/18EB000000000001/parts.json", "[]");
+	merge(&m, "a", "b", NULL);
+	is_int(m.rc, 0, "tables merge");
+	ok(hidden_with(&m, "indexdb/18EA000000000009", "older"),
+	   "a table older than the newest three is hidden");
+	is_int(m.plan.table_count, 3, "three merged tables");
+	is_str(content(&m, "indexdb/18EB000000000002/parts.json"), "[\"18EB000000000050\"]",
+	       "the curr table lists the parts of every curr table");
+	merged_free(&m);
+
+	/* Roles that cannot be ordered: b's only table sorts after a's curr. */
+	reset_scratch();
+	b2_volume("a", "18EB000000000100", "a");
+	data_part("b", "data/small/2024_01/18EB000000000200", "b");
+	put("b", "data/small/2024_01/parts.json", "{\"Small\":[\"18EB000000000200\"],\"Big\":[]}");
+	put("b", "indexdb/18EC000000000001/parts.json", "[]");
+	merge(&m, "a", "b", NULL);
+	ok(m.rc < 0 && strstr(m.err.message, "roles"), "unorderable table roles are refused");
+	merged_free(&m);
+}
+
+static void test_min_timestamp(void)
+{
+	static const unsigned char small[8] = { 0, 0, 0, 0, 0, 0, 0, 0x10 };
+	static const unsigned char large[8] = { 0, 0, 0, 0, 0, 0, 0x10, 0 };
+	struct merged m;
+	char *path;
+	FILE *f;
+	uint32_t node;
+
+	reset_scratch();
+	b2_volume("a", "18EB000000000100", "a");
+	b2_volume("b", "18EB000000000101", "b");
+	for (int i = 0; i < 2; i++) {
+		path = xasprintf("%s/%s/metadata", scratch, i ? "b" : "a");
+		mkdir(path, 0755);
+		free(path);
+		path = xasprintf("%s/%s/metadata/minTimestampForCompositeIndex", scratch,
+				 i ? "b" : "a");
+		f = fopen(path, "w");
+		fwrite(i ? large : small, 1, 8, f);
+		fclose(f);
+		free(path);
+	}
+	merge(&m, "a", "b", NULL);
+	node = plan_at(&m.plan, "metadata/minTimestampForCompositeIndex");
+	ok(node != PLAN_NONE && m.plan.nodes[node].size == 8 &&
+		   memcmp(m.plan.nodes[node].content, large, 8) == 0,
+	   "minTimestampForCompositeIndex is the maximum over volumes");
+	merged_free(&m);
+}
+
+int main(void)
+{
+	static char resolved[4096];
+
+	if (!realpath(getenv("top_srcdir") ? getenv("top_srcdir") : ".", resolved))
+		return 1;
+	top_srcdir = resolved;
+	if (!mkdtemp(scratch))
+		return 1;
+	test_sample_v1_79();
+	test_sample_v1_96();
+	test_sample_v1_150();
+	test_sample_mixed();
+	test_hidden_entries();
+	test_refusals();
+	test_collisions();
+	test_tables_and_metadata();
+	test_min_timestamp();
+	remove_tree_at(AT_FDCWD, scratch);
+	return done_testing();
+}
