@@ -116,13 +116,35 @@ static int check_mountpoint(const char *mountpoint)
 	return 0;
 }
 
+/* The resolved path of a file that may not exist yet: its parent must. */
+static int resolve_new_path(const char *path, char out[PATH_MAX])
+{
+	char *copy = xstrdup(path), *slash, parent[PATH_MAX];
+	const char *name;
+	int rc = 0;
+
+	while (strlen(copy) > 1 && copy[strlen(copy) - 1] == '/')
+		copy[strlen(copy) - 1] = '\0';
+	slash = strrchr(copy, '/');
+	name = slash ? slash + 1 : copy;
+	if (slash)
+		*slash = '\0';
+	if (!realpath(slash ? (*copy ? copy : "/") : ".", parent))
+		rc = -1;
+	else if (snprintf(out, PATH_MAX, "%s/%s", strcmp(parent, "/") ? parent : "", name) >=
+		 PATH_MAX)
+		rc = (errno = ENAMETOOLONG, -1);
+	free(copy);
+	return rc;
+}
+
 /* The upper must lie outside every volume and the mountpoint, and the other way round. */
 static int check_upper_location(const char *upper, struct volume *volumes, size_t count,
 				const char *mountpoint)
 {
 	char real_upper[PATH_MAX], real[PATH_MAX];
 
-	if (!realpath(upper, real_upper)) {
+	if (resolve_new_path(upper, real_upper) < 0) {
 		fprintf(stderr, "vmunionfs: upper %s: %s\n", upper, strerror(errno));
 		return -1;
 	}
@@ -141,13 +163,13 @@ static int check_upper_location(const char *upper, struct volume *volumes, size_
 	return 0;
 }
 
-static int open_volumes(const struct name_list *paths, struct volume **out)
+static int open_volumes(char **paths, size_t count, struct volume **out)
 {
-	struct volume *volumes = xcalloc(paths->count, sizeof(*volumes));
+	struct volume *volumes = xcalloc(count, sizeof(*volumes));
 	struct error err;
 
-	for (size_t i = 0; i < paths->count; i++) {
-		if (volume_open(&volumes[i], paths->names[i], &err) < 0) {
+	for (size_t i = 0; i < count; i++) {
+		if (volume_open(&volumes[i], paths[i], &err) < 0) {
 			fprintf(stderr, "vmunionfs: %s\n", err.message);
 			while (i-- > 0)
 				volume_close(&volumes[i]);
@@ -204,24 +226,16 @@ static int run(struct options *options, struct fuse_args *args,
 	struct fs *fs;
 	int rc = EXIT_FAILURE_IO;
 
-	if (check_mountpoint(cmdline->mountpoint) < 0 || open_volumes(&options->positional,
-								      &volumes) < 0)
+	if (open_volumes(options->positional.names, count, &volumes) < 0)
 		return EXIT_FAILURE_IO;
 	if (plan_build(&plan, volumes, count, &err) < 0) {
 		fprintf(stderr, "vmunionfs: refused: %s\n", err.message);
 		rc = EXIT_REFUSED;
 		goto out_plan;
 	}
-	if (options->upper) {
-		if (mkdir(options->upper, 0755) < 0 && errno != EEXIST) {
-			fprintf(stderr, "vmunionfs: upper %s: %s\n", options->upper,
-				strerror(errno));
-			goto out_plan;
-		}
-		if (check_upper_location(options->upper, volumes, count,
-					 cmdline->mountpoint) < 0)
-			goto out_plan;
-	}
+	if (options->upper &&
+	    check_upper_location(options->upper, volumes, count, cmdline->mountpoint) < 0)
+		goto out_plan;
 	if ((options->upper ? upper_open(&upper, options->upper, &plan, &err)
 			    : upper_open_temporary(&upper, &plan, &err)) < 0) {
 		fprintf(stderr, "vmunionfs: %s\n", err.message);
@@ -270,6 +284,9 @@ int main(int argc, char **argv)
 		      stderr);
 		return EXIT_USAGE;
 	}
+	/* Checked here: fuse_parse_cmdline would report it as a usage error. */
+	if (check_mountpoint(options.positional.names[options.positional.count - 1]) < 0)
+		return EXIT_FAILURE_IO;
 	fuse_opt_add_arg(&args, options.positional.names[options.positional.count - 1]);
 	fuse_opt_add_arg(&args, "-ofsname=vmunionfs,subtype=vmunionfs");
 	if (fuse_parse_cmdline(&args, &cmdline) != 0)
