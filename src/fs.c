@@ -92,9 +92,8 @@ static int open_lower(struct fs *fs, struct fs_inode *inode)
 
 	if (inode->stub_volume < 0 || (size_t)inode->stub_volume >= fs->config->volume_count)
 		return -EIO;
-	fd = openat(fs->config->volumes[inode->stub_volume].dirfd, inode->stub_path,
-		    O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
+	fd = volume_open_file(&fs->config->volumes[inode->stub_volume], inode->stub_path);
+	return fd;
 }
 
 /* Gives a stub its own bytes before the first write to it. */

@@ -1185,6 +1185,40 @@ char *plan_path(const struct plan *plan, uint32_t node)
 	return path;
 }
 
+static uint64_t fnv1a(uint64_t hash, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	for (size_t i = 0; i < len; i++)
+		hash = (hash ^ p[i]) * 0x100000001b3ull;
+	return hash;
+}
+
+uint64_t plan_fingerprint(const struct plan *plan)
+{
+	uint64_t hash = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < plan->node_count; i++) {
+		const struct plan_node *node = &plan->nodes[i];
+
+		hash = fnv1a(hash, node->name, strlen(node->name) + 1);
+		hash = fnv1a(hash, &node->parent, sizeof(node->parent));
+		hash = fnv1a(hash, &node->kind, sizeof(node->kind));
+		if (node->kind == PLAN_DIR)
+			continue;
+		hash = fnv1a(hash, &node->size, sizeof(node->size));
+		if (node->kind == PLAN_SYNTH_FILE) {
+			hash = fnv1a(hash, node->content, node->size);
+			continue;
+		}
+		hash = fnv1a(hash, &node->volume, sizeof(node->volume));
+		hash = fnv1a(hash, node->lower_path, strlen(node->lower_path) + 1);
+		hash = fnv1a(hash, &node->mtime.tv_sec, sizeof(node->mtime.tv_sec));
+		hash = fnv1a(hash, &node->mtime.tv_nsec, sizeof(node->mtime.tv_nsec));
+	}
+	return hash;
+}
+
 uint64_t plan_lower_bytes(const struct plan *plan)
 {
 	uint64_t total = 0;

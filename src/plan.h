@@ -110,6 +110,10 @@ uint32_t plan_child(const struct plan *plan, uint32_t dir, const char *name);
 uint32_t plan_at(const struct plan *plan, const char *path);
 /* "data/small/2024_01/parts.json"; the root is "". Caller frees. */
 char *plan_path(const struct plan *plan, uint32_t node);
+/* Changes when anything the plan shows changes (names, sizes, mtimes of
+ * volume files, synthesized bytes): an upper made for one plan must not be
+ * used with another. */
+uint64_t plan_fingerprint(const struct plan *plan);
 /* Bytes of every lower file, for space checks. */
 uint64_t plan_lower_bytes(const struct plan *plan);
 

@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "config.h"
 #include "fs.h"
 #include "plan.h"
@@ -22,6 +24,7 @@
 struct options {
 	char *upper;
 	double timeout;
+	int nocheck; /* -o nocheck: skip the metricID collision scan */
 	bool help, version;
 	struct name_list positional;
 };
@@ -31,6 +34,7 @@ enum { KEY_HELP, KEY_VERSION };
 static const struct fuse_opt option_specs[] = {
 	{ "upper=%s", offsetof(struct options, upper), 0 },
 	{ "timeout=%lf", offsetof(struct options, timeout), 0 },
+	{ "nocheck", offsetof(struct options, nocheck), 1 },
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -49,6 +53,8 @@ static void usage(FILE *out)
 	      "  -o upper=DIR     writable copy-on-write layer: every change lands in DIR,\n"
 	      "                   the volumes are never written (a vmstorage can run on it)\n"
 	      "  -o timeout=SECS  kernel attribute/entry cache timeout (default 1)\n"
+	      "  -o nocheck       skip the metricID collision scan of the indexdb before\n"
+	      "                   mounting (the cheap checks of `vmunion check` always run)\n"
 	      "  -o OPT[,OPT...]  FUSE mount options (allow_other, ...)\n"
 	      "  -f               stay in the foreground\n"
 	      "  -d               debug output (implies -f)\n"
@@ -214,6 +220,18 @@ out_session:
 	return rc;
 }
 
+/* The daemon holds an O_PATH fd per inode the kernel remembers, as
+ * passthrough_ll does: allow as many as the hard limit. */
+static void raise_fd_limit(void)
+{
+	struct rlimit limit;
+
+	if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+		limit.rlim_cur = limit.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &limit);
+	}
+}
+
 static int run(struct options *options, struct fuse_args *args,
 	       struct fuse_cmdline_opts *cmdline)
 {
@@ -226,9 +244,12 @@ static int run(struct options *options, struct fuse_args *args,
 	struct fs *fs;
 	int rc = EXIT_FAILURE_IO;
 
+	raise_fd_limit();
 	if (open_volumes(options->positional.names, count, &volumes) < 0)
 		return EXIT_FAILURE_IO;
-	if (plan_build(&plan, volumes, count, &err) < 0) {
+	if (plan_build(&plan, volumes, count, &err) < 0 ||
+	    check_run(&plan, &(struct check_options){ .collisions = !options->nocheck }, NULL,
+		      &err) < 0) {
 		fprintf(stderr, "vmunionfs: refused: %s\n", err.message);
 		rc = EXIT_REFUSED;
 		goto out_plan;

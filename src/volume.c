@@ -3,6 +3,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -136,6 +138,20 @@ void volume_close(struct volume *volume)
 	vnode_free(&volume->root);
 	free(volume->path);
 	volume->path = NULL;
+}
+
+int volume_open_file(const struct volume *volume, const char *path)
+{
+	struct open_how how = {
+		.flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	long fd = syscall(SYS_openat2, volume->dirfd, path, &how, sizeof(how));
+
+	if (fd < 0 && errno == ENOSYS)
+		fd = strstr(path, "..") ? (errno = EXDEV, -1)
+					: openat(volume->dirfd, path, (int)how.flags);
+	return fd < 0 ? -errno : (int)fd;
 }
 
 const struct vnode *vnode_child(const struct vnode *dir, const char *name)

@@ -29,6 +29,10 @@ struct volume {
 int volume_open(struct volume *volume, const char *path, struct error *err);
 void volume_close(struct volume *volume);
 
+/* Opens a file of the volume O_RDONLY; the path may not leave the volume
+ * (no "..", no symlinks), whatever a stub in an upper says. */
+int volume_open_file(const struct volume *volume, const char *path);
+
 const struct vnode *vnode_child(const struct vnode *dir, const char *name);
 /* Looks up a relative path such as "data/small". */
 const struct vnode *vnode_at(const struct vnode *root, const char *path);

@@ -66,5 +66,15 @@ mkdir -p "$SCRATCH/notupper" && echo keep >"$SCRATCH/notupper/file"
 [ $? -ne 0 ] && grep -q "not a vmunionfs upper" "$SCRATCH/out" && [ "$(ls "$SCRATCH/notupper")" = file ]
 tap_ok $? "a non-empty dir that is no upper is refused and left alone" || tap_diag "$(cat "$SCRATCH/out")"
 
+# The volumes changed under an upper (a node was still running): refused,
+# since the stubs would point at the wrong files.
+copy_volume "${vols[0]}" "$SCRATCH/copy0"
+mount_union "$mnt" "$SCRATCH/copy0" -- -o upper="$SCRATCH/upper3"
+unmount_union "$mnt"
+touch "$(find "$SCRATCH/copy0/data/small" -name index.bin | head -n 1)"
+"$VMUNIONFS" -o upper="$SCRATCH/upper3" "$SCRATCH/copy0" "$mnt" >"$SCRATCH/out" 2>&1
+[ $? -ne 0 ] && grep -q "volumes changed" "$SCRATCH/out" && ! mountpoint -q "$mnt"
+tap_ok $? "an upper whose volumes changed since is refused" || tap_diag "$(cat "$SCRATCH/out")"
+
 assert_volumes_unchanged "volume byte-identical after the crash tests"
 tap_done
