@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,7 @@
 static char *identity_json(const struct plan *plan)
 {
 	cJSON *json = cJSON_CreateObject(), *volumes = cJSON_CreateArray();
-	char *printed, *copy;
+	char *printed, *copy, fingerprint[17];
 
 	cJSON_AddStringToObject(json, "format", IDENTITY_FORMAT);
 	for (size_t v = 0; v < plan->volume_count; v++) {
@@ -30,11 +31,26 @@ static char *identity_json(const struct plan *plan)
 		cJSON_AddItemToArray(volumes, cJSON_CreateString(path));
 	}
 	cJSON_AddItemToObject(json, "volumes", volumes);
+	snprintf(fingerprint, sizeof(fingerprint), "%016" PRIx64, plan_fingerprint(plan));
+	cJSON_AddStringToObject(json, "plan", fingerprint);
 	printed = cJSON_Print(json);
 	cJSON_Delete(json);
 	copy = xasprintf("%s\n", printed);
 	cJSON_free(printed);
 	return copy;
+}
+
+/* Whether two identity documents name the same volumes (plans may differ). */
+static bool same_volumes(const char *a, const char *b)
+{
+	cJSON *ja = cJSON_Parse(a), *jb = cJSON_Parse(b);
+	bool same = ja && jb &&
+		    cJSON_Compare(cJSON_GetObjectItemCaseSensitive(ja, "volumes"),
+				  cJSON_GetObjectItemCaseSensitive(jb, "volumes"), true);
+
+	cJSON_Delete(ja);
+	cJSON_Delete(jb);
+	return same;
 }
 
 static int write_stub(int dirfd, const char *path, const struct plan_node *node)
@@ -150,14 +166,19 @@ static bool dir_is_empty(int dirfd)
 	return empty;
 }
 
-/* The identity file must name exactly these volumes; a new upper gets one. */
-static int check_identity(struct upper *upper, const struct plan *plan, struct error *err)
+/* The identity file must name exactly these volumes; a new upper gets one
+ * when may_create. */
+static int check_identity(struct upper *upper, const struct plan *plan, bool may_create,
+			  struct error *err)
 {
 	char *want = identity_json(plan), *have = NULL;
 	size_t len;
 	int rc = read_file_at(upper->dirfd, IDENTITY_FILE, 1 << 20, &have, &len);
 
-	if (rc == -ENOENT) {
+	if (rc == -ENOENT && !may_create) {
+		rc = error_set(err, EINVAL, "%s: not a vmunionfs upper directory (no %s)",
+			       upper->path, IDENTITY_FILE);
+	} else if (rc == -ENOENT) {
 		if (!dir_is_empty(upper->dirfd))
 			rc = error_set(err, ENOTEMPTY,
 				       "%s: not empty and not a vmunionfs upper directory "
@@ -170,6 +191,12 @@ static int check_identity(struct upper *upper, const struct plan *plan, struct e
 				  strerror(-rc));
 	} else if (rc < 0) {
 		error_set(err, -rc, "%s/%s: %s", upper->path, IDENTITY_FILE, strerror(-rc));
+	} else if (strcmp(have, want) != 0 && same_volumes(have, want)) {
+		rc = error_set(err, EINVAL,
+			       "%s: the volumes changed since this upper was made (their merged "
+			       "plan differs); the upper's stubs would point at the wrong "
+			       "files: use a new upper",
+			       upper->path);
 	} else if (strcmp(have, want) != 0) {
 		rc = error_set(err, EINVAL,
 			       "%s belongs to other volumes; it was made for:\n%s"
@@ -189,7 +216,7 @@ static int open_dirs(struct upper *upper, const struct plan *plan, struct error 
 	upper->dirfd = open(upper->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (upper->dirfd < 0)
 		return error_set(err, errno, "%s: %s", upper->path, strerror(errno));
-	rc = check_identity(upper, plan, err);
+	rc = check_identity(upper, plan, true, err);
 	if (rc < 0)
 		return rc;
 	if (faccessat(upper->dirfd, "tree", F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
@@ -215,6 +242,29 @@ int upper_open(struct upper *upper, const char *path, const struct plan *plan,
 				 strerror(errno));
 	upper->path = xstrdup(path);
 	rc = open_dirs(upper, plan, err);
+	if (rc < 0)
+		upper_close(upper);
+	return rc;
+}
+
+int upper_open_existing(struct upper *upper, const char *path, const struct plan *plan,
+			struct error *err)
+{
+	int rc;
+
+	memset(upper, 0, sizeof(*upper));
+	upper->tree_fd = -1;
+	upper->path = xstrdup(path);
+	upper->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (upper->dirfd < 0)
+		rc = error_set(err, errno, "%s: %s", path, strerror(errno));
+	else
+		rc = check_identity(upper, plan, false, err);
+	if (rc == 0) {
+		upper->tree_fd = openat(upper->dirfd, "tree", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (upper->tree_fd < 0)
+			rc = error_set(err, errno, "%s/tree: %s", path, strerror(errno));
+	}
 	if (rc < 0)
 		upper_close(upper);
 	return rc;

@@ -27,6 +27,10 @@ struct upper {
  * upper that belongs to other volumes, or a non-empty dir that is no upper. */
 int upper_open(struct upper *upper, const char *path, const struct plan *plan,
 	       struct error *err);
+/* Opens an upper made earlier for these volumes without creating or changing
+ * anything: -EINVAL when it is no upper or belongs to other volumes. */
+int upper_open_existing(struct upper *upper, const char *path, const struct plan *plan,
+			struct error *err);
 /* A private upper under $TMPDIR for a read-only mount. */
 int upper_open_temporary(struct upper *upper, const struct plan *plan, struct error *err);
 void upper_close(struct upper *upper);
