@@ -289,30 +289,36 @@ int main(int argc, char **argv)
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct options options = { .timeout = 1.0 };
 	struct fuse_cmdline_opts cmdline = { 0 };
-	int rc;
+	const char *mountpoint;
+	int rc = EXIT_USAGE;
 
 	if (fuse_opt_parse(&args, &options, option_specs, collect_option) != 0)
-		return EXIT_USAGE;
+		goto out;
 	if (options.help || options.version) {
 		if (options.help)
 			usage(stdout);
 		else
 			printf("vmunionfs %s (libfuse %s)\n", PACKAGE_VERSION, fuse_pkgversion());
-		return 0;
+		rc = 0;
+		goto out;
 	}
 	if (options.positional.count < 2) {
 		fputs("vmunionfs: give at least one VOLUME and a MOUNTPOINT (see --help)\n",
 		      stderr);
-		return EXIT_USAGE;
+		goto out;
 	}
+	mountpoint = options.positional.names[options.positional.count - 1];
 	/* Checked here: fuse_parse_cmdline would report it as a usage error. */
-	if (check_mountpoint(options.positional.names[options.positional.count - 1]) < 0)
-		return EXIT_FAILURE_IO;
-	fuse_opt_add_arg(&args, options.positional.names[options.positional.count - 1]);
+	if (check_mountpoint(mountpoint) < 0) {
+		rc = EXIT_FAILURE_IO;
+		goto out;
+	}
+	fuse_opt_add_arg(&args, mountpoint);
 	fuse_opt_add_arg(&args, "-ofsname=vmunionfs,subtype=vmunionfs");
 	if (fuse_parse_cmdline(&args, &cmdline) != 0)
-		return EXIT_USAGE;
+		goto out;
 	rc = run(&options, &args, &cmdline);
+out:
 	free(cmdline.mountpoint);
 	fuse_opt_free_args(&args);
 	name_list_free(&options.positional);

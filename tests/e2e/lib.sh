@@ -247,8 +247,10 @@ _scratch_make() {
 	if [ "${KEEP_SCRATCH:-0}" = 1 ]; then
 		on_exit "tap_diag 'scratch dir kept: $SCRATCH'"
 	else
-		# chmod first: tests may leave read-only trees behind.
-		on_exit "chmod -R u+rwx '$SCRATCH' 2>/dev/null; rm -rf '$SCRATCH'"
+		# chmod the dirs first: tests may leave read-only trees behind. Never
+		# chmod files: a hard link (materialize --mode link) shares its mode
+		# with the source volume.
+		on_exit "find '$SCRATCH' -type d -exec chmod u+rwx {} + 2>/dev/null; rm -rf '$SCRATCH'"
 	fi
 }
 _scratch_make
@@ -792,8 +794,11 @@ _watchdog_start() {
 					echo 1 >"/sys/fs/fuse/connections/$conn/abort" 2>/dev/null
 				fi
 				fusermount3 -uz "$m" 2>/dev/null
-				# shellcheck disable=SC2086
-				[ -n "$pids" ] && kill -KILL $pids 2>/dev/null
+				for p in $pids; do
+					# Only if the pid is still a vmunionfs (not reused).
+					[ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$(readlink -f "$VMUNIONFS")" ] &&
+						kill -KILL "$p" 2>/dev/null
+				done
 			done <"$SCRATCH/.mounts"
 		fi
 		# bash defers a trap while it waits for a foreground command: TERM
