@@ -40,7 +40,7 @@
 set -u -o pipefail
 
 usage() {
-	sed -n '2,/^# Exit status/p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '/^# tests\/e2e\/gen_volumes.sh/,/^# Exit status/p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -342,6 +342,21 @@ PY
 # ---------------------------------------------------------------------------
 
 ports=()
+running=() # pids of background import/verify jobs, for the cleanup
+
+# Stop jobs still running when we are interrupted. Each job exec'd
+# timeout(1), which passes the TERM on to python3.
+kill_jobs() {
+	local p
+	for p in "${running[@]}"; do
+		kill -TERM "$p" 2>/dev/null
+	done
+	for p in "${running[@]}"; do
+		wait "$p" 2>/dev/null
+	done
+	running=()
+}
+on_exit kill_jobs
 
 start_nodes() {
 	local n port
@@ -361,6 +376,7 @@ run_parallel() {
 	for ((n = 0; n < NODES; n++)); do
 		"$fn" "$n" >"$SCRATCH/$what.$n.log" 2>&1 &
 		pids+=($!)
+		running+=($!)
 		nodes_of+=("$n")
 		if [ "${#pids[@]}" -ge "$GEN_JOBS" ] || [ "$n" -eq $((NODES - 1)) ]; then
 			for i in "${!pids[@]}"; do
@@ -374,20 +390,21 @@ run_parallel() {
 			done
 			pids=()
 			nodes_of=()
+			running=()
 		fi
 	done
 	return "$failed"
 }
 
 import_node() {
-	timeout -k 10 "$GEN_STEP_TIMEOUT" "$PYTHON3" "$GEN_PY" gen "$1" \
+	exec timeout -k 10 "$GEN_STEP_TIMEOUT" "$PYTHON3" "$GEN_PY" gen "$1" \
 		"http://127.0.0.1:${ports[$1]}" "$OUTDIR/.node$1.partial.json" \
 		"$SERIES" "$SAMPLES" "$GEN_SEED" "$GEN_START" "$GEN_SPAN_DAYS" \
 		"$GEN_BATCH_BYTES" "$GEN_STEP_TIMEOUT"
 }
 
 verify_node() {
-	vm_compare "http://127.0.0.1:${ports[$1]}" "$OUTDIR/.node$1.partial.json" \
+	exec timeout -k 10 "$GEN_STEP_TIMEOUT" "$PYTHON3" "$E2E_DIR/vm_compare.py" "http://127.0.0.1:${ports[$1]}" "$OUTDIR/.node$1.partial.json" \
 		--nodes "node$1" --timeout "$GEN_STEP_TIMEOUT"
 }
 

@@ -250,8 +250,21 @@ _scratch_make() {
 		# chmod the dirs first: tests may leave read-only trees behind. Never
 		# chmod files: a hard link (materialize --mode link) shares its mode
 		# with the source volume.
-		on_exit "find '$SCRATCH' -type d -exec chmod u+rwx {} + 2>/dev/null; rm -rf '$SCRATCH'"
+		on_exit _scratch_cleanup
 	fi
+}
+
+_scratch_cleanup() {
+	local m
+	# Never rm -rf through a mount that is still there (a failed cleanup
+	# or a test that mounted by hand): detach whatever is under SCRATCH.
+	while IFS= read -r m; do
+		[ -n "$m" ] || continue
+		tap_diag "still mounted at exit: $m (lazy unmount)"
+		fusermount3 -uz "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+	done < <(awk -v t="$SCRATCH/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo)
+	find "$SCRATCH" -type d -exec chmod u+rwx {} + 2>/dev/null
+	rm -rf "$SCRATCH"
 }
 _scratch_make
 
