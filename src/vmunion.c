@@ -5,8 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "config.h"
+#include "materialize.h"
 #include "plan.h"
+#include "plan_targets.h"
 #include "volume.h"
 
 #define EXIT_USAGE 64
@@ -21,13 +24,31 @@ static void usage(FILE *out)
 	      "  plan [--json] VOLUME...   show what the merged volume will contain: per\n"
 	      "                            volume, per partition, indexdb roles, hidden\n"
 	      "                            entries with reasons, renames and refusals\n"
+	      "       --no-check           skip the metricID collision scan (the cheap\n"
+	      "                            checks of `check` always run)\n"
+	      "       --targets M          propose which volumes to merge into which of M\n"
+	      "                            targets (scale-down from N to M nodes)\n"
+	      "  check [--json] [--deep] [--cheap] [--jobs N] VOLUME...\n"
+	      "                            validate the volumes: parts.json against the\n"
+	      "                            part dirs, required files, part headers, and\n"
+	      "                            metricIDs naming different series on different\n"
+	      "                            volumes; --deep also decodes every part;\n"
+	      "                            --cheap skips the collision scan.\n"
+	      "                            Exit status 0 clean, 1 warnings, 2 errors.\n"
+	      "  materialize [OPTIONS] VOLUME... DEST\n"
+	      "                            write the merged view into DEST (missing or empty),\n"
+	      "                            crash-safe and resumable (see materialize --help)\n"
+	      "  verify [OPTIONS] VOLUME... DEST\n"
+	      "                            check that DEST holds exactly the merged view\n"
 	      "\n"
 	      "Options:\n"
 	      "  -h, --help       show this help\n"
 	      "  -V, --version    show the version\n"
 	      "\n"
 	      "Exit status: 0 success, 1 the volumes cannot be merged (refused),\n"
-	      "2 an I/O error, 64 wrong usage.\n",
+	      "2 an I/O error, 64 wrong usage. verify: 1 DEST differs from the merged\n"
+	      "view. materialize: 1 also when DEST is unsafe or too small (nothing was\n"
+	      "written).\n",
 	      out);
 }
 
@@ -57,22 +78,83 @@ static void close_volumes(struct volume *volumes, int count)
 	free(volumes);
 }
 
+/* The checks that come before any use of a plan (check.h): cheap ones, and
+ * the collision scan unless --no-check. Their errors become refusals of the
+ * plan, so they print with it; with --targets, a collision between volumes
+ * is a constraint on the assignment instead. */
+static int check_before_use(struct plan *plan, bool collisions, bool targets,
+			    struct check_report *report)
+{
+	struct check_options opts = { .collisions = collisions };
+
+	check_run(plan, &opts, report, NULL);
+	for (size_t i = 0; i < report->finding_count; i++) {
+		const struct check_finding *f = &report->findings[i];
+
+		if (f->severity != CHECK_ERROR || (targets && f->kind == CHECK_KIND_COLLISION))
+			continue;
+		*ARRAY_PUSH(plan->refusals, plan->refusal_count, plan->refusal_capacity) =
+			check_finding_text(f, plan);
+	}
+	return plan->refusal_count ? -EINVAL : 0;
+}
+
+static int print_targets(struct plan *plan, const struct check_report *report, size_t count,
+			 bool json)
+{
+	struct target_plan targets;
+	struct error err;
+	size_t refused;
+
+	if (plan_targets(plan, report, count, &targets, &err) < 0) {
+		fprintf(stderr, "vmunion: refused: %s\n", err.message);
+		return 1;
+	}
+	if (json) {
+		char *text = target_plan_print_json(&targets, plan);
+
+		puts(text);
+		free(text);
+	} else {
+		target_plan_print_text(&targets, plan, stdout);
+	}
+	refused = target_plan_refusals(&targets);
+	if (refused)
+		fprintf(stderr, "vmunion: refused: %zu targets cannot be merged as proposed\n",
+			refused);
+	target_plan_free(&targets);
+	return refused ? 1 : 0;
+}
+
 static int command_plan(int argc, char **argv)
 {
 	static const struct option options[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "no-check", no_argument, NULL, 'n' },
+		{ "targets", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool json = false;
+	bool json = false, no_check = false;
+	struct check_report report = { 0 };
 	struct volume *volumes;
 	struct plan plan;
 	struct error err;
+	long targets = 0;
+	char *end;
 	int opt, count, rc;
 
 	while ((opt = getopt_long(argc, argv, "jh", options, NULL)) != -1) {
 		if (opt == 'j') {
 			json = true;
+		} else if (opt == 'n') {
+			no_check = true;
+		} else if (opt == 't') {
+			targets = strtol(optarg, &end, 10);
+			if (*end || targets < 1) {
+				fputs("vmunion plan: --targets wants a number >= 1\n", stderr);
+				return EXIT_USAGE;
+			}
 		} else if (opt == 'h') {
 			usage(stdout);
 			return 0;
@@ -88,6 +170,16 @@ static int command_plan(int argc, char **argv)
 	if (open_volumes(argv + optind, count, &volumes) < 0)
 		return 2;
 	rc = plan_build(&plan, volumes, (size_t)count, &err);
+	if (rc == 0 && check_before_use(&plan, !no_check, targets > 0, &report) < 0)
+		rc = error_set(&err, EINVAL, "%s", plan.refusals[0]);
+	if (targets > 0 && rc == 0) {
+		rc = print_targets(&plan, &report, (size_t)targets, json);
+		check_report_free(&report);
+		plan_free(&plan);
+		close_volumes(volumes, count);
+		return rc;
+	}
+	check_report_free(&report);
 	if (json) {
 		char *text = plan_print_json(&plan);
 
@@ -101,6 +193,71 @@ static int command_plan(int argc, char **argv)
 	plan_free(&plan);
 	close_volumes(volumes, count);
 	return rc < 0 ? 1 : 0;
+}
+
+static int command_check(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "deep", no_argument, NULL, 'd' },
+		{ "cheap", no_argument, NULL, 'c' },
+		{ "jobs", required_argument, NULL, 'J' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct check_options opts = { .collisions = true };
+	struct check_report report;
+	struct volume *volumes;
+	struct plan plan;
+	bool json = false;
+	long jobs;
+	char *end;
+	int opt, count, status;
+
+	while ((opt = getopt_long(argc, argv, "jh", options, NULL)) != -1) {
+		if (opt == 'j') {
+			json = true;
+		} else if (opt == 'd') {
+			opts.deep = true;
+		} else if (opt == 'c') {
+			opts.collisions = false;
+		} else if (opt == 'J') {
+			jobs = strtol(optarg, &end, 10);
+			if (*end || jobs < 1 || jobs > 256) {
+				fputs("vmunion check: --jobs wants a number from 1 to 256\n", stderr);
+				return EXIT_USAGE;
+			}
+			opts.jobs = (unsigned)jobs;
+		} else if (opt == 'h') {
+			usage(stdout);
+			return 0;
+		} else {
+			return EXIT_USAGE;
+		}
+	}
+	count = argc - optind;
+	if (count < 1) {
+		fputs("vmunion check: give at least one VOLUME\n", stderr);
+		return EXIT_USAGE;
+	}
+	if (open_volumes(argv + optind, count, &volumes) < 0)
+		return 2;
+	/* A refused plan is still checked: its refusals are errors of the report. */
+	plan_build(&plan, volumes, (size_t)count, NULL);
+	check_run(&plan, &opts, &report, NULL);
+	if (json) {
+		char *text = check_print_json(&report, &plan);
+
+		puts(text);
+		free(text);
+	} else {
+		check_print_text(&report, &plan, stdout);
+	}
+	status = check_exit_status(&report);
+	check_report_free(&report);
+	plan_free(&plan);
+	close_volumes(volumes, count);
+	return status;
 }
 
 int main(int argc, char **argv)
@@ -122,6 +279,12 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(command, "plan") == 0)
 		return command_plan(argc - 1, argv + 1);
+	if (strcmp(command, "check") == 0)
+		return command_check(argc - 1, argv + 1);
+	if (strcmp(command, "materialize") == 0)
+		return command_materialize(argc - 1, argv + 1);
+	if (strcmp(command, "verify") == 0)
+		return command_verify(argc - 1, argv + 1);
 	fprintf(stderr, "vmunion: unknown command '%s' (see vmunion --help)\n", command);
 	return EXIT_USAGE;
 }
