@@ -126,45 +126,28 @@ static void report_refusals(const struct plan *plan, struct finding_list *list)
 	}
 }
 
-/* How much a hidden entry matters, judged from the plan's reason. Garbage
- * (what an unclean stop or a half-done removal leaves) is a warning: the
- * merge hides it, but it says the volume was not left the way vmstorage
- * leaves it. The per-volume state every volume has (locks, parts.json,
- * caches, snapshots, txn/tmp) is not reported at all. */
-static const struct {
-	const char *reason;
-	enum check_severity severity;
-} hidden_severities[] = {
-	{ "not listed in parts.json", CHECK_WARNING },
-	{ ".must-remove.", CHECK_WARNING },
-	{ ".delete-this-dir", CHECK_WARNING },
-	{ "empty part directory", CHECK_WARNING },
-	{ "empty table directory", CHECK_WARNING },
-	{ "leftover of an interrupted atomic write", CHECK_WARNING },
-	{ "not a YYYY_MM partition", CHECK_WARNING },
-	{ "not a part directory", CHECK_WARNING },
-	{ "not an indexdb table", CHECK_WARNING },
-	{ "not a regular file inside a part", CHECK_WARNING },
-	{ "identical copy", CHECK_INFO },
-	{ "older than the tables", CHECK_INFO },
-	{ "next table", CHECK_INFO },
-	{ "unknown entry", CHECK_INFO },
-	{ "unreadable", CHECK_INFO },
-};
-
+/* How much a hidden entry matters, by its class. Garbage (what an unclean
+ * stop or a half-done removal leaves) and foreign entries are warnings: the
+ * merge hides them, but the volume was not left the way vmstorage leaves it.
+ * The per-volume state every volume has (locks, parts.json, caches,
+ * snapshots, txn/tmp) is not reported at all. */
 static void report_hidden(const struct plan *plan, struct finding_list *list)
 {
+	static const int severity[] = {
+		[HIDDEN_CLASS_STATE] = -1,
+		[HIDDEN_CLASS_GARBAGE] = CHECK_WARNING,
+		[HIDDEN_CLASS_FOREIGN] = CHECK_WARNING,
+		[HIDDEN_CLASS_SUPERSEDED] = CHECK_INFO,
+	};
+
 	for (size_t i = 0; i < plan->hidden_count; i++) {
 		const struct plan_hidden *h = &plan->hidden[i];
+		int level = severity[hidden_reason_class(h->reason)];
 
-		for (size_t j = 0; j < sizeof(hidden_severities) / sizeof(hidden_severities[0]);
-		     j++) {
-			if (!strstr(h->reason, hidden_severities[j].reason))
-				continue;
-			add_finding(list, hidden_severities[j].severity, h->volume, h->path,
-				    "hidden from the merged volume: %s", h->reason);
-			break;
-		}
+		if (level >= 0)
+			add_finding(list, (enum check_severity)level, h->volume, h->path,
+				    "hidden from the merged volume: %s",
+				    hidden_reason_text(h->reason));
 	}
 	for (size_t i = 0; i < plan->rename_count; i++)
 		add_finding(list, CHECK_INFO, plan->renames[i].volume, plan->renames[i].path,

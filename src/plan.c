@@ -69,14 +69,63 @@ static void refuse(struct plan *plan, const char *fmt, ...)
 	*ARRAY_PUSH(plan->refusals, plan->refusal_count, plan->refusal_capacity) = message;
 }
 
-static void hide(struct plan *plan, int volume, const char *path, const char *reason)
+static const struct {
+	const char *text;
+	enum hidden_class class;
+} hidden_reasons[] = {
+	[HIDDEN_LOCK_FILE] = { "per-volume lock file (a fresh one is shown)", HIDDEN_CLASS_STATE },
+	[HIDDEN_PARTS_JSON] = { "per-volume parts.json (a merged one is shown)", HIDDEN_CLASS_STATE },
+	[HIDDEN_TABLE_FLAG] = { "per-table flag (shown when every table of the role has it)",
+				HIDDEN_CLASS_STATE },
+	[HIDDEN_RETENTION] = { "retention state (vmstorage re-applies retention)",
+			       HIDDEN_CLASS_STATE },
+	[HIDDEN_CACHE] = { "per-volume caches must not be merged (shown empty)",
+			   HIDDEN_CLASS_STATE },
+	[HIDDEN_SNAPSHOTS] = { "per-volume snapshots (shown empty)", HIDDEN_CLASS_STATE },
+	[HIDDEN_SERVICE_DIR] = { "transaction and temporary dir (shown empty)",
+				 HIDDEN_CLASS_STATE },
+	[HIDDEN_UNKNOWN_ROOT] = { "unknown entry (vmstorage ignores it)", HIDDEN_CLASS_STATE },
+	[HIDDEN_TMP_FILE] = { "leftover of an interrupted atomic write", HIDDEN_CLASS_GARBAGE },
+	[HIDDEN_UNLISTED] = { "not listed in parts.json (vmstorage deletes it at startup)",
+			      HIDDEN_CLASS_GARBAGE },
+	[HIDDEN_MUST_REMOVE] = { "directory being removed (.must-remove.)", HIDDEN_CLASS_GARBAGE },
+	[HIDDEN_DELETE_MARKER] = { "partially removed (.delete-this-dir)", HIDDEN_CLASS_GARBAGE },
+	[HIDDEN_EMPTY_PART] = { "empty part directory", HIDDEN_CLASS_GARBAGE },
+	[HIDDEN_EMPTY_TABLE] = { "empty table directory", HIDDEN_CLASS_GARBAGE },
+	[HIDDEN_NOT_PARTITION] = { "not a YYYY_MM partition (vmstorage would panic on it)",
+				   HIDDEN_CLASS_FOREIGN },
+	[HIDDEN_NOT_PART] = { "not a part directory", HIDDEN_CLASS_FOREIGN },
+	[HIDDEN_NOT_TABLE] = { "not an indexdb table", HIDDEN_CLASS_FOREIGN },
+	[HIDDEN_NOT_REGULAR] = { "not a regular file inside a part", HIDDEN_CLASS_FOREIGN },
+	[HIDDEN_IDENTICAL_COPY] = { "identical copy of a part shown from an earlier volume",
+				    HIDDEN_CLASS_SUPERSEDED },
+	[HIDDEN_OLD_TABLE] = { "older than the tables vmstorage keeps (it would delete it at "
+			       "startup)",
+			       HIDDEN_CLASS_SUPERSEDED },
+	[HIDDEN_NEXT_TABLE] = { "next table (a gen-C target keeps only prev and curr)",
+				HIDDEN_CLASS_SUPERSEDED },
+	[HIDDEN_UNREADABLE_METADATA] = { "unreadable (vmstorage rewrites it)",
+					 HIDDEN_CLASS_SUPERSEDED },
+};
+
+const char *hidden_reason_text(enum hidden_reason reason)
+{
+	return hidden_reasons[reason].text;
+}
+
+enum hidden_class hidden_reason_class(enum hidden_reason reason)
+{
+	return hidden_reasons[reason].class;
+}
+
+static void hide(struct plan *plan, int volume, const char *path, enum hidden_reason reason)
 {
 	struct plan_hidden *h = ARRAY_PUSH(plan->hidden, plan->hidden_count,
 					   plan->hidden_capacity);
 
 	h->volume = volume;
 	h->path = xstrdup(path);
-	h->reason = xstrdup(reason);
+	h->reason = reason;
 }
 
 static const char *volume_path(const struct plan *plan, int volume)
@@ -260,35 +309,38 @@ static bool worth_reporting(const struct vnode *entry)
 	return entry->child_count || entry->not_scanned || !is_service_dir(entry->name);
 }
 
-/* Why a non-part entry of a part-holding dir is hidden; NULL for a candidate part. */
-static const char *entry_hidden_reason(const struct vnode *entry)
+/* Why a non-part entry of a part-holding dir is hidden; false for a candidate part. */
+static bool entry_hidden(const struct vnode *entry, enum hidden_reason *reason)
 {
 	const char *name = entry->name;
 
 	if (!S_ISDIR(entry->st.st_mode)) {
 		if (strcmp(name, "parts.json") == 0)
-			return "per-volume parts.json (a merged one is shown)";
-		if (strcmp(name, "flock.lock") == 0)
-			return "per-volume lock file (a fresh one is shown)";
-		if (strcmp(name, "converted-to-v1.28.0") == 0)
-			return "per-table flag (shown when every table of the role has it)";
-		if (strcmp(name, "appliedRetention.txt") == 0)
-			return "retention state (vmstorage re-applies retention)";
-		if (is_tmp_file(name))
-			return "leftover of an interrupted atomic write";
-		return "not a part directory";
+			*reason = HIDDEN_PARTS_JSON;
+		else if (strcmp(name, "flock.lock") == 0)
+			*reason = HIDDEN_LOCK_FILE;
+		else if (strcmp(name, "converted-to-v1.28.0") == 0)
+			*reason = HIDDEN_TABLE_FLAG;
+		else if (strcmp(name, "appliedRetention.txt") == 0)
+			*reason = HIDDEN_RETENTION;
+		else if (is_tmp_file(name))
+			*reason = HIDDEN_TMP_FILE;
+		else
+			*reason = HIDDEN_NOT_PART;
+	} else if (strcmp(name, "txn") == 0 || strcmp(name, "tmp") == 0) {
+		*reason = HIDDEN_SERVICE_DIR;
+	} else if (strcmp(name, "snapshots") == 0) {
+		*reason = HIDDEN_SNAPSHOTS;
+	} else if (strstr(name, ".must-remove.")) {
+		*reason = HIDDEN_MUST_REMOVE;
+	} else if (vnode_child(entry, ".delete-this-dir")) {
+		*reason = HIDDEN_DELETE_MARKER;
+	} else if (is_empty_dir(entry)) {
+		*reason = HIDDEN_EMPTY_PART;
+	} else {
+		return false;
 	}
-	if (strcmp(name, "txn") == 0 || strcmp(name, "tmp") == 0)
-		return "transaction and temporary dir (shown empty)";
-	if (strcmp(name, "snapshots") == 0)
-		return "per-volume snapshots (shown empty)";
-	if (strstr(name, ".must-remove."))
-		return "directory being removed (.must-remove.)";
-	if (vnode_child(entry, ".delete-this-dir"))
-		return "partially removed part (.delete-this-dir)";
-	if (is_empty_dir(entry))
-		return "empty part directory";
-	return NULL;
+	return true;
 }
 
 /* Appends the live parts of src to out; hides the rest with a reason. */
@@ -300,16 +352,18 @@ static void collect_parts(struct plan *plan, const struct source_dir *src,
 	for (size_t i = 0; dir && i < dir->child_count; i++) {
 		const struct vnode *entry = &dir->children[i];
 		char *path = xasprintf("%s/%s", src->path, entry->name);
-		const char *reason = entry_hidden_reason(entry);
+		enum hidden_reason reason;
+		bool hidden = entry_hidden(entry, &reason);
 		bool listed = src->listed && name_list_contains(src->listed, entry->name);
 		struct candidate *c;
 
-		if (reason && listed)
-			refuse(plan, "%s: %s lists part %s, but it cannot be used: %s", volume_path(plan, src->volume),
-			       src->listed_in, entry->name, reason);
-		else if (!reason && src->listed && !listed)
-			reason = "not listed in parts.json (vmstorage deletes it at startup)";
-		if (reason) {
+		if (hidden && listed)
+			refuse(plan, "%s: %s lists part %s, but it cannot be used: %s",
+			       volume_path(plan, src->volume), src->listed_in, entry->name,
+			       hidden_reason_text(reason));
+		else if (!hidden && src->listed && !listed)
+			hidden = true, reason = HIDDEN_UNLISTED;
+		if (hidden) {
 			if (worth_reporting(entry))
 				hide(plan, src->volume, path, reason);
 			free(path);
@@ -430,8 +484,7 @@ static void resolve_collisions(struct plan *plan, struct candidates *list, bool 
 			if (!list->items[j].dropped && strcmp(list->items[j].name, c->name) == 0 &&
 			    same_part(plan, &list->items[j], c)) {
 				c->dropped = true;
-				hide(plan, c->volume, c->lower_path,
-				     "identical copy of a part shown from an earlier volume");
+				hide(plan, c->volume, c->lower_path, HIDDEN_IDENTICAL_COPY);
 				break;
 			}
 		}
@@ -475,7 +528,7 @@ static void add_parts(struct plan *plan, uint32_t parent, const struct candidate
 			if (S_ISREG(file->st.st_mode))
 				add_lower(plan, dir, file->name, c->volume, path, &file->st);
 			else
-				hide(plan, c->volume, path, "not a regular file inside a part");
+				hide(plan, c->volume, path, HIDDEN_NOT_REGULAR);
 			free(path);
 		}
 		if (names)
@@ -703,12 +756,10 @@ static void collect_partition_names(struct plan *plan, struct name_list *names)
 
 				if (strcmp(entry->name, "snapshots") == 0) {
 					if (entry->child_count || entry->not_scanned)
-						hide(plan, (int)v, path,
-						     "per-volume snapshots (shown empty)");
+						hide(plan, (int)v, path, HIDDEN_SNAPSHOTS);
 				} else if (!S_ISDIR(entry->st.st_mode) ||
 					   !is_partition_name(entry->name)) {
-					hide(plan, (int)v, path,
-					     "not a YYYY_MM partition (vmstorage would panic on it)");
+					hide(plan, (int)v, path, HIDDEN_NOT_PARTITION);
 				} else if (!name_list_contains(names, entry->name)) {
 					name_list_add(names, entry->name);
 				}
@@ -753,17 +804,17 @@ static void volume_tables(struct plan *plan, int volume, struct table_ref **refs
 
 		if (strcmp(entry->name, "snapshots") == 0) {
 			if (entry->child_count || entry->not_scanned)
-				hide(plan, volume, path, "per-volume snapshots (shown empty)");
+				hide(plan, volume, path, HIDDEN_SNAPSHOTS);
 		} else if (!S_ISDIR(entry->st.st_mode) || !is_hex16_name(entry->name)) {
-			hide(plan, volume, path, "not an indexdb table");
+			hide(plan, volume, path, HIDDEN_NOT_TABLE);
 		} else if (vnode_child(entry, ".delete-this-dir")) {
-			hide(plan, volume, path, "partially removed table (.delete-this-dir)");
+			hide(plan, volume, path, HIDDEN_DELETE_MARKER);
 		} else if (generation == GEN_C && is_empty_dir(entry)) {
-			hide(plan, volume, path, "empty table directory");
+			hide(plan, volume, path, HIDDEN_EMPTY_TABLE);
 		} else if (n < sizeof(tables) / sizeof(tables[0])) {
 			tables[n++] = entry; /* children are sorted: oldest first */
 		} else {
-			hide(plan, volume, path, "older than the tables vmstorage keeps");
+			hide(plan, volume, path, HIDDEN_OLD_TABLE);
 		}
 		free(path);
 	}
@@ -774,7 +825,7 @@ static void volume_tables(struct plan *plan, int volume, struct table_ref **refs
 		for (size_t i = n - 1; i < n; i++) {
 			char *path = xasprintf("indexdb/%s", tables[i]->name);
 
-			hide(plan, volume, path, "legacy next table (gen-C vmstorage deletes it)");
+			hide(plan, volume, path, HIDDEN_NEXT_TABLE);
 			free(path);
 		}
 		n -= 1;
@@ -783,8 +834,7 @@ static void volume_tables(struct plan *plan, int volume, struct table_ref **refs
 	for (size_t i = 0; i < first; i++) {
 		char *path = xasprintf("indexdb/%s", tables[i]->name);
 
-		hide(plan, volume, path,
-		     "older than the tables vmstorage keeps (it would delete it at startup)");
+		hide(plan, volume, path, HIDDEN_OLD_TABLE);
 		free(path);
 	}
 	for (size_t i = first; i < n; i++) {
@@ -905,8 +955,7 @@ static void merge_tables(struct plan *plan)
 		if ((size_t)refs[i].role >= roles) {
 			char *path = xasprintf("indexdb/%s", refs[i].dir->name);
 
-			hide(plan, refs[i].volume, path,
-			     "next table (a gen-C target keeps only prev and curr)");
+			hide(plan, refs[i].volume, path, HIDDEN_NEXT_TABLE);
 			free(path);
 			continue;
 		}
@@ -951,7 +1000,7 @@ static void merge_min_timestamp(struct plan *plan)
 		if (!file)
 			continue;
 		if (!S_ISREG(file->st.st_mode) || file->content_len != 8) {
-			hide(plan, (int)v, path, "unreadable (vmstorage rewrites it)");
+			hide(plan, (int)v, path, HIDDEN_UNREADABLE_METADATA);
 			continue;
 		}
 		value = decode_zigzag_be((const unsigned char *)file->content);
@@ -968,15 +1017,15 @@ static void merge_min_timestamp(struct plan *plan)
 	add_synth(plan, add_dir(plan, 0, "metadata"), "minTimestampForCompositeIndex", content, 8);
 }
 
-static const char *root_hidden_reason(const struct vnode *entry)
+static enum hidden_reason root_hidden_reason(const struct vnode *entry)
 {
 	if (strcmp(entry->name, "flock.lock") == 0)
-		return "per-volume lock file (a fresh one is shown)";
+		return HIDDEN_LOCK_FILE;
 	if (strcmp(entry->name, "cache") == 0)
-		return "per-volume caches must not be merged (shown empty)";
+		return HIDDEN_CACHE;
 	if (strcmp(entry->name, "snapshots") == 0)
-		return "per-volume snapshots (shown empty)";
-	return "unknown entry (vmstorage ignores it)";
+		return HIDDEN_SNAPSHOTS;
+	return HIDDEN_UNKNOWN_ROOT;
 }
 
 static void hide_root_entries(struct plan *plan, int volume)
@@ -996,7 +1045,7 @@ static void hide_root_entries(struct plan *plan, int volume)
 		hide(plan, volume, entry->name, root_hidden_reason(entry));
 	}
 	if (vnode_child(data, "flock.lock"))
-		hide(plan, volume, "data/flock.lock", "per-volume lock file (a fresh one is shown)");
+		hide(plan, volume, "data/flock.lock", HIDDEN_LOCK_FILE);
 }
 
 static void check_volumes(struct plan *plan)
@@ -1106,7 +1155,6 @@ void plan_free(struct plan *plan)
 	free(plan->nodes);
 	for (size_t i = 0; i < plan->hidden_count; i++) {
 		free(plan->hidden[i].path);
-		free(plan->hidden[i].reason);
 	}
 	free(plan->hidden);
 	for (size_t i = 0; i < plan->rename_count; i++) {

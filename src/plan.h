@@ -35,11 +35,48 @@ struct plan_node {
 	size_t child_count, child_capacity;
 };
 
+/* Why an entry of a volume is not shown. */
+enum hidden_reason {
+	HIDDEN_LOCK_FILE,
+	HIDDEN_PARTS_JSON,
+	HIDDEN_TABLE_FLAG,
+	HIDDEN_RETENTION,
+	HIDDEN_CACHE,
+	HIDDEN_SNAPSHOTS,
+	HIDDEN_SERVICE_DIR,
+	HIDDEN_UNKNOWN_ROOT,
+	HIDDEN_TMP_FILE,
+	HIDDEN_UNLISTED,
+	HIDDEN_MUST_REMOVE,
+	HIDDEN_DELETE_MARKER,
+	HIDDEN_EMPTY_PART,
+	HIDDEN_EMPTY_TABLE,
+	HIDDEN_NOT_PARTITION,
+	HIDDEN_NOT_PART,
+	HIDDEN_NOT_TABLE,
+	HIDDEN_NOT_REGULAR,
+	HIDDEN_IDENTICAL_COPY,
+	HIDDEN_OLD_TABLE,
+	HIDDEN_NEXT_TABLE,
+	HIDDEN_UNREADABLE_METADATA,
+};
+
+/* What kind of thing a hidden entry is, for reports that grade them. */
+enum hidden_class {
+	HIDDEN_CLASS_STATE,      /* per-volume state the merge replaces */
+	HIDDEN_CLASS_GARBAGE,    /* left by an interrupted write or removal */
+	HIDDEN_CLASS_FOREIGN,    /* not part of a vmstorage layout */
+	HIDDEN_CLASS_SUPERSEDED, /* valid, but the merged view does not need it */
+};
+
 struct plan_hidden {
 	int volume;
 	char *path;
-	char *reason;
+	enum hidden_reason reason;
 };
+
+const char *hidden_reason_text(enum hidden_reason reason);
+enum hidden_class hidden_reason_class(enum hidden_reason reason);
 
 struct plan_rename {
 	int volume;

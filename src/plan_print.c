@@ -104,7 +104,7 @@ void plan_print_text(const struct plan *plan, FILE *out)
 	fprintf(out, "\nHidden entries (%zu)\n", plan->hidden_count);
 	for (size_t i = 0; i < plan->hidden_count; i++)
 		fprintf(out, "  [%d] %s: %s\n", plan->hidden[i].volume, plan->hidden[i].path,
-			plan->hidden[i].reason);
+			hidden_reason_text(plan->hidden[i].reason));
 }
 
 static cJSON *volumes_json(const struct plan *plan)
@@ -185,7 +185,7 @@ static cJSON *hidden_json(const struct plan *plan)
 
 		cJSON_AddNumberToObject(item, "volume", plan->hidden[i].volume);
 		cJSON_AddStringToObject(item, "path", plan->hidden[i].path);
-		cJSON_AddStringToObject(item, "reason", plan->hidden[i].reason);
+		cJSON_AddStringToObject(item, "reason", hidden_reason_text(plan->hidden[i].reason));
 		cJSON_AddItemToArray(array, item);
 	}
 	return array;

@@ -203,8 +203,8 @@ deep1_s=$SECS
 timed deep "$VMUNION" check --deep "${vols[@]}"
 deep_s=$SECS
 
-mbs() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", s > 0 ? b / 1e6 / s : 0 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a > 0 ? b / a : 0 }'; }
+mbs() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? b / 1e6 / s : 0) }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (a > 0 ? b / a : 0) }'; }
 
 printf 'vmunion check benchmark (%s cache, %s CPUs, %s)\n' \
 	"$([ "$BENCH_COLD" = 1 ] && echo cold || echo warm)" "$(nproc)" "$(uname -r)"

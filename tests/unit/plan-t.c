@@ -150,7 +150,7 @@ static bool hidden_with(struct merged *m, const char *path, const char *reason_p
 {
 	for (size_t i = 0; i < m->plan.hidden_count; i++)
 		if (strcmp(m->plan.hidden[i].path, path) == 0 &&
-		    strstr(m->plan.hidden[i].reason, reason_part))
+		    strstr(hidden_reason_text(m->plan.hidden[i].reason), reason_part))
 			return true;
 	return false;
 }
