@@ -1285,19 +1285,6 @@ int check_exit_status(const struct check_report *report)
 
 /* ---- printing ---- */
 
-static void format_bytes(uint64_t bytes, char *buf, size_t len)
-{
-	const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	double value = (double)bytes;
-	int unit = 0;
-
-	while (value >= 1024 && unit < 4) {
-		value /= 1024;
-		unit++;
-	}
-	snprintf(buf, len, unit ? "%.1f %s" : "%.0f %s", value, units[unit]);
-}
-
 static const char *layout_name(const struct check_volume *cv)
 {
 	return !cv->cluster_known ? NULL : cv->cluster ? "cluster" : "single-node";

@@ -115,19 +115,6 @@ static double now_seconds(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static const char *format_bytes(char *buf, size_t size, double bytes)
-{
-	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	size_t unit = 0;
-
-	while (bytes >= 1024 && unit < 4) {
-		bytes /= 1024;
-		unit++;
-	}
-	snprintf(buf, size, unit ? "%.1f %s" : "%.0f %s", bytes, units[unit]);
-	return buf;
-}
-
 static char *tmp_name(const char *path)
 {
 	return xasprintf("%s" TMP_SUFFIX, path);
@@ -150,21 +137,6 @@ static void crash_point(const char *point, size_t n)
 		return;
 	if (at[len] == '\0' || (at[len] == ':' && strtoull(at + len + 1, NULL, 10) == n))
 		raise(SIGKILL);
-}
-
-static int write_all(int fd, const char *data, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, data, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		data += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 static size_t top_len(const char *path)
@@ -595,8 +567,8 @@ static int check_space(const struct job *job, const struct space *sp, struct err
 		return error_set(err, ENOSPC,
 				 "%s: not enough free space: the merged view needs %s (%zu files "
 				 "to write), the filesystem has %s available; nothing was written",
-				 job->dest, format_bytes(need, sizeof(need), (double)sp->needed),
-				 job->work_count, format_bytes(have, sizeof(have), (double)sp->free));
+				 job->dest, format_bytes(sp->needed, need, sizeof(need)),
+				 job->work_count, format_bytes(sp->free, have, sizeof(have)));
 	if (sp->inodes_known && sp->inodes_needed > sp->inodes_free)
 		return error_set(err, ENOSPC,
 				 "%s: not enough free inodes: needs %" PRIu64 ", the filesystem "
@@ -882,9 +854,9 @@ static void print_progress(struct job *job, double start, bool final)
 	fprintf(stderr, "\r[%.*s%.*s] %3d%% %s / %s  %zu/%zu files  %s/s  ETA %d:%02d\033[K%s",
 		filled, "########################", width - filled, "........................",
 		total ? (int)((double)done * 100 / (double)total) : 100,
-		format_bytes(a, sizeof(a), (double)done), format_bytes(b, sizeof(b), (double)total),
+		format_bytes(done, a, sizeof(a)), format_bytes(total, b, sizeof(b)),
 		atomic_load(&job->files_done), job->work_count,
-		format_bytes(r, sizeof(r), rate), (int)eta / 60, (int)eta % 60, final ? "\n" : "");
+		format_bytes((uint64_t)rate, r, sizeof(r)), (int)eta / 60, (int)eta % 60, final ? "\n" : "");
 }
 
 static int run_workers(struct job *job, double start)
@@ -1139,11 +1111,11 @@ static int dry_run(struct job *job, const struct space *sp)
 			"vmunion materialize: dry run: %zu of %zu files (%s of %s) would be "
 			"written to %s%s, %zu directories; space needed %s, available %s\n",
 			job->work_count, job->tree->files,
-			format_bytes(a, sizeof(a), (double)job->work_bytes),
-			format_bytes(b, sizeof(b), (double)job->tree->file_bytes), job->dest,
+			format_bytes(job->work_bytes, a, sizeof(a)),
+			format_bytes(job->tree->file_bytes, b, sizeof(b)), job->dest,
 			job->state == DEST_RESUME ? " (resuming an unfinished run)" : "",
-			job->tree->dirs, format_bytes(c, sizeof(c), (double)sp->needed),
-			format_bytes(d, sizeof(d), (double)sp->free));
+			job->tree->dirs, format_bytes(sp->needed, c, sizeof(c)),
+			format_bytes(sp->free, d, sizeof(d)));
 	}
 	if (space_rc < 0) {
 		fprintf(stderr, "vmunion materialize: %s\n", err.message);
@@ -1183,8 +1155,8 @@ static void report(struct job *job, double seconds)
 		return;
 	fprintf(stderr, "vmunion materialize: %s: %zu files (%s), %zu written (%s) in %.1f s:",
 		job->dest, job->tree->files,
-		format_bytes(a, sizeof(a), (double)job->tree->file_bytes), job->work_count,
-		format_bytes(b, sizeof(b), (double)job->work_bytes), seconds);
+		format_bytes(job->tree->file_bytes, a, sizeof(a)), job->work_count,
+		format_bytes(job->work_bytes, b, sizeof(b)), seconds);
 	for (int h = 0; h < HOW_COUNT; h++)
 		if (counts[h])
 			fprintf(stderr, " %s %zu", how_names[h], counts[h]);

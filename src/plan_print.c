@@ -16,19 +16,6 @@ static void format_time(int64_t ms, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static void format_bytes(uint64_t bytes, char *buf, size_t len)
-{
-	const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	double value = (double)bytes;
-	int unit = 0;
-
-	while (value >= 1024 && unit < 4) {
-		value /= 1024;
-		unit++;
-	}
-	snprintf(buf, len, unit ? "%.1f %s" : "%.0f %s", value, units[unit]);
-}
-
 static void print_volumes(const struct plan *plan, FILE *out)
 {
 	char bytes[32];

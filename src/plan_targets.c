@@ -141,19 +141,6 @@ size_t target_plan_refusals(const struct target_plan *targets)
 	return n;
 }
 
-static void format_bytes(uint64_t bytes, char *buf, size_t len)
-{
-	const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	double value = (double)bytes;
-	int unit = 0;
-
-	while (value >= 1024 && unit < 4) {
-		value /= 1024;
-		unit++;
-	}
-	snprintf(buf, len, unit ? "%.1f %s" : "%.0f %s", value, units[unit]);
-}
-
 /* Largest over smallest target; 0 when a target is empty of that weight. */
 static double spread(const struct target_plan *targets, bool series)
 {

@@ -176,7 +176,7 @@ int read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *ou
 	return 0;
 }
 
-static int write_all(int fd, const void *data, size_t len)
+int write_all(int fd, const void *data, size_t len)
 {
 	const char *p = data;
 
@@ -266,4 +266,18 @@ int remove_tree_at(int dirfd, const char *path)
 	if (rc == 0 && unlinkat(dirfd, path, AT_REMOVEDIR) < 0 && errno != ENOENT)
 		rc = -errno;
 	return rc;
+}
+
+const char *format_bytes(uint64_t bytes, char *buf, size_t len)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double value = (double)bytes;
+	int unit = 0;
+
+	while (value >= 1024 && unit < 4) {
+		value /= 1024;
+		unit++;
+	}
+	snprintf(buf, len, unit ? "%.1f %s" : "%.0f %s", value, units[unit]);
+	return buf;
 }

@@ -38,6 +38,11 @@ bool is_hex16_name(const char *name);
 bool has_suffix(const char *s, const char *suffix);
 int compare_strings(const void *a, const void *b);
 
+/* Writes all of data, retrying short writes and EINTR. */
+int write_all(int fd, const void *data, size_t len);
+/* "1.5 GiB": bytes for people. */
+const char *format_bytes(uint64_t bytes, char *buf, size_t len);
+
 /* Reads a whole small file below dirfd (at most max bytes). */
 int read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *out_len);
 /* Writes data to path atomically: temp file, fsync, rename, fsync the dir. */

@@ -1507,23 +1507,6 @@ struct ms_writer {
 	uint64_t blocks;
 };
 
-static int write_all(int fd, const void *data, size_t len, const char *name, struct error *err)
-{
-	const char *p = data;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return error_set(err, errno, "%s: write: %s", name, strerror(errno));
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static size_t common_prefix(const struct vm_item *a, const struct vm_item *b)
 {
 	const uint8_t *x = a->data, *y = b->data;
@@ -1547,8 +1530,8 @@ static int ms_put_block(struct ms_writer *w, int fd, uint64_t *off, const struct
 		rc = vm_zstd_compress(data->p, data->len, w->o->content_size, &z, &zlen, err);
 		p = z;
 	}
-	if (rc == 0)
-		rc = write_all(fd, p, zlen, name, err);
+	if (rc == 0 && (rc = write_all(fd, p, zlen)) < 0)
+		rc = error_set(err, -rc, "%s: write: %s", name, strerror(-rc));
 	free(z);
 	*size = (uint32_t)zlen;
 	*off += zlen;
