@@ -20,9 +20,14 @@
 
 #include "upper.h"
 
+/* An inode the kernel remembers. It holds a file handle and is opened on
+ * demand, so that a walk of a large tree does not hold an fd per entry
+ * (the fd limit would end it with EMFILE); only where the upper's
+ * filesystem has no file handles does it keep an O_PATH fd. */
 struct fs_inode {
 	struct fs_inode *next; /* hash chain */
-	int fd;                /* O_PATH */
+	int fd;                /* O_PATH, or -1 when handle is set */
+	struct file_handle *handle;
 	ino_t ino;
 	dev_t dev;
 	uint64_t lookups;
@@ -39,6 +44,7 @@ struct fs {
 	pthread_mutex_t mutex;
 	pthread_mutex_t copy_up_mutex;
 	const struct fs_config *config;
+	bool use_handles; /* the upper gives file handles, and we may open them */
 };
 
 struct fs_dir {
@@ -64,6 +70,65 @@ static void proc_path(char *buf, size_t len, int fd)
 	snprintf(buf, len, "/proc/self/fd/%d", fd);
 }
 
+/* An O_PATH fd of inode; give it back with inode_put_fd. */
+static int inode_get_fd(struct fs *fs, struct fs_inode *inode)
+{
+	int fd;
+
+	if (inode->fd >= 0)
+		return inode->fd;
+	fd = open_by_handle_at(fs->config->upper_tree_fd, inode->handle, O_PATH | O_CLOEXEC);
+	/* A handle of an inode removed meanwhile is stale: it is gone. */
+	return fd >= 0 ? fd : errno == ESTALE ? -ENOENT : -errno;
+}
+
+static void inode_put_fd(struct fs_inode *inode, int fd)
+{
+	if (fd >= 0 && fd != inode->fd)
+		close(fd);
+}
+
+/* A file handle of fd, or NULL where the filesystem has none. */
+static struct file_handle *handle_of(int fd)
+{
+	struct file_handle *handle = xmalloc(sizeof(*handle) + MAX_HANDLE_SZ);
+	int mount_id;
+
+	handle->handle_bytes = MAX_HANDLE_SZ;
+	if (name_to_handle_at(fd, "", handle, &mount_id, AT_EMPTY_PATH) == 0)
+		return handle;
+	free(handle);
+	return NULL;
+}
+
+/* Keeps a file handle instead of fd when the filesystem can give one. */
+static void inode_set_fd(struct fs *fs, struct fs_inode *inode, int fd)
+{
+	struct file_handle *handle = fs->use_handles ? handle_of(fd) : NULL;
+
+	if (handle) {
+		inode->handle = handle;
+		inode->fd = -1;
+		close(fd);
+	} else {
+		inode->fd = fd;
+	}
+}
+
+/* open_by_handle_at needs CAP_DAC_READ_SEARCH, an exportable filesystem and
+ * a mount fd that is not O_PATH. */
+static bool handles_work(int dir_fd)
+{
+	struct file_handle *handle = handle_of(dir_fd);
+	int fd = handle ? open_by_handle_at(dir_fd, handle, O_PATH | O_CLOEXEC) : -1;
+
+	free(handle);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
 /* ---- stubs ---- */
 
 static int stub_state(struct fs *fs, struct fs_inode *inode)
@@ -71,9 +136,16 @@ static int stub_state(struct fs *fs, struct fs_inode *inode)
 	char path[64], *lower = NULL;
 	int volume = -1, rc = 0;
 
+	int fd;
+
+	if (inode->stub_known)
+		return 0;
+	fd = inode_get_fd(fs, inode);
+	if (fd < 0)
+		return fd;
 	pthread_mutex_lock(&fs->mutex);
 	if (!inode->stub_known) {
-		proc_path(path, sizeof(path), inode->fd);
+		proc_path(path, sizeof(path), fd);
 		rc = upper_stub_get(path, &volume, &lower);
 		if (rc >= 0) {
 			inode->stub_known = true;
@@ -83,6 +155,7 @@ static int stub_state(struct fs *fs, struct fs_inode *inode)
 		}
 	}
 	pthread_mutex_unlock(&fs->mutex);
+	inode_put_fd(inode, fd);
 	return rc;
 }
 
@@ -100,7 +173,7 @@ static int open_lower(struct fs *fs, struct fs_inode *inode)
 static int copy_up(struct fs *fs, struct fs_inode *inode)
 {
 	char path[64];
-	int rc, fd, lower;
+	int rc, fd, lower, path_fd;
 
 	rc = stub_state(fs, inode);
 	if (rc < 0 || inode->stub_volume < 0)
@@ -110,12 +183,17 @@ static int copy_up(struct fs *fs, struct fs_inode *inode)
 		pthread_mutex_unlock(&fs->copy_up_mutex);
 		return 0;
 	}
-	proc_path(path, sizeof(path), inode->fd);
-	fd = open(path, O_RDWR | O_CLOEXEC);
+	path_fd = inode_get_fd(fs, inode);
+	proc_path(path, sizeof(path), path_fd);
+	fd = path_fd < 0 ? -1 : open(path, O_RDWR | O_CLOEXEC);
 	lower = open_lower(fs, inode);
-	rc = fd < 0 ? -errno : lower < 0 ? lower : upper_copy_up(fd, lower, path);
+	rc = path_fd < 0 ? path_fd
+	     : fd < 0	 ? -errno
+	     : lower < 0 ? lower
+			 : upper_copy_up(fd, lower, path);
 	if (fd >= 0)
 		close(fd);
+	inode_put_fd(inode, path_fd);
 	if (lower >= 0)
 		close(lower);
 	if (rc == 0) {
@@ -131,12 +209,21 @@ static int copy_up(struct fs *fs, struct fs_inode *inode)
 
 /* ---- the inode table ---- */
 
+static void inode_free(struct fs_inode *inode)
+{
+	if (inode->fd >= 0)
+		close(inode->fd);
+	free(inode->handle);
+	free(inode->stub_path);
+	free(inode);
+}
+
 static size_t bucket_of(struct fs *fs, ino_t ino, dev_t dev)
 {
 	return (size_t)((ino * 0x9E3779B97F4A7C15ull) ^ dev) % fs->bucket_count;
 }
 
-/* Finds or adds the inode of st; takes ownership of fd. */
+/* Finds or adds the inode of st; takes ownership of fd (an O_PATH fd). */
 static struct fs_inode *inode_get(struct fs *fs, int fd, const struct stat *st)
 {
 	struct fs_inode *inode;
@@ -151,7 +238,7 @@ static struct fs_inode *inode_get(struct fs *fs, int fd, const struct stat *st)
 		close(fd);
 	} else {
 		inode = xcalloc(1, sizeof(*inode));
-		inode->fd = fd;
+		inode_set_fd(fs, inode, fd);
 		inode->ino = st->st_ino;
 		inode->dev = st->st_dev;
 		inode->stub_volume = -1;
@@ -177,18 +264,22 @@ static void inode_forget(struct fs *fs, struct fs_inode *inode, uint64_t count)
 			link = &(*link)->next;
 		if (*link)
 			*link = inode->next;
-		close(inode->fd);
-		free(inode->stub_path);
-		free(inode);
+		inode_free(inode);
 	}
 	pthread_mutex_unlock(&fs->mutex);
 }
 
 /* ---- lookup and attributes ---- */
 
-static int stat_inode(struct fs_inode *inode, struct stat *st)
+static int stat_inode(struct fs *fs, struct fs_inode *inode, struct stat *st)
 {
-	return fstatat(inode->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	int fd = inode_get_fd(fs, inode), rc;
+
+	if (fd < 0)
+		return fd;
+	rc = fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	inode_put_fd(inode, fd);
+	return rc;
 }
 
 static int do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -196,13 +287,17 @@ static int do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct fs *fs = fs_of(req);
 	struct fs_inode *dir = inode_of(req, parent);
-	int fd, rc;
+	int dir_fd = inode_get_fd(fs, dir), fd, rc;
 
 	memset(e, 0, sizeof(*e));
 	e->attr_timeout = e->entry_timeout = fs->config->timeout;
-	fd = openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (dir_fd < 0)
+		return dir_fd;
+	fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	rc = fd < 0 ? -errno : 0;
+	inode_put_fd(dir, dir_fd);
 	if (fd < 0)
-		return -errno;
+		return rc;
 	if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
 		rc = -errno;
 		close(fd);
@@ -255,17 +350,20 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct fs_inode *inode = inode_of(req, ino);
 	struct stat st;
-	int rc = stat_inode(inode_of(req, ino), &st);
+	int rc = stat_inode(fs_of(req), inode, &st);
 
+	/* An open file that was unlinked has no handle left, but its fd. */
+	if (rc == -ENOENT && fi && inode->stub_volume < 0)
+		rc = fstat((int)fi->fh, &st) < 0 ? -errno : 0;
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
 		fuse_reply_attr(req, &st, fs_of(req)->config->timeout);
 }
 
-static int set_times(struct fs_inode *inode, int valid, const struct stat *attr,
-		     struct fuse_file_info *fi)
+static int set_times(int path_fd, int valid, const struct stat *attr, struct fuse_file_info *fi)
 {
 	struct timespec times[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_OMIT } };
 	char path[64];
@@ -280,11 +378,11 @@ static int set_times(struct fs_inode *inode, int valid, const struct stat *attr,
 		times[1] = attr->st_mtim;
 	if (fi)
 		return futimens((int)fi->fh, times) < 0 ? -errno : 0;
-	proc_path(path, sizeof(path), inode->fd);
+	proc_path(path, sizeof(path), path_fd);
 	return utimensat(AT_FDCWD, path, times, 0) < 0 ? -errno : 0;
 }
 
-static int set_size(struct fs *fs, struct fs_inode *inode, off_t size,
+static int set_size(struct fs *fs, struct fs_inode *inode, int path_fd, off_t size,
 		    struct fuse_file_info *fi)
 {
 	char path[64];
@@ -295,57 +393,64 @@ static int set_size(struct fs *fs, struct fs_inode *inode, off_t size,
 	rc = copy_up(fs, inode);
 	if (rc < 0)
 		return rc;
-	proc_path(path, sizeof(path), inode->fd);
+	proc_path(path, sizeof(path), path_fd);
 	return truncate(path, size) < 0 ? -errno : 0;
 }
 
-static int apply_setattr(struct fs *fs, struct fs_inode *inode, const struct stat *attr,
-			 int valid, struct fuse_file_info *fi)
+static int apply_setattr(struct fs *fs, struct fs_inode *inode, int path_fd,
+			 const struct stat *attr, int valid, struct fuse_file_info *fi)
 {
 	char path[64];
 	int rc = 0;
 
-	proc_path(path, sizeof(path), inode->fd);
+	proc_path(path, sizeof(path), path_fd);
 	if (valid & FUSE_SET_ATTR_MODE)
 		rc = chmod(path, attr->st_mode) < 0 ? -errno : 0;
 	if (rc == 0 && (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
 		uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
 		gid_t gid = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
 
-		rc = fchownat(inode->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0
+		rc = fchownat(path_fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0
 			     ? -errno
 			     : 0;
 	}
 	if (rc == 0 && (valid & FUSE_SET_ATTR_SIZE))
-		rc = set_size(fs, inode, attr->st_size, fi);
+		rc = set_size(fs, inode, path_fd, attr->st_size, fi);
 	if (rc == 0 && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 				 FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))
-		rc = set_times(inode, valid, attr, fi);
+		rc = set_times(path_fd, valid, attr, fi);
 	return rc;
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 		       struct fuse_file_info *fi)
 {
+	struct fs *fs = fs_of(req);
 	struct fs_inode *inode = inode_of(req, ino);
-	int rc = apply_setattr(fs_of(req), inode, attr, valid, fi);
+	int fd = inode_get_fd(fs, inode);
+	int rc = fd < 0 ? fd : apply_setattr(fs, inode, fd, attr, valid, fi);
 	struct stat st;
 
+	inode_put_fd(inode, fd);
 	if (rc == 0)
-		rc = stat_inode(inode, &st);
+		rc = stat_inode(fs, inode, &st);
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
-		fuse_reply_attr(req, &st, fs_of(req)->config->timeout);
+		fuse_reply_attr(req, &st, fs->config->timeout);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
+	struct fs_inode *inode = inode_of(req, ino);
+	int fd = inode_get_fd(fs_of(req), inode);
 	char buf[PATH_MAX + 1];
-	ssize_t n = readlinkat(inode_of(req, ino)->fd, "", buf, sizeof(buf) - 1);
+	ssize_t n = fd < 0 ? (errno = -fd, -1) : readlinkat(fd, "", buf, sizeof(buf) - 1);
+	int e = errno;
 
+	inode_put_fd(inode, fd);
 	if (n < 0) {
-		fuse_reply_err(req, errno);
+		fuse_reply_err(req, e);
 		return;
 	}
 	buf[n] = '\0';
@@ -354,17 +459,66 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- directory entries ---- */
 
+/* Which change of a directory entry to make, below an open parent. */
+enum entry_change { ENTRY_MKNOD, ENTRY_SYMLINK, ENTRY_LINK, ENTRY_UNLINK, ENTRY_RMDIR };
+
+struct entry_args {
+	mode_t mode;
+	dev_t rdev;
+	const char *target;    /* ENTRY_SYMLINK */
+	struct fs_inode *from; /* ENTRY_LINK */
+};
+
+static int change_entry(struct fs *fs, int dir_fd, const char *name, enum entry_change change,
+			const struct entry_args *args)
+{
+	char path[64];
+	int fd, rc;
+
+	switch (change) {
+	case ENTRY_MKNOD:
+		if (S_ISDIR(args->mode))
+			return mkdirat(dir_fd, name, args->mode) < 0 ? -errno : 0;
+		return mknodat(dir_fd, name, args->mode, args->rdev) < 0 ? -errno : 0;
+	case ENTRY_SYMLINK:
+		return symlinkat(args->target, dir_fd, name) < 0 ? -errno : 0;
+	case ENTRY_LINK:
+		fd = inode_get_fd(fs, args->from);
+		if (fd < 0)
+			return fd;
+		proc_path(path, sizeof(path), fd);
+		rc = linkat(AT_FDCWD, path, dir_fd, name, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
+		inode_put_fd(args->from, fd);
+		return rc;
+	case ENTRY_UNLINK:
+		return unlinkat(dir_fd, name, 0) < 0 ? -errno : 0;
+	case ENTRY_RMDIR:
+		return unlinkat(dir_fd, name, AT_REMOVEDIR) < 0 ? -errno : 0;
+	}
+	return -EINVAL;
+}
+
+/* Makes the change below parent; replies with the new entry or an error. */
+static void reply_change(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 enum entry_change change, const struct entry_args *args)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_inode *dir = inode_of(req, parent);
+	int fd = inode_get_fd(fs, dir);
+	int rc = fd < 0 ? fd : change_entry(fs, fd, name, change, args);
+
+	inode_put_fd(dir, fd);
+	if (change == ENTRY_UNLINK || change == ENTRY_RMDIR)
+		fuse_reply_err(req, -rc);
+	else
+		reply_entry_or_error(req, parent, name, rc);
+}
+
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		     dev_t rdev)
 {
-	int fd = inode_of(req, parent)->fd;
-	int rc = 0;
-
-	if (S_ISDIR(mode))
-		rc = mkdirat(fd, name, mode) < 0 ? -errno : 0;
-	else
-		rc = mknodat(fd, name, mode, rdev) < 0 ? -errno : 0;
-	reply_entry_or_error(req, parent, name, rc);
+	reply_change(req, parent, name, ENTRY_MKNOD,
+		     &(struct entry_args){ .mode = mode, .rdev = rdev });
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -375,51 +529,49 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
 		       const char *name)
 {
-	int rc = symlinkat(target, inode_of(req, parent)->fd, name) < 0 ? -errno : 0;
-
-	reply_entry_or_error(req, parent, name, rc);
+	reply_change(req, parent, name, ENTRY_SYMLINK, &(struct entry_args){ .target = target });
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name)
 {
-	char path[64];
-	int rc;
-
-	proc_path(path, sizeof(path), inode_of(req, ino)->fd);
-	rc = linkat(AT_FDCWD, path, inode_of(req, parent)->fd, name, AT_SYMLINK_FOLLOW) < 0
-		     ? -errno
-		     : 0;
-	reply_entry_or_error(req, parent, name, rc);
+	reply_change(req, parent, name, ENTRY_LINK,
+		     &(struct entry_args){ .from = inode_of(req, ino) });
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	int rc = unlinkat(inode_of(req, parent)->fd, name, 0);
-
-	fuse_reply_err(req, rc < 0 ? errno : 0);
+	reply_change(req, parent, name, ENTRY_UNLINK, &(struct entry_args){ 0 });
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	int rc = unlinkat(inode_of(req, parent)->fd, name, AT_REMOVEDIR);
-
-	fuse_reply_err(req, rc < 0 ? errno : 0);
+	reply_change(req, parent, name, ENTRY_RMDIR, &(struct entry_args){ 0 });
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
-	int rc = renameat2(inode_of(req, parent)->fd, name, inode_of(req, newparent)->fd,
-			   newname, flags);
+	struct fs *fs = fs_of(req);
+	struct fs_inode *from = inode_of(req, parent), *to = inode_of(req, newparent);
+	int from_fd = inode_get_fd(fs, from), to_fd = inode_get_fd(fs, to), rc;
 
-	fuse_reply_err(req, rc < 0 ? errno : 0);
+	rc = from_fd < 0 ? from_fd
+	     : to_fd < 0 ? to_fd
+			 : (renameat2(from_fd, name, to_fd, newname, flags) < 0 ? -errno : 0);
+	inode_put_fd(from, from_fd);
+	inode_put_fd(to, to_fd);
+	fuse_reply_err(req, -rc);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct fs_inode *inode = inode_of(req, ino);
+	int path_fd = inode_get_fd(fs_of(req), inode);
+	int fd = path_fd < 0 ? (errno = -path_fd, -1)
+			     : openat(path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct fs_dir *dir = xcalloc(1, sizeof(*dir));
-	int fd = openat(inode_of(req, ino)->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
+	inode_put_fd(inode, path_fd);
 	if (fd < 0 || !(dir->stream = fdopendir(fd))) {
 		int e = errno;
 
@@ -503,13 +655,17 @@ static bool wants_write(int flags)
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
+	struct fs_inode *dir = inode_of(req, parent);
+	int dir_fd = inode_get_fd(fs_of(req), dir), fd, rc;
 	struct fuse_entry_param e;
-	int fd, rc;
 
-	fd = openat(inode_of(req, parent)->fd, name,
-		    (fi->flags | O_CREAT | O_CLOEXEC) & ~O_NOFOLLOW, mode);
+	fd = dir_fd < 0 ? (errno = -dir_fd, -1)
+			: openat(dir_fd, name, (fi->flags | O_CREAT | O_CLOEXEC) & ~O_NOFOLLOW,
+				 mode);
+	rc = errno;
+	inode_put_fd(dir, dir_fd);
 	if (fd < 0) {
-		fuse_reply_err(req, errno);
+		fuse_reply_err(req, rc);
 		return;
 	}
 	rc = do_lookup(req, parent, name, &e);
@@ -538,9 +694,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fd = open_lower(fs, inode);
 		fi->keep_cache = 1; /* volume files never change */
 	} else {
-		proc_path(path, sizeof(path), inode->fd);
-		fd = open(path, (fi->flags | O_CLOEXEC) & ~O_NOFOLLOW);
-		fd = fd < 0 ? -errno : fd;
+		int path_fd = inode_get_fd(fs, inode);
+
+		proc_path(path, sizeof(path), path_fd);
+		fd = path_fd < 0 ? path_fd : open(path, (fi->flags | O_CLOEXEC) & ~O_NOFOLLOW);
+		fd = fd < 0 && path_fd >= 0 ? -errno : fd;
+		inode_put_fd(inode, path_fd);
 	}
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
@@ -673,6 +832,7 @@ struct fs *fs_new(const struct fs_config *config, struct error *err)
 		fs_free(fs);
 		return NULL;
 	}
+	fs->use_handles = handles_work(config->upper_tree_fd);
 	fs->root.ino = st.st_ino;
 	fs->root.dev = st.st_dev;
 	fs->root.stub_known = true;
@@ -690,9 +850,7 @@ void fs_free(struct fs *fs)
 			struct fs_inode *inode = fs->buckets[i];
 
 			fs->buckets[i] = inode->next;
-			close(inode->fd);
-			free(inode->stub_path);
-			free(inode);
+			inode_free(inode);
 		}
 	}
 	if (fs->root.fd >= 0)

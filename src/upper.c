@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -120,7 +122,7 @@ int upper_populate(int dirfd, const struct plan *plan, struct error *err)
 		}
 		free(path);
 	}
-	return syncfs(dirfd) < 0 ? error_set(err, errno, "upper: sync: %s", strerror(errno)) : 0;
+	return 0;
 }
 
 /* Builds tree.new, then renames it to tree: a crash leaves no half tree. */
@@ -137,6 +139,9 @@ static int create_tree(struct upper *upper, const struct plan *plan, struct erro
 	if (fd < 0)
 		return error_set(err, errno, "%s/tree.new: %s", upper->path, strerror(errno));
 	rc = upper_populate(fd, plan, err);
+	/* A private upper dies with the mount: it needs no crash safety. */
+	if (rc == 0 && !upper->temporary && syncfs(fd) < 0)
+		rc = error_set(err, errno, "%s: sync: %s", upper->path, strerror(errno));
 	close(fd);
 	if (rc < 0)
 		return rc;
@@ -270,10 +275,23 @@ int upper_open_existing(struct upper *upper, const char *path, const struct plan
 	return rc;
 }
 
-int upper_open_temporary(struct upper *upper, const struct plan *plan, struct error *err)
+/* Where a private upper goes: tmpfs when there is one (stubs are empty, and
+ * filling and removing a large tree on a journaling filesystem is slow),
+ * else $TMPDIR or /tmp. */
+static const char *temporary_base(void)
 {
 	const char *tmp = getenv("TMPDIR");
-	char *path = xasprintf("%s/vmunionfs.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	struct statfs st;
+
+	if (statfs("/dev/shm", &st) == 0 && st.f_type == TMPFS_MAGIC &&
+	    access("/dev/shm", W_OK) == 0)
+		return "/dev/shm";
+	return tmp && *tmp ? tmp : "/tmp";
+}
+
+int upper_open_temporary(struct upper *upper, const struct plan *plan, struct error *err)
+{
+	char *path = xasprintf("%s/vmunionfs.XXXXXX", temporary_base());
 	int rc;
 
 	memset(upper, 0, sizeof(*upper));

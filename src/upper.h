@@ -31,12 +31,13 @@ int upper_open(struct upper *upper, const char *path, const struct plan *plan,
  * anything: -EINVAL when it is no upper or belongs to other volumes. */
 int upper_open_existing(struct upper *upper, const char *path, const struct plan *plan,
 			struct error *err);
-/* A private upper under $TMPDIR for a read-only mount. */
+/* A private upper for a read-only mount, on /dev/shm when it is a tmpfs,
+ * else under $TMPDIR; removed by upper_close. */
 int upper_open_temporary(struct upper *upper, const struct plan *plan, struct error *err);
 void upper_close(struct upper *upper);
 
 /* Fills dirfd (an empty dir) with the plan's tree; files of volumes become
- * stubs. Used by upper_open. */
+ * stubs. Used by upper_open, which syncs the result unless it is private. */
 int upper_populate(int dirfd, const struct plan *plan, struct error *err);
 
 /* The stub reference of the file at path (a /proc/self/fd path works):

@@ -52,7 +52,9 @@ static void usage(FILE *out)
 	      "Options:\n"
 	      "  -o upper=DIR     writable copy-on-write layer: every change lands in DIR,\n"
 	      "                   the volumes are never written (a vmstorage can run on it)\n"
-	      "  -o timeout=SECS  kernel attribute/entry cache timeout (default 1)\n"
+	      "  -o timeout=SECS  kernel attribute/entry cache timeout (default 86400:\n"
+	      "                   every change goes through the mount, so the kernel's\n"
+	      "                   cache stays right; never change the upper while mounted)\n"
 	      "  -o nocheck       skip the metricID collision scan of the indexdb before\n"
 	      "                   mounting (the cheap checks of `vmunion check` always run)\n"
 	      "  -o OPT[,OPT...]  FUSE mount options (allow_other, ...)\n"
@@ -287,7 +289,7 @@ out_plan:
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct options options = { .timeout = 1.0 };
+	struct options options = { .timeout = 86400.0 };
 	struct fuse_cmdline_opts cmdline = { 0 };
 	const char *mountpoint;
 	int rc = EXIT_USAGE;
