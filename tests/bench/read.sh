@@ -1,45 +1,63 @@
 #!/bin/bash
 # tests/bench/read.sh - read-path benchmark of vmunionfs against the volumes themselves
-# (native) and against other FUSE union file systems.
+# (native) and against other FUSE union file systems, on the same work.
 #
 # Usage: tests/bench/read.sh [SIZE_MB]        (as root; SIZE_MB default 1024)
 #
-# Workloads, each run with cold caches (sync; echo 3 > /proc/sys/vm/drop_caches):
-#   seq   read every data part file start to end with a 1 MiB buffer (SIZE_MB in all,
-#         spread over VOLUMES volumes of large parts)
+# Workloads, each run with a cold page cache (sync; echo 3 > /proc/sys/vm/drop_caches
+# right before the timer starts):
+#   seq   read every data part file start to end with a 1 MiB buffer: SIZE_MB in all,
+#         over VOLUMES volumes of large parts (1 to 64 MiB, real gen-B2 layout)
+#   rand  RAND_READS random 4 KiB preads (fixed seed, offsets uniform over the bytes)
+#         over the .bin files of the same set; every file is opened before the caches
+#         are dropped, so only the preads are timed
 #   walk  os.walk + lstat of every entry, over VOLUMES volumes of WALK_PARTS small parts
-#   rand  RAND_READS random 4 KiB preads (fixed seed) over the part files of the seq set;
-#         the files are opened before the caches are dropped, only the preads are timed
-# Methods:
-#   native           the volume directories themselves (the baseline of "ratio")
-#   vmunionfs-ro     vmunionfs VOL:VOL:... MNT (read-only, private upper in $TMPDIR)
-#   vmunionfs-upper  vmunionfs -o upper=DIR ... (writable preview; fresh upper per set)
-#   fuse-overlayfs   fuse-overlayfs -o lowerdir=v0:v1:... (no upperdir: read-only)
-#   mergerfs         mergerfs -o ro v0:v1:...
-#   unionfs-fuse     unionfs -o ro v0=RO:v1=RO:...
+#         each (5 files per part)
+# Methods (each FUSE file system is mounted once per set; runs go round-robin):
+#   native           the volume directories themselves: the baseline of "vs native"
+#   vmunionfs-ro     vmunionfs VOL:VOL:... MNT (read-only; private upper in $TMPDIR,
+#                    which is the scratch dir on BENCH_DIR here)
+#   vmunionfs-upper  vmunionfs -o upper=DIR VOL:VOL:... MNT (writable preview)
+#   fuse-overlayfs   fuse-overlayfs -o lowerdir=v0:v1:... MNT (no upperdir: read-only)
+#   mergerfs         mergerfs -o ro v0:v1:... MNT
+#   unionfs-fuse     unionfs -o ro v0=RO:v1=RO:... MNT
+# Every tool runs with its default options otherwise.
 #
 # Environment knobs:
-#   VOLUMES=4 WALK_PARTS=5000 RAND_READS=20000 REPEAT=1 (median of REPEAT runs)
-#   WORKS="seq walk rand"  METHODS="native vmunionfs-ro vmunionfs-upper fuse-overlayfs
-#   mergerfs unionfs-fuse"  BENCH_DIR=/var/tmp (must be a disk, not tmpfs)
-#   VMUNIONFS=path/to/vmunionfs (default: the build dir, /tmp/b-bench, or PATH)
-#   KEEP=1 keeps the generated data (its path is printed)
-#   MOUNT_TIMEOUT=300 UNMOUNT_TIMEOUT=30 WORK_TIMEOUT=600 (seconds)
-# Missing peer tools are skipped with a note (apt-get install -y fuse-overlayfs mergerfs
-# unionfs-fuse).
+#   VOLUMES=4  WALK_PARTS=700  RAND_READS=20000  REPEAT=5 (the median is reported)
+#   WORKS="seq rand walk"  METHODS="native vmunionfs-ro vmunionfs-upper fuse-overlayfs
+#   mergerfs unionfs-fuse"  BENCH_DIR=/var/tmp (a disk: tmpfs cannot be read cold)
+#   VMUNIONFS=path/to/vmunionfs (default: $top_builddir, the repo root, /tmp/b-bench,
+#   then PATH)   KEEP=1 keeps the generated data and the daemon logs
+#   MOUNT_TIMEOUT=300 UNMOUNT_TIMEOUT=300 WORK_TIMEOUT=600 (seconds; every wait is bounded)
+#
+# WALK_PARTS default: vmunionfs keeps one open O_PATH fd per inode the kernel caches,
+# so a walk of more entries than its fd limit (`ulimit -Hn`) fails with EMFILE; the
+# default set (4 x 700 parts, ~17k entries) fits a 20000 limit. The header warns when
+# the set does not fit. Missing peer tools are skipped with a note (Debian:
+# apt-get install -y fuse-overlayfs mergerfs unionfs-fuse).
+#
+# Exit status: 0 every run passed, 1 some run or mount failed (it shows as FAILED in
+# the table), 2 setup error.
 set -u
 
+case "${1:-}" in
+-h | --help)
+	sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'
+	exit 0
+	;;
+esac
 SIZE_MB=${1:-1024}
 VOLUMES=${VOLUMES:-4}
-WALK_PARTS=${WALK_PARTS:-5000}
+WALK_PARTS=${WALK_PARTS:-700}
 RAND_READS=${RAND_READS:-20000}
-REPEAT=${REPEAT:-1}
-WORKS=${WORKS:-seq walk rand}
+REPEAT=${REPEAT:-5}
+WORKS=${WORKS:-seq rand walk}
 METHODS=${METHODS:-native vmunionfs-ro vmunionfs-upper fuse-overlayfs mergerfs unionfs-fuse}
 BENCH_DIR=${BENCH_DIR:-/var/tmp}
 KEEP=${KEEP:-0}
 MOUNT_TIMEOUT=${MOUNT_TIMEOUT:-300}
-UNMOUNT_TIMEOUT=${UNMOUNT_TIMEOUT:-30}
+UNMOUNT_TIMEOUT=${UNMOUNT_TIMEOUT:-300}
 WORK_TIMEOUT=${WORK_TIMEOUT:-600}
 PYTHON3=${PYTHON3:-python3}
 
@@ -51,9 +69,17 @@ die() {
 	exit 2
 }
 
-case "$SIZE_MB" in
-'' | *[!0-9]*) die "SIZE_MB must be a number of megabytes (got '$SIZE_MB')" ;;
-esac
+log() {
+	printf '[%4ds] %s\n' "$SECONDS" "$*" >&2
+}
+
+for knob in SIZE_MB VOLUMES WALK_PARTS RAND_READS REPEAT MOUNT_TIMEOUT UNMOUNT_TIMEOUT \
+	WORK_TIMEOUT; do
+	case "${!knob}" in
+	'' | *[!0-9]*) die "$knob must be a positive integer (got '${!knob}')" ;;
+	esac
+	[ "${!knob}" -gt 0 ] || die "$knob must be a positive integer"
+done
 [ "$SIZE_MB" -ge "$VOLUMES" ] || die "SIZE_MB must be at least VOLUMES"
 [ "$(id -u)" -eq 0 ] || die "run as root (mounts, and drop_caches for cold reads)"
 [ -c /dev/fuse ] || die "/dev/fuse is missing"
@@ -61,34 +87,40 @@ esac
 command -v "$PYTHON3" >/dev/null || die "python3 is missing"
 
 if [ -z "${VMUNIONFS:-}" ]; then
-	for candidate in "${top_builddir:-$top_srcdir}/vmunionfs" /tmp/b-bench/vmunionfs \
-		"$(command -v vmunionfs 2>/dev/null)"; do
+	for candidate in ${top_builddir:+"$top_builddir/vmunionfs"} "$top_srcdir/vmunionfs" \
+		/tmp/b-bench/vmunionfs "$(command -v vmunionfs 2>/dev/null)"; do
 		if [ -n "$candidate" ] && [ -x "$candidate" ]; then
 			VMUNIONFS=$candidate
 			break
 		fi
 	done
 fi
-[ -n "${VMUNIONFS:-}" ] && [ -x "$VMUNIONFS" ] ||
-	die "no vmunionfs binary: build it or set VMUNIONFS"
+if [ -z "${VMUNIONFS:-}" ] || [ ! -x "$VMUNIONFS" ]; then
+	die "no vmunionfs binary: build it (see README.md) or set VMUNIONFS"
+fi
 
-fstype=$(stat -f -c %T "$BENCH_DIR" 2>/dev/null) || die "BENCH_DIR $BENCH_DIR is missing"
+mkdir -p "$BENCH_DIR" || die "cannot create BENCH_DIR $BENCH_DIR"
+fstype=$(stat -f -c %T "$BENCH_DIR") || die "BENCH_DIR $BENCH_DIR is not usable"
 case "$fstype" in
 tmpfs | ramfs) die "BENCH_DIR $BENCH_DIR is $fstype: cold-cache reads need a disk" ;;
 esac
 
 # ---------------------------------------------------------------------------
-# State and cleanup: every mount is undone in the EXIT trap, even on failure.
+# Mounts. Every mount is recorded before it can exist, and undone in the EXIT trap.
 
 work=$(mktemp -d "$BENCH_DIR/vmunionfs-bench.XXXXXX") || die "cannot create a scratch dir"
-results="$work/results.tsv"
-: >"$results"
-cur_mnt=""
-cur_pid=""
+: >"$work/raw.tsv"
+: >"$work/mounts.tsv"
+mnt_list=() # mountpoints we mounted (or are mounting)
+pid_list=() # their daemons, same index
 
 # is_mounted MNT: from the mount table, without touching the (maybe hung) file system.
 is_mounted() {
 	awk -v m="$1" '$5 == m { found = 1 } END { exit !found }' /proc/self/mountinfo
+}
+
+now() {
+	date +%s.%N
 }
 
 # elapsed START END: END - START in seconds.
@@ -96,37 +128,48 @@ elapsed() {
 	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", b - a }'
 }
 
-# unmount MNT PID: bounded; lazy unmount and kill (of our own daemon only) as fallbacks.
+# unmount MNT PID: bounded; lazy unmount, then a kill of our own daemon, as fallbacks.
+# Waits for the daemon to exit (vmunionfs removes its private upper at exit).
 unmount() {
 	local mnt=$1 pid=$2 i
 	if is_mounted "$mnt"; then
 		timeout -k 5 "$UNMOUNT_TIMEOUT" umount "$mnt" 2>/dev/null ||
 			timeout -k 5 "$UNMOUNT_TIMEOUT" fusermount3 -u "$mnt" 2>/dev/null ||
-			timeout -k 5 "$UNMOUNT_TIMEOUT" umount -l "$mnt" 2>/dev/null
+			timeout -k 5 30 umount -l "$mnt" 2>/dev/null ||
+			echo "read.sh: cannot unmount $mnt" >&2
 	fi
-	if [ -n "$pid" ]; then
-		for ((i = 0; i < UNMOUNT_TIMEOUT * 10; i++)); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		if kill -0 "$pid" 2>/dev/null; then
-			echo "read.sh: daemon $pid did not exit after unmount; killing it" >&2
-			kill "$pid" 2>/dev/null
-			sleep 1
-			kill -9 "$pid" 2>/dev/null
-		fi
-		wait "$pid" 2>/dev/null
+	[ -n "$pid" ] || return 0
+	for ((i = 0; i < UNMOUNT_TIMEOUT * 10; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		echo "read.sh: daemon $pid did not exit within ${UNMOUNT_TIMEOUT}s; killing it" >&2
+		kill "$pid" 2>/dev/null
+		sleep 2
+		kill -9 "$pid" 2>/dev/null
 	fi
+	wait "$pid" 2>/dev/null
+	return 0
 }
 
+# shellcheck disable=SC2317  # unmount_all and cleanup run from the EXIT trap
+unmount_all() {
+	local i
+	for i in "${!mnt_list[@]}"; do
+		unmount "${mnt_list[$i]}" "${pid_list[$i]}"
+	done
+	mnt_list=()
+	pid_list=()
+}
+
+# shellcheck disable=SC2317
 cleanup() {
 	local status=$?
 	trap - EXIT INT TERM
-	if [ -n "$cur_mnt" ]; then
-		unmount "$cur_mnt" "$cur_pid"
-	fi
+	unmount_all
 	if [ "$KEEP" = 1 ]; then
-		echo "read.sh: KEEP=1: data and logs kept in $work"
+		echo "read.sh: KEEP=1: data and daemon logs kept in $work" >&2
 	else
 		rm -rf "$work"
 	fi
@@ -136,70 +179,82 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# ---------------------------------------------------------------------------
-# Methods
-
 have_method() {
 	case "$1" in
 	native | vmunionfs-ro | vmunionfs-upper) return 0 ;;
 	fuse-overlayfs) command -v fuse-overlayfs >/dev/null ;;
 	mergerfs) command -v mergerfs >/dev/null ;;
 	unionfs-fuse) command -v unionfs >/dev/null || command -v unionfs-fuse >/dev/null ;;
-	*) return 1 ;;
+	*) die "unknown method '$1'" ;;
 	esac
 }
 
-# The command line that mounts SET with METHOD at $work/mnt, in the foreground.
+# The command line that mounts SET with METHOD at MNT, in the foreground.
 mount_command() {
-	local method=$1 set=$2 colon="" ro="" v
+	local method=$1 set=$2 mnt=$3 colon="" ro="" v
 	for ((v = 0; v < VOLUMES; v++)); do
 		colon="$colon${colon:+:}$work/$set/v$v"
 		ro="$ro${ro:+:}$work/$set/v$v=RO"
 	done
 	case "$method" in
-	vmunionfs-ro) echo "$VMUNIONFS -f $colon $work/mnt" ;;
-	vmunionfs-upper) echo "$VMUNIONFS -f -o upper=$work/upper-$set $colon $work/mnt" ;;
-	fuse-overlayfs) echo "fuse-overlayfs -f -o lowerdir=$colon $work/mnt" ;;
-	mergerfs) echo "mergerfs -f -o ro $colon $work/mnt" ;;
-	unionfs-fuse)
-		echo "$(command -v unionfs || command -v unionfs-fuse) -f -o ro $ro $work/mnt"
-		;;
+	vmunionfs-ro) echo "$VMUNIONFS -f $colon $mnt" ;;
+	vmunionfs-upper) echo "$VMUNIONFS -f -o upper=$work/upper-$set $colon $mnt" ;;
+	fuse-overlayfs) echo "fuse-overlayfs -f -o lowerdir=$colon $mnt" ;;
+	mergerfs) echo "mergerfs -f -o ro $colon $mnt" ;;
+	unionfs-fuse) echo "$(command -v unionfs || command -v unionfs-fuse) -f -o ro $ro $mnt" ;;
 	esac
 }
 
-# do_mount METHOD SET: mounts, records the mount time; sets cur_mnt/cur_pid.
+declare -A mnt_of pid_of
+
+# do_mount METHOD SET: mounts at $work/mnt-METHOD; records the time to a usable mount.
 do_mount() {
-	local method=$1 set=$2 log="$work/$1-$2.log" start end i cmd
-	mkdir -p "$work/mnt"
-	rm -rf "$work/upper-$set"
-	cmd=$(mount_command "$method" "$set")
-	start=$(date +%s.%N)
-	# shellcheck disable=SC2086  # the command line is split on purpose (no spaces in paths)
+	local method=$1 set=$2 mnt="$work/mnt-$1" log="$work/$1-$2.log" start i cmd pid
+	mkdir -p "$mnt"
+	[ "$method" != vmunionfs-upper ] || rm -rf "$work/upper-$set" # a fresh upper
+	cmd=$(mount_command "$method" "$set" "$mnt")
+	start=$(now)
+	# The daemon's own stdio goes to its log, never to our stdout.
+	# shellcheck disable=SC2086  # split on purpose: no spaces in our paths
 	TMPDIR="$work" $cmd </dev/null >"$log" 2>&1 &
-	cur_pid=$!
-	cur_mnt="$work/mnt"
+	pid=$!
+	mnt_list+=("$mnt")
+	pid_list+=("$pid")
 	for ((i = 0; i < MOUNT_TIMEOUT * 50; i++)); do
-		if is_mounted "$cur_mnt"; then
-			end=$(date +%s.%N)
-			printf 'mount(%s)\t%s\t%s\t0\t-\t-\n' "$set" "$method" \
-				"$(elapsed "$start" "$end")" >>"$results"
+		if is_mounted "$mnt"; then
+			printf 'mount(%s)\t%s\t%s\n' "$set" "$method" "$(elapsed "$start" "$(now)")" \
+				>>"$work/mounts.tsv"
+			mnt_of[$method]=$mnt
+			pid_of[$method]=$pid
 			return 0
 		fi
-		kill -0 "$cur_pid" 2>/dev/null || break
+		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.02
 	done
 	echo "read.sh: $method did not mount within ${MOUNT_TIMEOUT}s: $cmd" >&2
 	sed 's/^/    /' "$log" >&2
+	printf 'mount(%s)\t%s\tFAILED\n' "$set" "$method" >>"$work/mounts.tsv"
 	return 1
 }
 
-do_unmount() {
-	unmount "$cur_mnt" "$cur_pid"
-	cur_mnt=""
-	cur_pid=""
+# Unmounts every method of SET, one by one, recording the time to the daemon's exit.
+unmount_set() {
+	local set=$1 i start method
+	for i in "${!mnt_list[@]}"; do
+		method=${mnt_list[$i]##*/mnt-}
+		start=$(now)
+		unmount "${mnt_list[$i]}" "${pid_list[$i]}"
+		[ -z "${mnt_of[$method]:-}" ] ||
+			printf 'unmount(%s)\t%s\t%s\n' "$set" "$method" "$(elapsed "$start" "$(now)")" \
+				>>"$work/mounts.tsv"
+	done
+	mnt_list=()
+	pid_list=()
+	mnt_of=()
+	pid_of=()
 }
 
-# CPU seconds (user+sys) used so far by process PID; 0 when there is none.
+# CPU seconds (user+sys, all threads) used so far by process PID; 0 if there is none.
 cpu_of() {
 	local pid=$1
 	if [ -z "$pid" ] || [ ! -r "/proc/$pid/stat" ]; then
@@ -210,37 +265,39 @@ cpu_of() {
 		"/proc/$pid/stat"
 }
 
-# run_work WORK METHOD SET: REPEAT timed runs; records the median.
+# run_work WORK METHOD SET: one timed run, appended to raw.tsv (or a FAILED line).
 run_work() {
-	local work_name=$1 method=$2 set=$3 roots=() r out cpu0 cpu1 v extra=()
+	local w=$1 method=$2 set=$3 roots=() out cpu0 cpu1 v extra=() pid="" err
 	if [ "$method" = native ]; then
 		for ((v = 0; v < VOLUMES; v++)); do
 			roots+=("$work/$set/v$v")
 		done
 	else
-		roots=("$cur_mnt")
+		roots=("${mnt_of[$method]}")
+		pid=${pid_of[$method]}
 	fi
-	case "$work_name" in
+	case "$w" in
 	seq) extra=(--files "$work/$set/files.txt") ;;
 	rand) extra=(--files "$work/$set/files.txt" --reads "$RAND_READS" --seed 42) ;;
 	esac
-	for ((r = 0; r < REPEAT; r++)); do
-		cpu0=$(cpu_of "$cur_pid")
-		out=$(timeout -k 10 "$WORK_TIMEOUT" "$PYTHON3" "$here/read_work.py" "$work_name" \
-			"${extra[@]}" "${roots[@]}") || {
-			echo "read.sh: $work_name on $method failed or timed out" >&2
-			return 1
-		}
-		cpu1=$(cpu_of "$cur_pid")
-		printf '%s\t%s\t%s\t%s\n' "$work_name" "$method" "$out" \
-			"$(elapsed "$cpu0" "$cpu1")" >>"$work/raw.tsv"
-		printf '  %-5s %-16s %s daemon-cpu=%ss\n' "$work_name" "$method" "$out" \
-			"$(elapsed "$cpu0" "$cpu1")" >&2
-	done
+	cpu0=$(cpu_of "$pid")
+	if out=$(timeout -k 10 "$WORK_TIMEOUT" "$PYTHON3" "$here/read_work.py" "$w" \
+		"${extra[@]}" "${roots[@]}" 2>"$work/err.txt"); then
+		cpu1=$(cpu_of "$pid")
+		printf '%s\t%s\t%s\t%s\n' "$w" "$method" "$out" "$(elapsed "$cpu0" "$cpu1")" \
+			>>"$work/raw.tsv"
+		log "  $w $method: $(echo "$out" | cut -c1-90)"
+		return 0
+	fi
+	err=$(grep . "$work/err.txt" | tail -1)
+	[ -n "$err" ] || err="timed out after ${WORK_TIMEOUT}s"
+	printf '%s\t%s\tFAILED\t%s\n' "$w" "$method" "$err" >>"$work/raw.tsv"
+	log "  $w $method: FAILED: $err"
+	return 1
 }
 
 # ---------------------------------------------------------------------------
-# Data
+# Plan, header, data
 
 want_big=0
 want_many=0
@@ -248,7 +305,7 @@ for w in $WORKS; do
 	case "$w" in
 	seq | rand) want_big=1 ;;
 	walk) want_many=1 ;;
-	*) die "unknown work '$w' (seq, walk, rand)" ;;
+	*) die "unknown work '$w' (seq, rand, walk)" ;;
 	esac
 done
 methods=()
@@ -260,37 +317,48 @@ for m in $METHODS; do
 		skipped+=("$m")
 	fi
 done
+fd_limit=$(ulimit -Hn)
+walk_entries=$((VOLUMES * WALK_PARTS * 6 + VOLUMES * 40))
 
 {
-	echo "vmunionfs read benchmark: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(uname -r), $(nproc) CPUs"
-	echo "  $("$VMUNIONFS" --version 2>&1 | head -1)"
+	echo "vmunionfs read benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ), Linux $(uname -r), $(nproc) CPUs"
+	echo "  $("$VMUNIONFS" --version 2>&1 | head -1) [$VMUNIONFS]"
 	for pkg in fuse-overlayfs mergerfs unionfs-fuse; do
 		version=$(dpkg-query -W -f '${Version}' "$pkg" 2>/dev/null) &&
 			echo "  $pkg $version"
 	done
-	echo "  scratch: $work ($fstype); cold cache before every run; median of $REPEAT"
-	echo "  Note: fuse-overlayfs, mergerfs and unionfs-fuse show a naive union of the volume"
-	echo "  dirs (every file of every volume; parts.json, indexdb tables etc. not merged);"
-	echo "  vmunionfs shows the merged vmstorage tree. The part files read are the same."
 	[ "${#skipped[@]}" -eq 0 ] || echo "  skipped (not installed): ${skipped[*]}"
+	echo "  data: $work ($fstype); seq/rand set: $VOLUMES volumes, $SIZE_MB MB of parts;"
+	echo "  walk set: $VOLUMES volumes x $WALK_PARTS parts; $RAND_READS random reads"
+	echo "  every run: sync + drop_caches first (a VM host's cache is not dropped: an untimed"
+	echo "  native pass warms it for everyone); median of $REPEAT runs, methods round-robin"
+	echo "  NOTE: fuse-overlayfs, mergerfs and unionfs-fuse show a naive union of the volume"
+	echo "  dirs (every file of every volume; parts.json, indexdb tables, lock files are not"
+	echo "  merged); vmunionfs shows the merged vmstorage tree. The part files read are the"
+	echo "  same files in every view; walk counts differ by those few merged entries."
+	if [[ "$WORKS" == *walk* ]] && [ "$fd_limit" != unlimited ] &&
+		[ "$walk_entries" -ge "$fd_limit" ]; then
+		echo "  WARNING: the walk set has ~$walk_entries entries and the fd hard limit is"
+		echo "  $fd_limit: vmunionfs keeps an fd per cached inode, expect EMFILE in its walk"
+	fi
 } | tee "$work/header.txt"
 
 if [ "$want_big" = 1 ]; then
-	echo "generating the read set: $VOLUMES volumes, $SIZE_MB MB of parts" >&2
+	log "generating the seq/rand set: $VOLUMES volumes, $SIZE_MB MB of parts"
 	"$PYTHON3" "$here/read_gen.py" big "$work/big" --volumes "$VOLUMES" \
 		--total-mb "$SIZE_MB" >&2 || die "read_gen.py big failed"
 fi
 if [ "$want_many" = 1 ]; then
-	echo "generating the walk set: $VOLUMES volumes x $WALK_PARTS parts" >&2
+	log "generating the walk set: $VOLUMES volumes x $WALK_PARTS parts"
 	"$PYTHON3" "$here/read_gen.py" many "$work/many" --volumes "$VOLUMES" \
 		--parts "$WALK_PARTS" >&2 || die "read_gen.py many failed"
 fi
 sync
 
 # ---------------------------------------------------------------------------
-# Runs: per set, per method: mount, every work of the set, unmount.
+# Runs: per set, mount every method, then REPEAT rounds of every work x method,
+# the order of the methods rotated every round; then unmount.
 
-: >"$work/raw.tsv"
 failed=0
 for set in big many; do
 	set_works=()
@@ -300,81 +368,123 @@ for set in big many; do
 		esac
 	done
 	[ "${#set_works[@]}" -gt 0 ] || continue
+	log "[$set] warming the host cache (untimed native pass)"
+	if [ "$set" = big ]; then
+		"$PYTHON3" "$here/read_work.py" seq --files "$work/big/files.txt" \
+			"$work/big"/v* >/dev/null || die "warm-up read failed"
+	else
+		"$PYTHON3" "$here/read_work.py" walk "$work/many"/v* >/dev/null ||
+			die "warm-up walk failed"
+	fi
+	ready=()
 	for method in "${methods[@]}"; do
-		echo "[$set] $method" >&2
-		if [ "$method" != native ]; then
-			do_mount "$method" "$set" || {
-				failed=1
-				do_unmount
-				continue
-			}
+		if [ "$method" = native ]; then
+			ready+=(native)
+			continue
 		fi
-		for w in "${set_works[@]}"; do
-			run_work "$w" "$method" "$set" || failed=1
-		done
-		[ "$method" = native ] || do_unmount
+		log "[$set] mounting $method"
+		if do_mount "$method" "$set"; then
+			ready+=("$method")
+		else
+			failed=1
+			for w in "${set_works[@]}"; do
+				printf '%s\t%s\tFAILED\tmount failed\n' "$w" "$method" >>"$work/raw.tsv"
+			done
+		fi
 	done
+	n=${#ready[@]}
+	for ((r = 0; r < REPEAT; r++)); do
+		for w in "${set_works[@]}"; do
+			log "[$set] $w, round $((r + 1))/$REPEAT"
+			for ((k = 0; k < n; k++)); do
+				run_work "$w" "${ready[$(((k + r) % n))]}" "$set" || failed=1
+			done
+		done
+	done
+	log "[$set] unmounting"
+	unmount_set "$set"
 done
 
 # ---------------------------------------------------------------------------
-# The table: median per (work, method), ratio against native.
+# The table: median per (work, method), ratio of the times against native.
 
-"$PYTHON3" - "$work/raw.tsv" "$results" <<'EOF'
-import json, statistics, sys
-raw, mounts = sys.argv[1], sys.argv[2]
-runs = {}
-order = []
+"$PYTHON3" - "$work/raw.tsv" "$work/mounts.tsv" "${methods[@]}" <<'EOF' | tee "$work/table.txt"
+import json, sys
+
+raw, mounts, methods = sys.argv[1], sys.argv[2], sys.argv[3:]
+runs, failures, works = {}, {}, []
 for line in open(raw):
-    work, method, out, cpu = line.rstrip("\n").split("\t")
-    key = (work, method)
-    if key not in runs:
-        runs[key] = []
-        order.append(key)
+    work, method, out, extra = line.rstrip("\n").split("\t", 3)
+    if work not in works:
+        works.append(work)
+    if out == "FAILED":
+        failures.setdefault((work, method), extra)
+        continue
     r = json.loads(out)
-    r["cpu"] = float(cpu or 0)
-    runs[key].append(r)
+    r["cpu"] = float(extra or 0)
+    runs.setdefault((work, method), []).append(r)
+
 def median_run(rs):
     rs = sorted(rs, key=lambda r: r["seconds"])
-    return rs[len(rs) // 2]
+    return rs[(len(rs) - 1) // 2]
+
 rows = []
-works = []
-for w, _ in order:
-    if w not in works:
-        works.append(w)
 for w in works:
-    native = median_run(runs[(w, "native")])["seconds"] if (w, "native") in runs else None
-    for (w2, m) in order:
-        if w2 != w:
+    base = runs.get((w, "native"))
+    native = median_run(base)["seconds"] if base else None
+    group = []
+    for m in methods:
+        if (w, m) in failures and (w, m) not in runs:
+            group.append((w, m, "FAILED", "-", "-", "-", failures[(w, m)][:70]))
             continue
-        r = median_run(runs[(w, m)])
+        if (w, m) not in runs:
+            continue
+        rs = runs[(w, m)]
+        r = median_run(rs)
         s = r["seconds"]
+        spread = "%.2f-%.2f" % (min(x["seconds"] for x in rs), max(x["seconds"] for x in rs))
         if w == "seq":
             rate = "%.0f MB/s" % (r["bytes"] / 1e6 / s)
             what = "%d files, %.0f MB" % (r["files"], r["bytes"] / 1e6)
         elif w == "walk":
             rate = "%.0f entries/s" % (r["ops"] / s)
-            what = "%d files, %d dirs" % (r["files"], r["dirs"])
+            what = "%d files + %d dirs" % (r["files"], r["dirs"])
         else:
             rate = "%.0f reads/s" % (r["ops"] / s)
             what = "%d x 4 KiB, crc %s%s" % (r["ops"], r["crc"],
-                                            ", %d short" % r["short"] if r["short"] else "")
+                                            ", %d SHORT" % r["short"] if r["short"] else "")
+        if (w, m) in failures:
+            what += "; some runs FAILED: " + failures[(w, m)][:40]
         ratio = "%.2fx" % (s / native) if native else "-"
-        cpu = "%.1f" % r["cpu"] if m != "native" else "-"
-        rows.append((w, m, "%.2f" % s, rate, ratio, cpu, what))
+        cpu = "%.2f" % r["cpu"] if m != "native" else "-"
+        group.append((w, m, "%.2f" % s, rate, ratio, cpu, "%s (runs %s s)" % (what, spread)))
+    rows.append(group)
+group = []
 for line in open(mounts):
-    work, method, secs = line.split("\t")[:3]
-    rows.append((work, method, "%.2f" % float(secs), "-", "-", "-", ""))
+    work, method, secs = line.rstrip("\n").split("\t")
+    if group and group[-1][0] != work:
+        rows.append(group)
+        group = []
+    group.append((work, method, secs if secs == "FAILED" else "%.2f" % float(secs),
+                  "-", "-", "-", ""))
+if group:
+    rows.append(group)
+
 head = ("work", "method", "seconds", "rate", "vs native", "daemon CPU s", "what was done")
-widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
-fmt = "  ".join("%%-%ds" % w if i in (0, 1, 6) else "%%%ds" % w for i, w in enumerate(widths))
+flat = [r for g in rows for r in g]
+widths = [max(len(str(r[i])) for r in flat + [head]) for i in range(len(head))]
+fmt = "  ".join(("%%-%ds" if i in (0, 1, 6) else "%%%ds") % w for i, w in enumerate(widths))
 print()
-print(fmt % head)
-print(fmt % tuple("-" * w for w in widths))
-prev = None
-for r in rows:
-    if prev is not None and r[0] != prev:
+print((fmt % head).rstrip())
+print((fmt % tuple("-" * w for w in widths)).rstrip())
+for i, g in enumerate(rows):
+    if i:
         print()
-    print(fmt % r)
-    prev = r[0]
+    for r in g:
+        print((fmt % r).rstrip())
+print()
+print("vs native: time / native time (lower is better). daemon CPU: user+sys of the FUSE")
+print("daemon during the run. mount: start to a usable mount (vmunionfs scans the volumes,")
+print("checks, builds the upper tree); unmount: until the daemon has exited.")
 EOF
 exit "$failed"
