@@ -71,6 +71,17 @@ static int open_volumes(char **paths, int count, struct volume **out)
 	return 0;
 }
 
+/* The VOLUME operands of a command: an exit status, or 0 with them open. */
+static int open_command_volumes(const char *command, char **paths, int count,
+				struct volume **out)
+{
+	if (count < 1) {
+		fprintf(stderr, "vmunion %s: give at least one VOLUME\n", command);
+		return EXIT_USAGE;
+	}
+	return open_volumes(paths, count, out) < 0 ? 2 : 0;
+}
+
 static void close_volumes(struct volume *volumes, int count)
 {
 	for (int i = 0; i < count; i++)
@@ -163,12 +174,9 @@ static int command_plan(int argc, char **argv)
 		}
 	}
 	count = argc - optind;
-	if (count < 1) {
-		fputs("vmunion plan: give at least one VOLUME\n", stderr);
-		return EXIT_USAGE;
-	}
-	if (open_volumes(argv + optind, count, &volumes) < 0)
-		return 2;
+	rc = open_command_volumes("plan", argv + optind, count, &volumes);
+	if (rc != 0)
+		return rc;
 	rc = plan_build(&plan, volumes, (size_t)count, &err);
 	if (rc == 0 && check_before_use(&plan, !no_check, targets > 0, &report) < 0)
 		rc = error_set(&err, EINVAL, "%s", plan.refusals[0]);
@@ -236,12 +244,9 @@ static int command_check(int argc, char **argv)
 		}
 	}
 	count = argc - optind;
-	if (count < 1) {
-		fputs("vmunion check: give at least one VOLUME\n", stderr);
-		return EXIT_USAGE;
-	}
-	if (open_volumes(argv + optind, count, &volumes) < 0)
-		return 2;
+	status = open_command_volumes("check", argv + optind, count, &volumes);
+	if (status != 0)
+		return status;
 	/* A refused plan is still checked: its refusals are errors of the report. */
 	plan_build(&plan, volumes, (size_t)count, NULL);
 	check_run(&plan, &opts, &report, NULL);
