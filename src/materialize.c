@@ -92,7 +92,6 @@ struct job {
 	size_t *work;             /* indexes of the files to write */
 	size_t work_count;
 	uint64_t work_bytes;
-	int *lock_fds;            /* shared locks on the volumes' flock.lock */
 
 	atomic_size_t next;
 	atomic_uint_least64_t bytes_done;
@@ -167,27 +166,15 @@ static int check_location(struct job *job, struct error *err)
 	return 0;
 }
 
-/* A shared lock on each volume's flock.lock: a vmstorage running there holds
- * it exclusively (we would copy a moving target), and while we hold it none
- * can start. Locking writes nothing. */
+/* See volume_lock: the locks last until the session closes the volumes. */
 static int lock_volumes(struct job *job, struct error *err)
 {
 	const struct mtree_session *s = job->session;
+	int rc = 0;
 
-	job->lock_fds = xcalloc(s->volume_count, sizeof(int));
-	for (size_t v = 0; v < s->volume_count; v++) {
-		int fd = openat(s->volumes[v].dirfd, "flock.lock", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-
-		job->lock_fds[v] = fd;
-		if (fd < 0)
-			continue;
-		if (flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK)
-			return error_set(err, EINVAL,
-					 "%s: flock.lock is locked: a vmstorage is running on "
-					 "this volume (stop it first)",
-					 s->volumes[v].path);
-	}
-	return 0;
+	for (size_t v = 0; rc == 0 && v < s->volume_count; v++)
+		rc = volume_lock(&s->volumes[v], err);
+	return rc;
 }
 
 static bool is_tree_top(const struct mtree *tree, const char *name)
@@ -1278,10 +1265,6 @@ static int parse_options(int argc, char **argv, struct options *opt)
 
 static void job_free(struct job *job)
 {
-	for (size_t v = 0; job->lock_fds && v < job->session->volume_count; v++)
-		if (job->lock_fds[v] >= 0)
-			close(job->lock_fds[v]);
-	free(job->lock_fds);
 	if (job->staging_fd >= 0)
 		close(job->staging_fd);
 	if (job->dest_fd >= 0)

@@ -189,6 +189,20 @@ static int open_volumes(char **paths, size_t count, struct volume **out)
 	return 0;
 }
 
+/* Shared locks on the volumes for the life of the mount (see volume_lock). */
+static int lock_volumes(struct volume *volumes, size_t count)
+{
+	struct error err;
+
+	for (size_t i = 0; i < count; i++) {
+		if (volume_lock(&volumes[i], &err) < 0) {
+			fprintf(stderr, "vmunionfs: refused: %s\n", err.message);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* Mounts and serves until unmounted; the volumes and the upper are ready. */
 static int serve(struct fuse_args *args, struct fuse_cmdline_opts *cmdline, struct fs *fs)
 {
@@ -249,6 +263,10 @@ static int run(struct options *options, struct fuse_args *args,
 	raise_fd_limit();
 	if (open_volumes(options->positional.names, count, &volumes) < 0)
 		return EXIT_FAILURE_IO;
+	if (lock_volumes(volumes, count) < 0) {
+		rc = EXIT_REFUSED;
+		goto out_volumes;
+	}
 	if (plan_build(&plan, volumes, count, &err) < 0 ||
 	    check_run(&plan, &(struct check_options){ .collisions = !options->nocheck }, NULL,
 		      &err) < 0) {
@@ -280,6 +298,7 @@ out_upper:
 	upper_close(&upper);
 out_plan:
 	plan_free(&plan);
+out_volumes:
 	for (size_t i = 0; i < count; i++)
 		volume_close(&volumes[i]);
 	free(volumes);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <sys/file.h>
 #include <sys/syscall.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,7 +113,7 @@ int volume_open(struct volume *volume, const char *path, struct error *err)
 	int rc;
 
 	memset(volume, 0, sizeof(*volume));
-	volume->dirfd = -1;
+	volume->dirfd = volume->lock_fd = -1;
 	volume->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (volume->dirfd < 0)
 		return error_set(err, errno, "%s: cannot open volume: %s", path,
@@ -130,8 +131,28 @@ int volume_open(struct volume *volume, const char *path, struct error *err)
 	return rc;
 }
 
+int volume_lock(struct volume *volume, struct error *err)
+{
+	int fd = openat(volume->dirfd, "flock.lock", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	if (flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
+		close(fd);
+		return error_set(err, EBUSY,
+				 "%s: flock.lock is locked: a vmstorage is running on this volume "
+				 "(stop it first)",
+				 volume->path);
+	}
+	volume->lock_fd = fd;
+	return 0;
+}
+
 void volume_close(struct volume *volume)
 {
+	if (volume->lock_fd >= 0)
+		close(volume->lock_fd);
+	volume->lock_fd = -1;
 	if (volume->dirfd >= 0)
 		close(volume->dirfd);
 	volume->dirfd = -1;

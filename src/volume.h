@@ -23,11 +23,17 @@ struct vnode {
 struct volume {
 	char *path;   /* as the user gave it */
 	int dirfd;    /* O_RDONLY | O_DIRECTORY: every access goes through openat */
+	int lock_fd;  /* flock.lock held shared by volume_lock, or -1 */
 	struct vnode root;
 };
 
 int volume_open(struct volume *volume, const char *path, struct error *err);
 void volume_close(struct volume *volume);
+/* Holds flock.lock of the volume shared until volume_close: a vmstorage
+ * running there holds it exclusively (we would serve or copy a moving
+ * target), and while we hold it none can start. Refused with -EBUSY when it
+ * is held; a volume without flock.lock is not locked. Writes nothing. */
+int volume_lock(struct volume *volume, struct error *err);
 
 /* Opens a file of the volume O_RDONLY; the path may not leave the volume
  * (no "..", no symlinks), whatever a stub in an upper says. */

@@ -79,6 +79,29 @@ renamed=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["renames"]
 [ -n "$renamed" ] && [[ "$renamed" < "$part_a" ]]
 tap_ok $? "one part renamed to a name that sorts below ($renamed < $part_a)"
 
+# A volume a vmstorage runs on (flock.lock held) is refused: it would change
+# under the mount. The mount holds the lock shared, so none can start later.
+copy_volume "$DATA_DIR/v1.96.0-cluster/node3" "$work/running"
+# One process holds the lock, as vmstorage does (flock(1) would pass it on to
+# a child that outlives a kill).
+python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1])
+fcntl.flock(f, fcntl.LOCK_EX)
+time.sleep(30)' "$work/running/flock.lock" &
+locker=$!
+on_exit "kill $locker 2>/dev/null"
+wait_for 5 eval "! flock -n -s '$work/running/flock.lock' true"
+mnt_lock=$(scratch_dir mnt-lock)
+expect_exit 1 "vmunionfs refuses a volume a vmstorage runs on" "$VMUNIONFS" "$work/running" "$mnt_lock"
+says "a vmstorage is running" "... saying why"
+kill "$locker" 2>/dev/null
+wait "$locker" 2>/dev/null
+mount_union "$mnt_lock" "$work/running"
+tap_ok $? "mounted once the lock is free"
+flock -n -x "$work/running/flock.lock" true
+tap_ok $((! $?)) "while mounted, no vmstorage can lock the volume"
+unmount_union "$mnt_lock"
+
 # The mount refuses the same inputs before mounting anything.
 mnt=$(scratch_dir mnt)
 expect_exit 1 "vmunionfs refuses a corrupt parts.json" "$VMUNIONFS" "$work/corrupt" "$mnt"
