@@ -150,7 +150,9 @@ static int json_u64(const cJSON *json, const char *key, uint64_t *out)
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(json, key);
 
-	if (!cJSON_IsNumber(item) || item->valuedouble < 0)
+	/* Whole numbers only, in range: converting anything else is undefined. */
+	if (!cJSON_IsNumber(item) || !(item->valuedouble >= 0 && item->valuedouble < 0x1p64) ||
+	    (double)(uint64_t)item->valuedouble != item->valuedouble)
 		return -EINVAL;
 	*out = (uint64_t)item->valuedouble;
 	return 0;
@@ -160,7 +162,9 @@ static int json_i64(const cJSON *json, const char *key, int64_t *out)
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(json, key);
 
-	if (!cJSON_IsNumber(item))
+	if (!cJSON_IsNumber(item) ||
+	    !(item->valuedouble >= -0x1p63 && item->valuedouble < 0x1p63) ||
+	    (double)(int64_t)item->valuedouble != item->valuedouble)
 		return -EINVAL;
 	*out = (int64_t)item->valuedouble;
 	return 0;
@@ -197,6 +201,10 @@ static int parse_name_time(const char *s, size_t len, int64_t *ms)
 
 	if (len != 18 || s[14] != '.')
 		return -EINVAL;
+	/* sscanf alone would take signs and spaces. */
+	for (size_t i = 0; i < len; i++)
+		if (i != 14 && (s[i] < '0' || s[i] > '9'))
+			return -EINVAL;
 	memcpy(buf, s, len);
 	buf[len] = '\0';
 	if (sscanf(buf, "%4d%2d%2d%2d%2d%2d.%3d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
@@ -215,7 +223,7 @@ static int parse_u64_field(const char *s, size_t len, uint64_t *out)
 	if (len == 0 || len > 20)
 		return -EINVAL;
 	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
+		if (s[i] < '0' || s[i] > '9' || v > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
 			return -EINVAL;
 		v = v * 10 + (uint64_t)(s[i] - '0');
 	}

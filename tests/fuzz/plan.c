@@ -86,11 +86,13 @@ static size_t unescape(char *s)
 
 static void make_entry(int dirfd, char *line)
 {
-	char kind = line[0], *path = line + 2, *arg = strchr(path, '\t');
+	char kind = line[0], *path, *arg;
 	int fd;
 
 	if (line[0] == '\0' || line[1] != ' ')
 		return;
+	path = line + 2;
+	arg = strchr(path, '\t');
 	if (arg)
 		*arg++ = '\0';
 	if (!safe_path(path))

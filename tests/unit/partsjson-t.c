@@ -111,10 +111,42 @@ static void test_headers(void)
 	is_int(legacy_name_suffix("18EB73DE8D3D38F2", true), -1, "a gen-B name has no suffix");
 }
 
+/* Inputs the fuzzer (tests/fuzz) found accepted or mis-converted. */
+static void test_header_bad_numbers(void)
+{
+	static const char *const bad_json[] = {
+		"{\"RowsCount\":1e300,\"BlocksCount\":1,\"MinTimestamp\":0,\"MaxTimestamp\":0}",
+		"{\"RowsCount\":1.5,\"BlocksCount\":1,\"MinTimestamp\":0,\"MaxTimestamp\":0}",
+		"{\"RowsCount\":1,\"BlocksCount\":1,\"MinTimestamp\":-1e19,\"MaxTimestamp\":0}",
+		"{\"RowsCount\":1,\"BlocksCount\":1,\"MinTimestamp\":0,\"MaxTimestamp\":1e999}",
+	};
+	static const char *const bad_names[] = {
+		"99999999999999999999_1_20240120000406.000_20240131235629.000_18EB73DEA55F07FA",
+		"1_1_+0240120000406.000_20240131235629.000_18EB73DEA55F07FA",
+		"1_1_2024012000040 .000_20240131235629.000_18EB73DEA55F07FA",
+		"1_1_20240120000406.-01_20240131235629.000_18EB73DEA55F07FA",
+	};
+	struct part_header h;
+	struct error err;
+
+	for (size_t i = 0; i < sizeof(bad_json) / sizeof(bad_json[0]); i++)
+		is_int(part_header_from_json(bad_json[i], strlen(bad_json[i]), false, &h, &err),
+		       -EINVAL, "metadata.json out of range or fractional is refused: %s",
+		       bad_json[i]);
+	for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++)
+		is_int(part_header_from_name(bad_names[i], false, &h), -EINVAL,
+		       "a name with an overflowing count or a non-digit time is refused: %s",
+		       bad_names[i]);
+	is_int(part_header_from_name("18446744073709551615_1_18EB73DEA55F07FA", true, &h), 0,
+	       "the largest count parses");
+	is_int(h.rows == UINT64_MAX, 1, "... exactly");
+}
+
 int main(void)
 {
 	test_partition();
 	test_table();
 	test_headers();
+	test_header_bad_numbers();
 	return done_testing();
 }
