@@ -94,6 +94,20 @@ tap_ok() {
 	return 1
 }
 
+# tap_todo STATUS REASON DESC : a check of a known defect ("# TODO REASON"):
+# a failure is expected and does not fail the test (XFAIL); once it passes,
+# automake reports XPASS, which fails the suite: then drop the TODO.
+tap_todo() {
+	local status=$1 reason=$2
+	shift 2
+	_tap_n=$((_tap_n + 1))
+	if [ "$status" -eq 0 ] 2>/dev/null; then
+		printf 'ok %d - %s # TODO %s\n' "$_tap_n" "$*" "$reason"
+	else
+		printf 'not ok %d - %s # TODO %s\n' "$_tap_n" "$*" "$reason"
+	fi
+}
+
 # tap_is GOT WANT DESC : string equality check with got/want diagnostics.
 tap_is() {
 	local got=$1 want=$2
