@@ -21,16 +21,21 @@ static void remove_scratch(void)
 		remove_tree_at(AT_FDCWD, scratch);
 }
 
-/* tmpfs when there is one: the harnesses write files on every run. */
+/* Below $FUZZ_TMPDIR (make fuzz removes it after each harness, even after a
+ * crash), else tmpfs when there is one: the harnesses write files on every
+ * run. */
 const char *fuzz_scratch(void)
 {
-	const char *base = getenv("TMPDIR");
+	const char *base = getenv("FUZZ_TMPDIR");
 	struct stat st;
 
 	if (scratch)
 		return scratch;
-	if (stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && access("/dev/shm", W_OK) == 0)
+	if (!base && stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) &&
+	    access("/dev/shm", W_OK) == 0)
 		base = "/dev/shm";
+	if (!base)
+		base = getenv("TMPDIR");
 	scratch = xasprintf("%s/vmunion-fuzz.XXXXXX", base ? base : "/tmp");
 	if (!mkdtemp(scratch))
 		fuzz_fail("mkdtemp %s: %s", scratch, strerror(errno));
@@ -111,5 +116,6 @@ void fuzz_fail(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
+	remove_scratch();
 	abort();
 }

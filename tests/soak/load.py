@@ -2,8 +2,9 @@
 """Load for the soak test (tests/soak/soak.sh); standard library only.
 
   load.py ingest URL SECONDS RATE      import RATE samples/s (in batches of
-                                       10 per series-second), force_flush
-                                       every 10 s, force_merge every 60 s
+                                       of 50 series), force_flush every
+                                       10 s, force_merge every 60 s (or
+                                       twice in a shorter run)
   load.py read MOUNT SECONDS           walk the mount and read files whole
   load.py query URL SECONDS            instant and range queries
 
@@ -37,6 +38,9 @@ def ingest(url, seconds, rate):
     per_batch = SERIES
     interval = per_batch / float(rate)
     last_flush = last_merge = time.monotonic()
+    # At least one forced merge in a short run.
+    merge_every = max(10.0, min(60.0, seconds / 2))
+    merges = 0
     first_error = ""
     while time.monotonic() < deadline:
         t0 = time.monotonic()
@@ -55,14 +59,15 @@ def ingest(url, seconds, rate):
             if now - last_flush >= 10:
                 http(url + "/internal/force_flush", timeout=60)
                 last_flush = now
-            if now - last_merge >= 60:
+            if now - last_merge >= merge_every:
                 http(url + "/internal/force_merge", timeout=60)
                 last_merge = now
+                merges += 1
         except Exception as e:
             errors += 1
             first_error = first_error or repr(e)
         time.sleep(max(0.0, interval - (time.monotonic() - t0)))
-    return {"sent": sent, "errors": errors, "first_error": first_error,
+    return {"sent": sent, "errors": errors, "first_error": first_error, "merges": merges,
             "start": ts - batches, "end": ts}
 
 
