@@ -191,6 +191,13 @@ static void add_empty_file(struct plan *plan, uint32_t parent, const char *name)
 	add_synth(plan, parent, name, xstrdup(""), 0);
 }
 
+static struct plan_attr attr_of(const struct stat *st)
+{
+	return (struct plan_attr){ .mode = st->st_mode, .uid = st->st_uid, .gid = st->st_gid,
+				   .nlink = (uint32_t)st->st_nlink,
+				   .blocks = (uint64_t)st->st_blocks };
+}
+
 static void add_lower(struct plan *plan, uint32_t parent, const char *name, int volume,
 		      const char *lower_path, const struct stat *st)
 {
@@ -201,6 +208,7 @@ static void add_lower(struct plan *plan, uint32_t parent, const char *name, int 
 	node->lower_path = xstrdup(lower_path);
 	node->size = (uint64_t)st->st_size;
 	node->mtime = st->st_mtim;
+	node->attr = attr_of(st);
 }
 
 /* ---- generations ---- */
@@ -521,6 +529,7 @@ static void add_parts(struct plan *plan, uint32_t parent, const struct candidate
 			continue;
 		dir = add_node(plan, parent, c->name, PLAN_DIR);
 		plan->nodes[dir].mtime = c->dir->st.st_mtim;
+		plan->nodes[dir].attr = attr_of(&c->dir->st);
 		for (size_t j = 0; j < c->dir->child_count; j++) {
 			const struct vnode *file = &c->dir->children[j];
 			char *path = xasprintf("%s/%s", c->lower_path, file->name);
@@ -1105,6 +1114,53 @@ static void finish_nodes(struct plan *plan)
 	}
 }
 
+/* The directory at node's path in the first volume (in the order given) that has one. */
+static const struct vnode *first_volume_dir(const struct plan *plan, uint32_t node)
+{
+	char *path = plan_path(plan, node);
+	const struct vnode *found = NULL;
+
+	for (size_t v = 0; !found && v < plan->volume_count; v++) {
+		found = vnode_at(&plan->volumes[v].root, path);
+		if (!vnode_is_dir(found))
+			found = NULL;
+	}
+	free(path);
+	return found;
+}
+
+/* What stat shows of the nodes add_lower and add_parts did not take from a
+ * volume entry. A directory has the attributes and mtime of the first volume
+ * holding a directory at its path, else its parent's (a merged table, a dir
+ * the merge makes); its nlink counts the plan's subdirectories. A
+ * synthesized file is 0644, owned by the first volume's root. Parents come
+ * before their children in nodes[]. */
+static void fill_attrs(struct plan *plan)
+{
+	const struct stat *root = &plan->volumes[0].root.st;
+
+	for (uint32_t i = 0; i < plan->node_count; i++) {
+		struct plan_node *node = &plan->nodes[i];
+		const struct vnode *dir;
+
+		if (node->kind == PLAN_SYNTH_FILE)
+			node->attr = (struct plan_attr){ .mode = S_IFREG | 0644, .uid = root->st_uid,
+							 .gid = root->st_gid, .nlink = 1,
+							 .blocks = (node->size + 511) / 512 };
+		if (node->kind != PLAN_DIR)
+			continue;
+		if (node->attr.mode == 0) {
+			dir = first_volume_dir(plan, i);
+			node->attr = dir ? attr_of(&dir->st) : plan->nodes[node->parent].attr;
+			node->mtime = dir ? dir->st.st_mtim : plan->nodes[node->parent].mtime;
+		}
+		node->attr.nlink = 2;
+	}
+	for (uint32_t i = 1; i < plan->node_count; i++)
+		if (plan->nodes[i].kind == PLAN_DIR)
+			plan->nodes[plan->nodes[i].parent].attr.nlink++;
+}
+
 static void summarize_bytes(struct plan *plan)
 {
 	for (size_t i = 0; i < plan->node_count; i++)
@@ -1133,6 +1189,7 @@ int plan_build(struct plan *plan, struct volume *volumes, size_t volume_count,
 			merge_partition(plan, partitions.names[i]);
 		merge_tables(plan);
 		finish_nodes(plan);
+		fill_attrs(plan);
 		summarize_bytes(plan);
 	}
 	name_list_free(&partitions);

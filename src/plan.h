@@ -22,6 +22,13 @@ enum plan_node_kind {
 
 #define PLAN_NONE UINT32_MAX
 
+/* What stat shows of a node besides its size and mtime: the volume entry's
+ * (see fill_attrs in plan.c for directories and synthesized files). */
+struct plan_attr {
+	uint32_t mode, uid, gid, nlink;
+	uint64_t blocks;
+};
+
 struct plan_node {
 	char *name;
 	uint32_t parent;
@@ -30,6 +37,7 @@ struct plan_node {
 	char *lower_path;    /* PLAN_LOWER_FILE: path below that volume's root */
 	uint64_t size;
 	struct timespec mtime;
+	struct plan_attr attr;
 	char *content;       /* PLAN_SYNTH_FILE */
 	uint32_t *children;  /* sorted by name */
 	size_t child_count, child_capacity;

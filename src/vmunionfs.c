@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "check.h"
 #include "config.h"
 #include "fs.h"
+#include "fs_plan.h"
 #include "plan.h"
 #include "upper.h"
 #include "volume.h"
@@ -204,13 +206,14 @@ static int lock_volumes(struct volume *volumes, size_t count)
 }
 
 /* Mounts and serves until unmounted; the volumes and the upper are ready. */
-static int serve(struct fuse_args *args, struct fuse_cmdline_opts *cmdline, struct fs *fs)
+static int serve(struct fuse_args *args, struct fuse_cmdline_opts *cmdline,
+		 const struct fuse_lowlevel_ops *operations, void *userdata)
 {
 	struct fuse_loop_config *loop;
 	struct fuse_session *session;
 	int rc = EXIT_FAILURE_IO;
 
-	session = fuse_session_new(args, fs_operations(), sizeof(*fs_operations()), fs);
+	session = fuse_session_new(args, operations, sizeof(*operations), userdata);
 	if (!session)
 		return EXIT_USAGE;
 	if (fuse_set_signal_handlers(session) != 0)
@@ -236,8 +239,8 @@ out_session:
 	return rc;
 }
 
-/* The daemon holds an O_PATH fd per inode the kernel remembers, as
- * passthrough_ll does: allow as many as the hard limit. */
+/* Every file a client opens holds a volume fd (and a preview's daemon may
+ * hold one per inode the kernel remembers): allow as many as the hard limit. */
 static void raise_fd_limit(void)
 {
 	struct rlimit limit;
@@ -248,54 +251,88 @@ static void raise_fd_limit(void)
 	}
 }
 
-static int run(struct options *options, struct fuse_args *args,
-	       struct fuse_cmdline_opts *cmdline)
+/* A read-only mount serves the plan from memory (fs_plan.c): once copied
+ * out, the plan and the volumes' scans are freed, and so is the heap they
+ * held. Permissions are the volumes' own, enforced by the kernel. */
+static int serve_read_only(struct fuse_args *args, struct fuse_cmdline_opts *cmdline,
+			   struct plan *plan, double timeout)
 {
-	size_t count = options->positional.count - 1;
-	struct volume *volumes;
-	struct upper upper;
+	struct fs_plan *fs;
+	struct error err;
+	int rc;
+
+	fs = fs_plan_new(plan, timeout, &err);
+	if (!fs) {
+		fprintf(stderr, "vmunionfs: %s\n", err.message);
+		return EXIT_FAILURE_IO;
+	}
+	for (size_t i = 0; i < plan->volume_count; i++)
+		volume_forget_scan(&plan->volumes[i]);
+	plan_free(plan);
+	malloc_trim(0);
+	fuse_opt_add_arg(args, "-oro,default_permissions");
+	rc = serve(args, cmdline, fs_plan_operations(), fs);
+	fs_plan_free(fs);
+	return rc;
+}
+
+/* A preview serves the upper tree, where every change lands (fs.c). */
+static int serve_preview(struct options *options, struct fuse_args *args,
+			 struct fuse_cmdline_opts *cmdline, struct plan *plan)
+{
 	struct fs_config config;
-	struct plan plan;
+	struct upper upper;
 	struct error err;
 	struct fs *fs;
-	int rc = EXIT_FAILURE_IO;
+	int rc;
 
-	raise_fd_limit();
-	if (open_volumes(options->positional.names, count, &volumes) < 0)
+	if (check_upper_location(options->upper, plan->volumes, plan->volume_count,
+				 cmdline->mountpoint) < 0)
 		return EXIT_FAILURE_IO;
-	if (lock_volumes(volumes, count) < 0) {
-		rc = EXIT_REFUSED;
-		goto out_volumes;
-	}
-	if (plan_build(&plan, volumes, count, &err) < 0 ||
-	    check_run(&plan, &(struct check_options){ .collisions = !options->nocheck }, NULL,
-		      &err) < 0) {
-		fprintf(stderr, "vmunionfs: refused: %s\n", err.message);
-		rc = EXIT_REFUSED;
-		goto out_plan;
-	}
-	if (options->upper &&
-	    check_upper_location(options->upper, volumes, count, cmdline->mountpoint) < 0)
-		goto out_plan;
-	if ((options->upper ? upper_open(&upper, options->upper, &plan, &err)
-			    : upper_open_temporary(&upper, &plan, &err)) < 0) {
+	if (upper_open(&upper, options->upper, plan, &err) < 0) {
 		fprintf(stderr, "vmunionfs: %s\n", err.message);
-		goto out_plan;
+		return EXIT_FAILURE_IO;
 	}
-	config = (struct fs_config){ .volumes = volumes, .volume_count = count,
+	config = (struct fs_config){ .volumes = plan->volumes,
+				     .volume_count = plan->volume_count,
 				     .upper_tree_fd = upper.tree_fd,
 				     .timeout = options->timeout };
 	fs = fs_new(&config, &err);
 	if (!fs) {
 		fprintf(stderr, "vmunionfs: %s\n", err.message);
-		goto out_upper;
+		upper_close(&upper);
+		return EXIT_FAILURE_IO;
 	}
-	if (!options->upper)
-		fuse_opt_add_arg(args, "-oro");
-	rc = serve(args, cmdline, fs);
+	rc = serve(args, cmdline, fs_operations(), fs);
 	fs_free(fs);
-out_upper:
 	upper_close(&upper);
+	return rc;
+}
+
+static int run(struct options *options, struct fuse_args *args,
+	       struct fuse_cmdline_opts *cmdline)
+{
+	size_t count = options->positional.count - 1;
+	struct volume *volumes;
+	struct plan plan;
+	struct error err;
+	int rc = EXIT_REFUSED;
+
+	raise_fd_limit();
+	if (open_volumes(options->positional.names, count, &volumes) < 0)
+		return EXIT_FAILURE_IO;
+	if (lock_volumes(volumes, count) < 0)
+		goto out_volumes;
+	if (plan_build(&plan, volumes, count, &err) < 0 ||
+	    check_run(&plan, &(struct check_options){ .collisions = !options->nocheck }, NULL,
+		      &err) < 0) {
+		fprintf(stderr, "vmunionfs: refused: %s\n", err.message);
+		goto out_plan;
+	}
+	if (options->upper)
+		rc = serve_preview(options, args, cmdline, &plan);
+	else
+		rc = serve_read_only(args, cmdline, &plan, options->timeout);
 out_plan:
 	plan_free(&plan);
 out_volumes:

@@ -34,6 +34,9 @@ void volume_close(struct volume *volume);
  * target), and while we hold it none can start. Refused with -EBUSY when it
  * is held; a volume without flock.lock is not locked. Writes nothing. */
 int volume_lock(struct volume *volume, struct error *err);
+/* Frees the scan (root's tree) and keeps the volume open and locked: what a
+ * daemon serving a plan needs once the plan is built. */
+void volume_forget_scan(struct volume *volume);
 
 /* Opens a file of the volume O_RDONLY; the path may not leave the volume
  * (no "..", no symlinks), whatever a stub in an upper says. */
