@@ -9,9 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/magic.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -139,8 +137,7 @@ static int create_tree(struct upper *upper, const struct plan *plan, struct erro
 	if (fd < 0)
 		return error_set(err, errno, "%s/tree.new: %s", upper->path, strerror(errno));
 	rc = upper_populate(fd, plan, err);
-	/* A private upper dies with the mount: it needs no crash safety. */
-	if (rc == 0 && !upper->temporary && syncfs(fd) < 0)
+	if (rc == 0 && syncfs(fd) < 0)
 		rc = error_set(err, errno, "%s: sync: %s", upper->path, strerror(errno));
 	close(fd);
 	if (rc < 0)
@@ -275,48 +272,12 @@ int upper_open_existing(struct upper *upper, const char *path, const struct plan
 	return rc;
 }
 
-/* Where a private upper goes: tmpfs when there is one (stubs are empty, and
- * filling and removing a large tree on a journaling filesystem is slow),
- * else $TMPDIR or /tmp. */
-static const char *temporary_base(void)
-{
-	const char *tmp = getenv("TMPDIR");
-	struct statfs st;
-
-	if (statfs("/dev/shm", &st) == 0 && st.f_type == TMPFS_MAGIC &&
-	    access("/dev/shm", W_OK) == 0)
-		return "/dev/shm";
-	return tmp && *tmp ? tmp : "/tmp";
-}
-
-int upper_open_temporary(struct upper *upper, const struct plan *plan, struct error *err)
-{
-	char *path = xasprintf("%s/vmunionfs.XXXXXX", temporary_base());
-	int rc;
-
-	memset(upper, 0, sizeof(*upper));
-	upper->dirfd = upper->tree_fd = -1;
-	if (!mkdtemp(path)) {
-		rc = error_set(err, errno, "%s: %s", path, strerror(errno));
-		free(path);
-		return rc;
-	}
-	upper->path = path;
-	upper->temporary = true;
-	rc = open_dirs(upper, plan, err);
-	if (rc < 0)
-		upper_close(upper);
-	return rc;
-}
-
 void upper_close(struct upper *upper)
 {
 	if (upper->tree_fd >= 0)
 		close(upper->tree_fd);
 	if (upper->dirfd >= 0)
 		close(upper->dirfd);
-	if (upper->temporary && upper->path)
-		remove_tree_at(AT_FDCWD, upper->path);
 	free(upper->path);
 	memset(upper, 0, sizeof(*upper));
 	upper->dirfd = upper->tree_fd = -1;

@@ -20,7 +20,6 @@ struct upper {
 	char *path;
 	int dirfd;     /* UPPER */
 	int tree_fd;   /* UPPER/tree, O_RDONLY | O_DIRECTORY */
-	bool temporary; /* made for a read-only mount; removed on close */
 };
 
 /* Opens (or creates and fills from the plan) the upper at path. Refuses an
@@ -31,9 +30,6 @@ int upper_open(struct upper *upper, const char *path, const struct plan *plan,
  * anything: -EINVAL when it is no upper or belongs to other volumes. */
 int upper_open_existing(struct upper *upper, const char *path, const struct plan *plan,
 			struct error *err);
-/* A private upper for a read-only mount, on /dev/shm when it is a tmpfs,
- * else under $TMPDIR; removed by upper_close. */
-int upper_open_temporary(struct upper *upper, const struct plan *plan, struct error *err);
 void upper_close(struct upper *upper);
 
 /* Fills dirfd (an empty dir) with the plan's tree; files of volumes become
