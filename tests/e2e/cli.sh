@@ -67,6 +67,18 @@ copy_volume "$DATA_DIR/v1.96.0-cluster/node2" "$work/restore"
 touch "$work/restore/restore-in-progress"
 expect_exit 1 "restore-in-progress is refused" "$VMUNION" plan "$work/restore"
 
+# Names with control bytes are escaped in the text report: a newline in a
+# directory name must not forge a report line.
+copy_volume "$DATA_DIR/v1.79.5/node0" "$work/names"
+mkdir "$work/names/evil"$'\n'"  [0] forged-entry: unknown entry" "$work/names/back\\slash"$'\t'
+expect_exit 0 "plan of a volume with a newline in a name" "$VMUNION" plan "$work/names"
+! grep -q '^  \[0\] forged-entry' "$TAP_OUT"
+tap_ok $? "no forged line from a name holding a newline" || grep -n forged "$TAP_OUT" | tap_diag
+grep -qF '  [0] evil\n  [0] forged-entry: unknown entry: unknown entry' "$TAP_OUT"
+tap_ok $? "the name is printed on one line, newline escaped" || grep -n forged "$TAP_OUT" | tap_diag
+grep -qF '  [0] back\\slash\t: unknown entry' "$TAP_OUT"
+tap_ok $? "backslash and tab escaped" || grep -n slash "$TAP_OUT" | tap_diag
+
 # Conflicting names: the same part name with other bytes in two volumes.
 copy_volume "$DATA_DIR/v1.96.0-cluster/node0" "$work/a"
 copy_volume "$DATA_DIR/v1.96.0-cluster/node1" "$work/b"
