@@ -526,6 +526,66 @@ static void test_min_timestamp(void)
 	merged_free(&m);
 }
 
+static void chattr(const char *volume, const char *path, mode_t mode, uid_t uid, gid_t gid)
+{
+	char *full = xasprintf("%s/%s/%s", scratch, volume, path);
+
+	if (chmod(full, mode) < 0 || chown(full, uid, gid) < 0)
+		abort();
+	free(full);
+}
+
+static bool attr_is(struct merged *m, const char *path, mode_t mode, uid_t uid, gid_t gid)
+{
+	const struct plan_node *node = node_at(m, path);
+	bool same = node->attr.mode == mode && node->attr.uid == uid && node->attr.gid == gid;
+
+	if (!same)
+		diag("%s: mode %o uid %u gid %u", path, (unsigned)node->attr.mode,
+		     (unsigned)node->attr.uid, (unsigned)node->attr.gid);
+	return same;
+}
+
+/* What stat of the mount shows: the volume entry's attributes. */
+static void test_attributes(void)
+{
+	const char *values = "data/small/2024_01/18EB000000000101/values.bin";
+	char *full, *link_path;
+	struct stat st;
+	struct merged m;
+
+	reset_scratch();
+	b2_volume("a", "18EB000000000100", "a");
+	b2_volume("b", "18EB000000000101", "b");
+	chattr("a", "", 0751, 77, 88);
+	chattr("a", "data/small/2024_01", 0750, 11, 22);
+	chattr("b", "data/small/2024_01", 0700, 33, 44);
+	chattr("b", "data/small/2024_01/18EB000000000101", 0711, 12, 13);
+	chattr("b", values, 0600, 55, 66);
+	full = xasprintf("%s/b/%s", scratch, values);
+	link_path = xasprintf("%s/b/values.link", scratch);
+	if (link(full, link_path) < 0 || stat(full, &st) < 0)
+		abort();
+	merge(&m, "a", "b", NULL);
+	is_int(m.rc, 0, "attributes: merged");
+	ok(attr_is(&m, values, S_IFREG | 0600, 55, 66), "a file has its volume file's mode and owner");
+	ok(node_at(&m, values)->attr.blocks == (uint64_t)st.st_blocks &&
+		   node_at(&m, values)->attr.nlink == 2,
+	   "... its block count and link count");
+	ok(attr_is(&m, "data/small/2024_01/18EB000000000101", S_IFDIR | 0711, 12, 13),
+	   "a part dir has its volume dir's attributes");
+	ok(attr_is(&m, "data/small/2024_01", S_IFDIR | 0750, 11, 22),
+	   "a dir both volumes hold has the first volume's attributes");
+	ok(attr_is(&m, "", S_IFDIR | 0751, 77, 88), "the root is the first volume's root");
+	ok(attr_is(&m, "cache", S_IFDIR | 0751, 77, 88), "a dir no volume holds has its parent's");
+	ok(attr_is(&m, "data/small/2024_01/parts.json", S_IFREG | 0644, 77, 88),
+	   "a synthesized file is 0644, owned like the first volume's root");
+	is_int(node_at(&m, "data/small")->attr.nlink, 4, "a dir's nlink counts its merged subdirs");
+	merged_free(&m);
+	free(full);
+	free(link_path);
+}
+
 int main(void)
 {
 	static char resolved[4096];
@@ -544,6 +604,7 @@ int main(void)
 	test_collisions();
 	test_tables_and_metadata();
 	test_min_timestamp();
+	test_attributes();
 	remove_tree_at(AT_FDCWD, scratch);
 	return done_testing();
 }
