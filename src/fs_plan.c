@@ -3,9 +3,9 @@
  * The tree never changes while mounted, so the node ids are the plan's node
  * indexes + 1 (the root, nodes[0], is FUSE_ROOT_ID), lookups need no
  * counting, and the kernel may cache entries, attributes, listings and file
- * pages for as long as it likes. The only fds held are the volume files open
- * by a process: one per open(), closed at release(). Permissions are the
- * volumes' own, checked by the kernel (default_permissions). */
+ * pages for as long as it likes. Besides each volume's dir and lock, the only
+ * fds held are those of open files: one per open(), closed at release().
+ * Permissions are the volumes' own, checked by the kernel (default_permissions). */
 #include "fs_plan.h"
 
 #include <errno.h>
