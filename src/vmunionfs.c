@@ -282,7 +282,7 @@ static int run(struct options *options, struct fuse_args *args,
 		fprintf(stderr, "vmunionfs: %s\n", err.message);
 		goto out_plan;
 	}
-	config = (struct fs_config){ .volumes = volumes, .volume_count = count,
+	config = (struct fs_config){ .plan = &plan, .volumes = volumes, .volume_count = count,
 				     .upper_tree_fd = upper.tree_fd,
 				     .timeout = options->timeout };
 	fs = fs_new(&config, &err);
@@ -292,6 +292,8 @@ static int run(struct options *options, struct fuse_args *args,
 	}
 	if (!options->upper)
 		fuse_opt_add_arg(args, "-oro");
+	else /* the kernel checks access against the volumes' own permissions */
+		fuse_opt_add_arg(args, "-odefault_permissions");
 	rc = serve(args, cmdline, fs);
 	fs_free(fs);
 out_upper:
