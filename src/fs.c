@@ -1063,6 +1063,12 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 /* ---- files ---- */
 
+/* What open(2) flags an open passes on: openat2 refuses the kernel's
+ * internal ones (__FMODE_EXEC of an execve). */
+#define OPEN_FLAGS                                                                        \
+	(O_ACCMODE | O_APPEND | O_TRUNC | O_NONBLOCK | O_DSYNC | O_SYNC | O_DIRECT |        \
+	 O_NOATIME | O_LARGEFILE)
+
 static bool wants_write(int flags)
 {
 	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
@@ -1157,7 +1163,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		lower = true;
 		fi->keep_cache = 1; /* volume files never change */
 	} else {
-		fd = node_open(fs, node, NULL, fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY));
+		fd = node_open(fs, node, NULL, fi->flags & OPEN_FLAGS);
 	}
 	if (fd >= 0)
 		fi->fh = (uint64_t)(uintptr_t)file_add(fs, node, fd, lower);
