@@ -32,6 +32,12 @@
 
 #include "upper.h"
 
+/* What open(2) flags an open passes on: openat2 refuses the kernel's
+ * internal ones (__FMODE_EXEC of an execve). */
+#define OPEN_FLAGS                                                                        \
+	(O_ACCMODE | O_APPEND | O_TRUNC | O_NONBLOCK | O_DSYNC | O_SYNC | O_DIRECT |        \
+	 O_NOATIME | O_LARGEFILE)
+
 enum stub_kind {
 	STUB_NONE,    /* the upper file holds its own bytes */
 	STUB_OK,      /* bytes come from the volume file */
@@ -65,7 +71,8 @@ struct fs_file {
 	struct fs_file *next;
 	struct fs_node *node;
 	int fd;
-	bool lower; /* fd is the volume file of a stub */
+	int flags;  /* of the open, for the fd a copy-up gives */
+	bool lower; /* fd is the volume file of a stub: copied up at the first write */
 };
 
 struct fs {
@@ -532,14 +539,15 @@ static void switch_files(struct fs *fs, struct fs_node *node)
 
 		if (!file->lower)
 			continue;
-		fd = node_open(fs, node, NULL, O_RDONLY);
+		file->lower = false;
+		fd = node_open(fs, node, NULL, file->flags & OPEN_FLAGS & ~O_TRUNC);
 		if (fd < 0) {
+			/* Still the volume file, opened O_RDONLY: writes fail. */
 			fs_log("cannot reopen a copied-up file: %s", strerror(-fd));
 			continue;
 		}
 		close(file->fd);
 		file->fd = fd;
-		file->lower = false;
 	}
 }
 
@@ -703,6 +711,22 @@ static int file_fd_get(struct fs_file *file)
 static void file_fd_put(struct fs_file *file)
 {
 	pthread_rwlock_unlock(&file->node->lock);
+}
+
+/* The fd of a file about to be written, stable until file_fd_put; a stub
+ * is copied up first. Or -errno (nothing to put). */
+static int file_fd_write(struct fs *fs, struct fs_file *file)
+{
+	for (;;) {
+		int fd = file_fd_get(file), rc;
+
+		if (!file->lower)
+			return fd;
+		file_fd_put(file);
+		rc = copy_up(fs, file->node, -1);
+		if (rc < 0)
+			return rc;
+	}
 }
 
 static int set_times(int path_fd, int valid, const struct stat *attr)
@@ -1063,24 +1087,20 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 /* ---- files ---- */
 
-/* What open(2) flags an open passes on: openat2 refuses the kernel's
- * internal ones (__FMODE_EXEC of an execve). */
-#define OPEN_FLAGS                                                                        \
-	(O_ACCMODE | O_APPEND | O_TRUNC | O_NONBLOCK | O_DSYNC | O_SYNC | O_DIRECT |        \
-	 O_NOATIME | O_LARGEFILE)
-
 static bool wants_write(int flags)
 {
 	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
 }
 
 /* A file open on node, listed so that a copy-up can switch its fd. */
-static struct fs_file *file_add(struct fs *fs, struct fs_node *node, int fd, bool lower)
+static struct fs_file *file_add(struct fs *fs, struct fs_node *node, int fd, int flags,
+			       bool lower)
 {
 	struct fs_file *file = xcalloc(1, sizeof(*file));
 
 	file->node = node;
 	file->fd = fd;
+	file->flags = flags;
 	file->lower = lower;
 	file->next = node->files; /* under node->lock, held for writing */
 	node->files = file;
@@ -1137,7 +1157,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	node = (struct fs_node *)(uintptr_t)e.ino;
 	pthread_rwlock_wrlock(&node->lock);
-	fi->fh = (uint64_t)(uintptr_t)file_add(fs, node, fd, false);
+	fi->fh = (uint64_t)(uintptr_t)file_add(fs, node, fd, fi->flags, false);
 	pthread_rwlock_unlock(&node->lock);
 	fuse_reply_create(req, &e, fi);
 }
@@ -1149,8 +1169,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	bool lower = false;
 	int fd = 0;
 
-	if (wants_write(fi->flags))
-		fd = copy_up(fs, node, (fi->flags & O_TRUNC) ? 0 : -1);
+	/* A stub opened for writing is copied up at its first write or
+	 * truncation, which may keep less; O_TRUNC keeps nothing. */
+	if (wants_write(fi->flags) && (fi->flags & O_TRUNC))
+		fd = copy_up(fs, node, 0);
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return;
@@ -1166,7 +1188,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fd = node_open(fs, node, NULL, fi->flags & OPEN_FLAGS);
 	}
 	if (fd >= 0)
-		fi->fh = (uint64_t)(uintptr_t)file_add(fs, node, fd, lower);
+		fi->fh = (uint64_t)(uintptr_t)file_add(fs, node, fd, fi->flags, lower);
 	pthread_rwlock_unlock(&node->lock);
 	if (fd < 0)
 		fuse_reply_err(req, -fd);
@@ -1199,10 +1221,15 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 			 struct fuse_file_info *fi)
 {
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+	int fd = file_fd_write(fs_of(req), file_of(fi));
 	ssize_t n;
 
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	out.buf[0].fd = file_fd_get(file_of(fi));
+	out.buf[0].fd = fd;
 	out.buf[0].pos = offset;
 	n = fuse_buf_copy(&out, in, 0);
 	file_fd_put(file_of(fi));
@@ -1243,9 +1270,13 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 			 off_t length, struct fuse_file_info *fi)
 {
-	int rc = fallocate(file_fd_get(file_of(fi)), mode, offset, length);
+	int fd = file_fd_write(fs_of(req), file_of(fi)), rc;
 
-	rc = rc < 0 ? errno : 0;
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	rc = fallocate(fd, mode, offset, length) < 0 ? errno : 0;
 	file_fd_put(file_of(fi));
 	fuse_reply_err(req, rc);
 }
