@@ -63,6 +63,7 @@ struct fs_node {
 	char *stub_path;
 	uint64_t stub_size;   /* the plan's size of the volume file */
 	blkcnt_t stub_blocks; /* st_blocks of the volume file */
+	uint64_t linked_copy_ups; /* fs->linked_copy_ups when the stub was last read */
 	struct fs_file *files;
 };
 
@@ -84,6 +85,9 @@ struct fs {
 	 * after a node's lock, never before. */
 	pthread_mutex_t mutex;
 	uint64_t renames; /* a path built before a rename may be stale */
+	/* Copy-ups of files with more than one name: another node of the
+	 * same file may still think it a stub (atomic). */
+	uint64_t linked_copy_ups;
 	const struct fs_config *config;
 	uint32_t *stub_index; /* plan node + 1 of each lower file, by (volume, path) */
 	size_t stub_index_size;
@@ -440,6 +444,7 @@ static struct fs_node *node_new(struct fs *fs, const struct stat *st, int fd,
 	pthread_mutex_init(&node->copy_up_lock, NULL);
 	node->ino = st->st_ino;
 	node->stub_volume = -1;
+	node->linked_copy_ups = __atomic_load_n(&fs->linked_copy_ups, __ATOMIC_ACQUIRE);
 	node->name = xstrdup(name);
 	if (S_ISREG(st->st_mode) && fd >= 0)
 		node_load_stub(fs, node, fd, parent, name);
@@ -551,6 +556,34 @@ static void switch_files(struct fs *fs, struct fs_node *node)
 	}
 }
 
+/* A hard link of a stub may have been copied up through another node: the
+ * file then has no stub reference left. Under node->lock held for writing. */
+static void recheck_stub(struct fs *fs, struct fs_node *node)
+{
+	uint64_t now = __atomic_load_n(&fs->linked_copy_ups, __ATOMIC_ACQUIRE);
+	char path[64], *lower = NULL;
+	int fd, volume, rc;
+
+	if (node->stub != STUB_OK || node->linked_copy_ups == now)
+		return;
+	fd = node_open(fs, node, NULL, O_PATH);
+	if (fd < 0)
+		return;
+	proc_path(path, sizeof(path), fd);
+	rc = upper_stub_get(path, &volume, &lower);
+	close(fd);
+	free(lower);
+	if (rc < 0)
+		return;
+	node->linked_copy_ups = now;
+	if (rc == 0) {
+		node->stub = STUB_NONE;
+		free(node->stub_path);
+		node->stub_path = NULL;
+		switch_files(fs, node);
+	}
+}
+
 /* Gives a stub its own bytes before the first write to it: the first keep
  * bytes (all when keep < 0). Copy-ups of different nodes run in parallel. */
 static int copy_up(struct fs *fs, struct fs_node *node, off_t keep)
@@ -558,9 +591,11 @@ static int copy_up(struct fs *fs, struct fs_node *node, off_t keep)
 	char path[64];
 	enum stub_kind stub;
 	int rc, fd = -1, lower = -1;
+	struct stat st;
 
 	pthread_mutex_lock(&node->copy_up_lock);
-	pthread_rwlock_rdlock(&node->lock);
+	pthread_rwlock_wrlock(&node->lock);
+	recheck_stub(fs, node);
 	stub = node->stub;
 	pthread_rwlock_unlock(&node->lock);
 	/* Only a copy-up changes the stub fields, and we hold its lock. */
@@ -573,6 +608,8 @@ static int copy_up(struct fs *fs, struct fs_node *node, off_t keep)
 	if (rc >= 0) {
 		proc_path(path, sizeof(path), fd);
 		rc = upper_copy_up(fd, lower, path, keep);
+		if (rc == 0 && fstat(fd, &st) == 0 && st.st_nlink > 1)
+			__atomic_add_fetch(&fs->linked_copy_ups, 1, __ATOMIC_RELEASE);
 		if (rc < 0)
 			fs_log("copy-up of %s/%s into the upper failed: %s; it stays as it was",
 			       fs->config->volumes[node->stub_volume].path, node->stub_path,
@@ -1178,6 +1215,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	pthread_rwlock_wrlock(&node->lock);
+	recheck_stub(fs, node);
 	if (node->stub == STUB_REFUSED) {
 		fd = -EIO;
 	} else if (node->stub == STUB_OK) {

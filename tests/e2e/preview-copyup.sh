@@ -68,6 +68,18 @@ print("\n".join(errors[:5]))
 sys.exit(1 if errors else 0)
 PY
 tap_ok $? "6 readers racing a copy-up of 12 files never fail" || tap_diag "$(cat "$SCRATCH/out")"
+
+# Two names of one stub (a snapshot's hard link) are two nodes: a copy-up
+# through one must show through the other, and not be copied over again.
+f=$(sed -n 14p <<<"$files" | cut -d' ' -f2)
+ln "$mnt/$f" "$mnt/$f.link" &&
+	printf LINKED | dd of="$mnt/$f.link" bs=1 seek=100 conv=notrunc status=none &&
+	[ "$(dd if="$mnt/$f" bs=1 skip=100 count=6 status=none)" = LINKED ]
+tap_ok $? "a write through a hard link of a stub shows through its other name"
+printf OTHER | dd of="$mnt/$f" bs=1 seek=200 conv=notrunc status=none &&
+	[ "$(dd if="$mnt/$f.link" bs=1 skip=100 count=6 status=none)" = LINKED ] &&
+	[ "$(dd if="$mnt/$f.link" bs=1 skip=200 count=5 status=none)" = OTHER ]
+tap_ok $? "... and a write through the other name keeps it (no second copy-up)"
 unmount_union "$mnt"
 
 # --- item 4: an upper copied without its xattrs is refused
