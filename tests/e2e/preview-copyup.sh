@@ -144,5 +144,30 @@ else
 	tap_skip "cannot mount a tmpfs" "copy-up into a full upper"
 fi
 
+# --- item 11: copy-ups of different files run in parallel: a 1-byte write
+# does not wait behind the copy-up of a 400 MB file.
+vol2="$SCRATCH/vol2"
+copy_volume "${vols[0]}" "$vol2"
+large=$(cd "$vol2" && find data/small -name values.bin | sort | head -n 1)
+small=$(cd "$vol2" && find data/small -name index.bin | sort | head -n 1)
+truncate -s +400M "$vol2/$large"
+mount_union "$mnt" "$vol2" -- -o nocheck -o upper="$SCRATCH/upper11"
+tap_ok $? "preview of a volume with a 400 MB file"
+t0=$EPOCHREALTIME
+printf x | dd of="$mnt/$large" bs=1 count=1 conv=notrunc status=none &
+big_pid=$!
+sleep 0.3
+t1=$EPOCHREALTIME
+printf x | dd of="$mnt/$small" bs=1 count=1 conv=notrunc status=none
+t2=$EPOCHREALTIME
+wait $big_pid
+t3=$EPOCHREALTIME
+us() { echo $(( (${2/./} - ${1/./}) )); }
+small_us=$(us "$t1" "$t2")
+big_us=$(us "$t0" "$t3")
+[ "$small_us" -lt $((big_us / 3)) ]
+tap_ok $? "a small copy-up took ${small_us} us beside a large one of ${big_us} us"
+unmount_union "$mnt"
+
 assert_volumes_unchanged "volume byte-identical after the copy-ups"
 tap_done
