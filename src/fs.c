@@ -54,8 +54,9 @@ struct fs_node {
 	ino_t ino;        /* of the upper file when the node was made */
 	uint64_t lookups; /* the kernel's references */
 	uint64_t refs;    /* child nodes and open files */
-	/* Held for writing to change what follows; copy-up turns a stub into a
-	 * plain file and switches the fds of the files open on it. */
+	/* Both held (copy_up_lock first, lock for writing) to change what
+	 * follows, either to read it: copy-up turns a stub into a plain file
+	 * and switches the fds of the files open on it. */
 	pthread_rwlock_t lock;
 	pthread_mutex_t copy_up_lock; /* one copy-up of this node at a time */
 	enum stub_kind stub;
@@ -557,7 +558,8 @@ static void switch_files(struct fs *fs, struct fs_node *node)
 }
 
 /* A hard link of a stub may have been copied up through another node: the
- * file then has no stub reference left. Under node->lock held for writing. */
+ * file then has no stub reference left. Under node->copy_up_lock and
+ * node->lock held for writing. */
 static void recheck_stub(struct fs *fs, struct fs_node *node)
 {
 	uint64_t now = __atomic_load_n(&fs->linked_copy_ups, __ATOMIC_ACQUIRE);
@@ -575,7 +577,7 @@ static void recheck_stub(struct fs *fs, struct fs_node *node)
 	free(lower);
 	if (rc < 0)
 		return;
-	node->linked_copy_ups = now;
+	__atomic_store_n(&node->linked_copy_ups, now, __ATOMIC_RELAXED);
 	if (rc == 0) {
 		node->stub = STUB_NONE;
 		free(node->stub_path);
@@ -1179,8 +1181,10 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		fuse_reply_err(req, -dir_fd);
 		return;
 	}
+	/* The kernel creates only what its lookup did not find; O_EXCL makes
+	 * sure no stub is ever opened for writing here, past its copy-up. */
 	become_caller(req, &creds);
-	fd = openat(dir_fd, name, (fi->flags | O_CREAT | O_CLOEXEC) & ~O_NOFOLLOW, mode);
+	fd = openat(dir_fd, name, (fi->flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC), mode);
 	rc = fd < 0 ? -errno : 0;
 	become_daemon(&creds);
 	close(dir_fd);
@@ -1214,8 +1218,15 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -fd);
 		return;
 	}
+	if (__atomic_load_n(&node->linked_copy_ups, __ATOMIC_RELAXED) !=
+	    __atomic_load_n(&fs->linked_copy_ups, __ATOMIC_ACQUIRE)) {
+		pthread_mutex_lock(&node->copy_up_lock);
+		pthread_rwlock_wrlock(&node->lock);
+		recheck_stub(fs, node);
+		pthread_rwlock_unlock(&node->lock);
+		pthread_mutex_unlock(&node->copy_up_lock);
+	}
 	pthread_rwlock_wrlock(&node->lock);
-	recheck_stub(fs, node);
 	if (node->stub == STUB_REFUSED) {
 		fd = -EIO;
 	} else if (node->stub == STUB_OK) {
