@@ -294,7 +294,7 @@ static int serve_preview(struct options *options, struct fuse_args *args,
 		fprintf(stderr, "vmunionfs: %s\n", err.message);
 		return EXIT_FAILURE_IO;
 	}
-	config = (struct fs_config){ .volumes = plan->volumes,
+	config = (struct fs_config){ .plan = plan, .volumes = plan->volumes,
 				     .volume_count = plan->volume_count,
 				     .upper_tree_fd = upper.tree_fd,
 				     .timeout = options->timeout };
@@ -304,6 +304,8 @@ static int serve_preview(struct options *options, struct fuse_args *args,
 		upper_close(&upper);
 		return EXIT_FAILURE_IO;
 	}
+	/* the kernel checks access against the volumes' own permissions */
+	fuse_opt_add_arg(args, "-odefault_permissions");
 	rc = serve(args, cmdline, fs_operations(), fs);
 	fs_free(fs);
 	upper_close(&upper);
