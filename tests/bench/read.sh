@@ -41,11 +41,8 @@
 #   MANY_SET=DIR  use DIR (written by `read_gen.py many DIR --volumes VOLUMES`) as the walk
 #   set instead of generating one; it is only read
 #
-# WALK_PARTS default: vmunionfs keeps one open O_PATH fd per inode the kernel caches,
-# so a walk of more entries than its fd limit (`ulimit -Hn`) fails with EMFILE; the
-# default set (4 x 700 parts, ~17k entries) fits a 20000 limit. The header warns when
-# the set does not fit. Missing peer tools are skipped with a note (Debian:
-# apt-get install -y fuse-overlayfs mergerfs unionfs-fuse).
+# WALK_PARTS=700 (~17k entries) keeps a run of every method short. Missing peer tools
+# are skipped with a note (Debian: apt-get install -y fuse-overlayfs mergerfs unionfs-fuse).
 #
 # Exit status: 0 every run passed, 1 some run or mount failed (it shows as FAILED in
 # the table), 2 setup error.
@@ -369,8 +366,6 @@ for m in $METHODS; do
 		skipped+=("$m")
 	fi
 done
-fd_limit=$(ulimit -Hn)
-walk_entries=$((VOLUMES * WALK_PARTS * 6 + VOLUMES * 40))
 
 {
 	echo "vmunionfs read benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ), Linux $(uname -r), $(nproc) CPUs"
@@ -388,11 +383,6 @@ walk_entries=$((VOLUMES * WALK_PARTS * 6 + VOLUMES * 40))
 	echo "  dirs (every file of every volume; parts.json, indexdb tables, lock files are not"
 	echo "  merged); vmunionfs shows the merged vmstorage tree. The part files read are the"
 	echo "  same files in every view; walk counts differ by those few merged entries."
-	if [[ "$WORKS" == *walk* ]] && [ "$fd_limit" != unlimited ] &&
-		[ "$walk_entries" -ge "$fd_limit" ]; then
-		echo "  WARNING: the walk set has ~$walk_entries entries and the fd hard limit is"
-		echo "  $fd_limit: vmunionfs keeps an fd per cached inode, expect EMFILE in its walk"
-	fi
 } | tee "$work/header.txt"
 
 if [ "$want_big" = 1 ]; then

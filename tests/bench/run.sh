@@ -17,7 +17,7 @@
 #    which alone takes minutes.
 #
 # Environment (defaults keep the run under 10 minutes on 2 cores):
-#   BENCH_FILES=100000  BENCH_SIZE_MB=512  BENCH_MAT_MIB=512  BENCH_REPEAT=1
+#   BENCH_FILES=40000  BENCH_SIZE_MB=512  BENCH_MAT_MIB=512  BENCH_REPEAT=1
 #   BENCH_DIR=/var/tmp (a disk; the sets go there)  BENCH_CHECK=0
 #   BENCH_OUT=FILE  also write the whole report to FILE
 #   METHODS, RAND_READS ... as for read.sh; VMUNION, VMUNIONFS (default: the build dir)
@@ -26,7 +26,7 @@ set -u -o pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=${top_builddir:-$(cd "$here/../.." && pwd)}
-BENCH_FILES=${BENCH_FILES:-100000}
+BENCH_FILES=${BENCH_FILES:-40000}
 BENCH_SIZE_MB=${BENCH_SIZE_MB:-512}
 BENCH_MAT_MIB=${BENCH_MAT_MIB:-512}
 BENCH_REPEAT=${BENCH_REPEAT:-1}
