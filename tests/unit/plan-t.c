@@ -589,6 +589,12 @@ static void test_symlinked_partitions(void)
 	got = read_lower(&m.volumes[0], values, &rc);
 	ok(rc == 0 && strcmp(got, "bytes of a") == 0,
 	   "files are read from the target the scan saw (%s)", got);
+
+	/* The daemon may drop the scan once the plan is built. */
+	volume_drop_scan(&m.volumes[0]);
+	got = read_lower(&m.volumes[0], values, &rc);
+	ok(m.volumes[0].root.child_count == 0 && rc == 0 && strcmp(got, "bytes of a") == 0,
+	   "after volume_drop_scan, files below a symlinked partition still open");
 	merged_free(&m);
 }
 
