@@ -67,6 +67,7 @@ enum hidden_reason {
 	HIDDEN_OLD_TABLE,
 	HIDDEN_NEXT_TABLE,
 	HIDDEN_UNREADABLE_METADATA,
+	HIDDEN_BROKEN_LINK,
 };
 
 /* What kind of thing a hidden entry is, for reports that grade them. */

@@ -84,63 +84,16 @@ static bool same_volumes(const char *a, const char *b)
 	return same;
 }
 
-/* The volume entry a plan node shows: a lower file's own, else the first
- * volume's entry at that path, else (a renamed part) the directory of one of
- * its files. NULL for what no volume has. */
-static const struct stat *volume_stat(const struct plan *plan, uint32_t i, const char *path)
+/* The mode, owner and times a node gets in the upper: the plan's, which are
+ * its volume entry's, so that the mount's permissions are the volumes'. */
+static void node_attr(const struct plan_node *node, struct stat *out)
 {
-	const struct plan_node *node = &plan->nodes[i];
-	const struct vnode *found;
-
-	if (node->kind == PLAN_LOWER_FILE) {
-		found = vnode_at(&plan->volumes[node->volume].root, node->lower_path);
-		return found ? &found->st : NULL;
-	}
-	for (size_t v = 0; v < plan->volume_count; v++) {
-		found = vnode_at(&plan->volumes[v].root, path);
-		if (found && vnode_is_dir(found) == (node->kind == PLAN_DIR))
-			return &found->st;
-	}
-	for (size_t c = 0; node->kind == PLAN_DIR && c < node->child_count; c++) {
-		const struct plan_node *child = &plan->nodes[node->children[c]];
-		char *dir, *slash;
-
-		if (child->kind != PLAN_LOWER_FILE)
-			continue;
-		dir = xstrdup(child->lower_path);
-		slash = strrchr(dir, '/');
-		if (slash)
-			*slash = '\0';
-		found = slash ? vnode_at(&plan->volumes[child->volume].root, dir) : NULL;
-		free(dir);
-		if (vnode_is_dir(found))
-			return &found->st;
-	}
-	return NULL;
-}
-
-/* The mode, owner and times a node gets in the upper: its volume entry's,
- * so that the mount's permissions are the volumes'. What no volume has
- * takes the owner of the tree's root and a plain mode. */
-static void node_attr(const struct plan *plan, uint32_t i, const char *path, struct stat *out)
-{
-	const struct stat *st = volume_stat(plan, i, path);
-	const struct plan_node *node = &plan->nodes[i];
-
-	if (st) {
-		*out = *st;
-	} else {
-		st = volume_stat(plan, 0, "");
-		memset(out, 0, sizeof(*out));
-		out->st_uid = st ? st->st_uid : 0;
-		out->st_gid = st ? st->st_gid : 0;
-		out->st_mode = node->kind == PLAN_DIR ? 0755 : 0644;
-		out->st_mtim = node->mtime;
-	}
-	/* A file's time is the plan's: it is in the plan's fingerprint. */
-	if (node->kind != PLAN_DIR)
-		out->st_mtim = node->mtime;
-	out->st_atim = out->st_mtim;
+	memset(out, 0, sizeof(*out));
+	out->st_mode = node->attr.mode;
+	out->st_uid = node->attr.uid;
+	out->st_gid = node->attr.gid;
+	out->st_mtim = node->mtime;
+	out->st_atim = node->mtime;
 }
 
 static int apply_attr(int dirfd, const char *path, const struct stat *st)
@@ -211,7 +164,7 @@ int upper_populate(int dirfd, const struct plan *plan, struct error *err)
 		} else {
 			rc = node->kind == PLAN_LOWER_FILE ? write_stub(dirfd, path, node)
 							   : write_synth(dirfd, path, node);
-			node_attr(plan, (uint32_t)i, path, &st);
+			node_attr(&plan->nodes[i], &st);
 			if (rc == 0)
 				rc = apply_attr(dirfd, path, &st);
 		}
@@ -227,7 +180,7 @@ int upper_populate(int dirfd, const struct plan *plan, struct error *err)
 		if (plan->nodes[i].kind != PLAN_DIR)
 			continue;
 		path = plan_path(plan, (uint32_t)i);
-		node_attr(plan, (uint32_t)i, path, &st);
+		node_attr(&plan->nodes[i], &st);
 		rc = apply_attr(dirfd, *path ? path : ".", &st);
 		if (rc < 0)
 			populate_error(err, path, rc);
