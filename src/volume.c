@@ -17,10 +17,12 @@ static const char *const content_files[] = {
 #define CONTENT_MAX (16u << 20)
 
 /* Subtrees that are never shown: their contents are not scanned (a snapshot
- * holds a hard-linked copy of the whole volume). */
+ * holds a hard-linked copy of the whole volume, and so does the layout that
+ * materialize --into keeps for rollback). */
 static bool skip_contents(const char *name, int depth)
 {
-	return strcmp(name, "snapshots") == 0 || (depth == 1 && strcmp(name, "cache") == 0);
+	return strcmp(name, "snapshots") == 0 ||
+	       (depth == 1 && (strcmp(name, "cache") == 0 || strcmp(name, ".vmunion-commit") == 0));
 }
 
 static bool wants_content(const char *name)
