@@ -44,7 +44,7 @@
 #define MARKER_FORMAT "vmunion-materialize/1"
 #define STAGING ".vmunion-staging"
 #define RESTORE_MARK "restore-in-progress"
-#define CRASH_ENV "VMUNION_MATERIALIZE_CRASH_AT"
+#define CRASH_ENV TEST_HOOK_ENV("VMUNION_MATERIALIZE_CRASH_AT")
 
 /* What DEST holds before we start: nothing of ours, an unfinished run of
  * this plan, or exactly the merged view (a finished run). */
