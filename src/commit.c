@@ -479,6 +479,12 @@ static int swap(struct target *tg, struct error *err)
 				       tg->path, COMMIT_DIR, STAGE_DIR, name, strerror(errno));
 		test_crash_point(CRASH_ENV, "swap", ++moved);
 	}
+	/* Never call a tree committed that lacks part of the merged view. */
+	for (size_t i = 0; rc == 0 && i < j->merged.count; i++)
+		if (!exists_at(tg->fd, j->merged.items[i]))
+			rc = error_set(err, EIO, "%s/%s: missing after the swap (was %s/%s removed?): "
+				       "run vmunion rollback", tg->path, j->merged.items[i],
+				       COMMIT_DIR, STAGE_DIR);
 	if (rc == 0 && (fsync(prev_fd) < 0 || (stage_fd >= 0 && fsync(stage_fd) < 0)))
 		rc = target_error(tg, "cannot sync", err);
 	close(prev_fd);
