@@ -600,7 +600,7 @@ static void report(struct commit *c, const struct stage_space *sp, double second
 	size_t counts[HOW_COUNT];
 	cJSON *json = c->opt->json ? cJSON_CreateObject() : NULL;
 	cJSON *entries = json && c->opt->dry_run ? cJSON_CreateArray() : NULL;
-	char a[32], b[32], d[32];
+	char a[32], b[32], d[32], e[32];
 
 	if (c->opt->dry_run)
 		stage_list(stage, entries, counts);
@@ -633,10 +633,12 @@ static void report(struct commit *c, const struct stage_space *sp, double second
 	}
 	if (c->opt->quiet)
 		return;
-	fprintf(stderr, "vmunion materialize: %s: %s%zu files (%s): %zu to write (%s), space "
-		"needed %s;", c->tg.path, c->opt->dry_run ? "dry run: " : "committed ",
+	fprintf(stderr, "vmunion materialize: %s: %s %zu files (%s), %zu of them %s now "
+		"(%s); new space %s, available %s; files by way:", c->tg.path,
+		c->opt->dry_run ? "dry run: the merged view has" : "committed the merged view:",
 		tree->files, format_bytes(tree->file_bytes, a, sizeof(a)), stage->work_count,
-		format_bytes(stage->work_bytes, b, sizeof(b)), format_bytes(sp->needed, d, sizeof(d)));
+		c->opt->dry_run ? "to stage" : "staged", format_bytes(stage->work_bytes, b, sizeof(b)),
+		format_bytes(sp->needed, d, sizeof(d)), format_bytes(sp->free, e, sizeof(e)));
 	for (int h = 0; h < HOW_COUNT; h++)
 		if (counts[h])
 			fprintf(stderr, " %s %zu", how_names[h], counts[h]);
