@@ -708,12 +708,13 @@ static int stage_and_swap(struct commit *c, char **volumes, size_t count, int ta
 	     strcmp(tg->journal.fingerprint, c->fingerprint) != 0)) {
 		say(tg, "the volumes changed since the unfinished commit was staged: staging "
 			"again");
-		if (!c->opt->dry_run && (rc = remove_commit_sub(tg, STAGE_DIR, err)) < 0)
-			return exit_status(rc);
+		if (!c->opt->dry_run)
+			rc = remove_commit_sub(tg, STAGE_DIR, err);
 	}
-	if ((rc = lock_others(c, target, err)) < 0 ||
+	if (rc < 0 || (rc = lock_others(c, target, err)) < 0 ||
 	    (rc = prepare_stage(c, target, &sp, err)) < 0) {
-		fprintf(stderr, "vmunion materialize: refused: %s\n", err->message);
+		fprintf(stderr, "vmunion materialize: %s%s\n",
+			exit_status(rc) == EXIT_REFUSED ? "refused: " : "", err->message);
 		return exit_status(rc);
 	}
 	if (c->opt->dry_run) {
