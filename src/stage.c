@@ -518,7 +518,6 @@ static void *worker(void *arg)
 		atomic_fetch_add(&stage->how_count[how], 1);
 		n = atomic_fetch_add(&stage->files_done, 1) + 1;
 		test_crash_point(stage->crash_env, "file", n);
-		(void)n;
 	}
 	free(buf);
 	atomic_fetch_sub(&stage->running, 1);

@@ -200,6 +200,17 @@ kill "$locker" 2>/dev/null
 wait "$locker" 2>/dev/null
 tap_run "rollback once the lock is free" "$VMUNION" rollback "$work/node0"
 
+# Help.
+"$VMUNION" --help >"$SCRATCH/help.out" 2>&1 && grep -q -- "--into TARGET" "$SCRATCH/help.out" &&
+	grep -q "rollback TARGET" "$SCRATCH/help.out" && grep -q "finalize TARGET" "$SCRATCH/help.out"
+tap_ok $? "vmunion --help lists materialize --into, rollback and finalize"
+"$VMUNION" materialize --help >"$SCRATCH/help.out" 2>&1 && grep -q -- "--into TARGET" "$SCRATCH/help.out"
+tap_ok $? "materialize --help documents --into"
+for cmd in rollback finalize; do
+	"$VMUNION" "$cmd" --help >"$SCRATCH/help.out" 2>&1 && grep -q "Usage: vmunion $cmd" "$SCRATCH/help.out"
+	tap_ok $? "$cmd --help exits 0 with its usage"
+done
+
 # Bad input.
 "$VMUNION" materialize --into "$work/node1" "$work/node0" >"$SCRATCH/bad.out" 2>&1
 tap_is $? 64 "--into a TARGET that is not among the VOLUMEs: usage error"
