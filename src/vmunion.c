@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "commit.h"
 #include "config.h"
 #include "materialize.h"
 #include "plan.h"
@@ -38,6 +39,11 @@ static void usage(FILE *out)
 	      "  materialize [OPTIONS] VOLUME... DEST\n"
 	      "                            write the merged view into DEST (missing or empty),\n"
 	      "                            crash-safe and resumable (see materialize --help)\n"
+	      "  materialize --into TARGET [OPTIONS] VOLUME...\n"
+	      "                            commit the merged view in place into TARGET, one\n"
+	      "                            of the VOLUMEs, keeping its previous layout\n"
+	      "  rollback TARGET           restore TARGET's layout from before the commit\n"
+	      "  finalize TARGET           drop the layout kept for rollback\n"
 	      "  verify [OPTIONS] VOLUME... DEST\n"
 	      "                            check that DEST holds exactly the merged view\n"
 	      "\n"
@@ -290,6 +296,10 @@ int main(int argc, char **argv)
 		return command_materialize(argc - 1, argv + 1);
 	if (strcmp(command, "verify") == 0)
 		return command_verify(argc - 1, argv + 1);
+	if (strcmp(command, "rollback") == 0)
+		return command_rollback(argc - 1, argv + 1);
+	if (strcmp(command, "finalize") == 0)
+		return command_finalize(argc - 1, argv + 1);
 	fprintf(stderr, "vmunion: unknown command '%s' (see vmunion --help)\n", command);
 	return EXIT_USAGE;
 }

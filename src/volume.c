@@ -30,11 +30,13 @@ static enum place child_place(enum place place, const char *name)
 }
 
 /* Subtrees that are never shown: their contents are not scanned (a snapshot
- * holds a hard-linked copy of the whole volume). */
+ * holds a hard-linked copy of the whole volume, and so does the layout that
+ * materialize --into keeps for rollback). */
 static bool skip_contents(const char *name, enum place parent)
 {
 	return strcmp(name, "snapshots") == 0 ||
-	       (parent == PLACE_ROOT && strcmp(name, "cache") == 0);
+	       (parent == PLACE_ROOT &&
+		(strcmp(name, "cache") == 0 || strcmp(name, ".vmunion-commit") == 0));
 }
 
 static bool wants_content(const char *name)
