@@ -675,7 +675,7 @@ static int do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
 	e->attr_timeout = e->entry_timeout = fs->config->timeout;
 	fd = node_open(fs, dir, name, O_PATH);
 	if (fd < 0)
-		return fd == -ELOOP ? -ENOENT : fd;
+		return fd;
 	if (fstat(fd, &e->attr) < 0)
 		rc = -errno;
 	else
