@@ -145,6 +145,8 @@ unmount() {
 			timeout -k 5 "$UNMOUNT_TIMEOUT" fusermount3 -u "$mnt" 2>/dev/null ||
 			timeout -k 5 30 umount -l "$mnt" 2>/dev/null ||
 			echo "read.sh: cannot unmount $mnt" >&2
+	elif [ -n "$pid" ]; then
+		kill "$pid" 2>/dev/null # interrupted while it was still mounting
 	fi
 	[ -n "$pid" ] || return 0
 	for ((i = 0; i < UNMOUNT_TIMEOUT * 10; i++)); do
