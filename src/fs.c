@@ -90,8 +90,7 @@ struct fs {
 	 * same file may still think it a stub (atomic). */
 	uint64_t linked_copy_ups;
 	const struct fs_config *config;
-	uint32_t *stub_index; /* plan node + 1 of each lower file, by (volume, path) */
-	size_t stub_index_size;
+	struct plan_lower_index stubs; /* the files a stub may name */
 };
 
 struct fs_dir {
@@ -139,51 +138,6 @@ static uint64_t hash_bytes(uint64_t hash, const char *s)
 	for (; *s; s++)
 		hash = (hash ^ (unsigned char)*s) * 0x100000001b3ull;
 	return hash;
-}
-
-/* ---- which volume files a stub may name ---- */
-
-static uint64_t stub_hash(int volume, const char *path)
-{
-	return hash_bytes(0xcbf29ce484222325ull ^ ((uint64_t)volume * 0x9E3779B97F4A7C15ull),
-			  path);
-}
-
-static void stub_index_build(struct fs *fs)
-{
-	const struct plan *plan = fs->config->plan;
-	size_t size = 16;
-
-	while (size < 2 * plan->node_count)
-		size *= 2;
-	fs->stub_index_size = size;
-	fs->stub_index = xcalloc(size, sizeof(*fs->stub_index));
-	for (size_t i = 0; i < plan->node_count; i++) {
-		const struct plan_node *node = &plan->nodes[i];
-		size_t slot;
-
-		if (node->kind != PLAN_LOWER_FILE)
-			continue;
-		slot = stub_hash(node->volume, node->lower_path) & (size - 1);
-		while (fs->stub_index[slot])
-			slot = (slot + 1) & (size - 1);
-		fs->stub_index[slot] = (uint32_t)i + 1;
-	}
-}
-
-/* The plan's lower file that (volume, path) names, or NULL. */
-static const struct plan_node *stub_find(struct fs *fs, int volume, const char *path)
-{
-	size_t mask = fs->stub_index_size - 1;
-
-	for (size_t slot = stub_hash(volume, path) & mask; fs->stub_index[slot];
-	     slot = (slot + 1) & mask) {
-		const struct plan_node *node = &fs->config->plan->nodes[fs->stub_index[slot] - 1];
-
-		if (node->volume == volume && strcmp(node->lower_path, path) == 0)
-			return node;
-	}
-	return NULL;
 }
 
 /* ---- paths ---- */
@@ -393,8 +347,7 @@ static void node_load_stub(struct fs *fs, struct fs_node *node, int fd,
 {
 	const struct plan_node *planned;
 	char path[64], *lower = NULL, *why;
-	int volume = -1, rc, lower_fd;
-	struct stat st;
+	int volume = -1, rc;
 
 	proc_path(path, sizeof(path), fd);
 	rc = upper_stub_get(path, &volume, &lower);
@@ -409,7 +362,7 @@ static void node_load_stub(struct fs *fs, struct fs_node *node, int fd,
 		return;
 	}
 	planned = volume >= 0 && (size_t)volume < fs->config->volume_count
-			  ? stub_find(fs, volume, lower)
+			  ? plan_lower_index_find(&fs->stubs, volume, lower)
 			  : NULL;
 	if (!planned) {
 		why = xasprintf("its stub names %d:%s, which is no file of the merged volumes; "
@@ -424,11 +377,8 @@ static void node_load_stub(struct fs *fs, struct fs_node *node, int fd,
 	node->stub_volume = volume;
 	node->stub_path = lower;
 	node->stub_size = planned->size;
-	lower_fd = volume_open_file(&fs->config->volumes[volume], lower);
-	if (lower_fd >= 0 && fstat(lower_fd, &st) == 0)
-		node->stub_blocks = st.st_blocks;
-	if (lower_fd >= 0)
-		close(lower_fd);
+	/* The scan's count: a stat of the volume file per lookup slows walks. */
+	node->stub_blocks = (blkcnt_t)planned->attr.blocks;
 }
 
 static struct fs_node *node_new(struct fs *fs, const struct stat *st, int fd,
@@ -1402,7 +1352,7 @@ struct fs *fs_new(const struct fs_config *config, struct error *err)
 	fs->root.ino = st.st_ino;
 	fs->root.stub_volume = -1;
 	fs->root.lookups = 2;
-	stub_index_build(fs);
+	plan_lower_index_build(&fs->stubs, config->plan);
 	return fs;
 }
 
@@ -1419,7 +1369,7 @@ void fs_free(struct fs *fs)
 	pthread_rwlock_destroy(&fs->root.lock);
 	pthread_mutex_destroy(&fs->root.copy_up_lock);
 	free(fs->buckets);
-	free(fs->stub_index);
+	plan_lower_index_free(&fs->stubs);
 	pthread_mutex_destroy(&fs->mutex);
 	free(fs);
 }

@@ -1425,6 +1425,54 @@ static uint64_t fnv1a(uint64_t hash, const void *data, size_t len)
 	return hash;
 }
 
+static uint64_t lower_hash(int volume, const char *path)
+{
+	return fnv1a(fnv1a(0xcbf29ce484222325ull, &volume, sizeof(volume)), path, strlen(path));
+}
+
+void plan_lower_index_build(struct plan_lower_index *index, const struct plan *plan)
+{
+	size_t size = 16;
+
+	while (size < 2 * plan->node_count)
+		size *= 2;
+	index->plan = plan;
+	index->size = size;
+	index->slots = xcalloc(size, sizeof(*index->slots));
+	for (size_t i = 0; i < plan->node_count; i++) {
+		const struct plan_node *node = &plan->nodes[i];
+		size_t slot;
+
+		if (node->kind != PLAN_LOWER_FILE)
+			continue;
+		slot = lower_hash(node->volume, node->lower_path) & (size - 1);
+		while (index->slots[slot])
+			slot = (slot + 1) & (size - 1);
+		index->slots[slot] = (uint32_t)i + 1;
+	}
+}
+
+const struct plan_node *plan_lower_index_find(const struct plan_lower_index *index, int volume,
+					      const char *path)
+{
+	size_t mask = index->size - 1;
+
+	for (size_t slot = lower_hash(volume, path) & mask; index->slots[slot];
+	     slot = (slot + 1) & mask) {
+		const struct plan_node *node = &index->plan->nodes[index->slots[slot] - 1];
+
+		if (node->volume == volume && strcmp(node->lower_path, path) == 0)
+			return node;
+	}
+	return NULL;
+}
+
+void plan_lower_index_free(struct plan_lower_index *index)
+{
+	free(index->slots);
+	index->slots = NULL;
+}
+
 uint64_t plan_fingerprint(const struct plan *plan)
 {
 	uint64_t hash = 0xcbf29ce484222325ull;

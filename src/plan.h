@@ -160,6 +160,20 @@ char *plan_path(const struct plan *plan, uint32_t node);
  * volume files, synthesized bytes): an upper made for one plan must not be
  * used with another. */
 uint64_t plan_fingerprint(const struct plan *plan);
+/* Which plan node shows the file (volume, lower_path): an upper's stubs may
+ * name only such files. */
+struct plan_lower_index {
+	const struct plan *plan;
+	uint32_t *slots; /* node index + 1, open addressing; 0 is empty */
+	size_t size;     /* a power of two */
+};
+
+void plan_lower_index_build(struct plan_lower_index *index, const struct plan *plan);
+/* The plan's lower file that (volume, path) names, or NULL. */
+const struct plan_node *plan_lower_index_find(const struct plan_lower_index *index, int volume,
+					      const char *path);
+void plan_lower_index_free(struct plan_lower_index *index);
+
 /* Bytes of every lower file, for space checks. */
 uint64_t plan_lower_bytes(const struct plan *plan);
 

@@ -98,6 +98,12 @@ grep -q "$part/index.bin.*0:flock.lock.*no file of the merged volumes" "$MOUNT_L
 tap_ok $? "... and a log line naming the file" || _log_tail "$MOUNT_LOG"
 tap_fails "a write (copy-up) of it fails too" sh -c "echo x >>'$mnt/$part/index.bin'"
 unmount_union "$mnt"
+rm -f "$upper/tree/metadata/fifo" # materialize takes no fifo: this test is about the stub
+tap_fails "materialize --upper refuses the edited stub" \
+	"$VMUNION" materialize -q --upper "$upper" "$vol0" "$vol1" "$SCRATCH/stubdest"
+grep -q "$part/index.bin.*0:flock.lock.*no file of the merged volumes" "$TAP_OUT" &&
+	[ ! -e "$SCRATCH/stubdest/flock.lock" ]
+tap_ok $? "... naming the stub, copying nothing of flock.lock" || tap_diag "$(cat "$TAP_OUT")"
 
 assert_volumes_unchanged "volume byte-identical after the hostile user"
 tap_done
