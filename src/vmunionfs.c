@@ -240,8 +240,8 @@ out_session:
 	return rc;
 }
 
-/* Every file a client opens holds a volume fd (and a preview's daemon may
- * hold one per inode the kernel remembers): allow as many as the hard limit. */
+/* Every file a client opens holds an fd (the daemon keeps none per inode):
+ * allow as many open files as the hard limit. */
 static void raise_fd_limit(void)
 {
 	struct rlimit limit;
