@@ -986,7 +986,13 @@ int command_verify_live(int argc, char **argv)
 		if (l.series[i]->checked)
 			samples += total(l.series[i]->want, l.partition_count);
 	}
-	if (checked > 0 && query_node(&l, &err) < 0) {
+	if (checked == 0) {
+		fprintf(stderr, "vmunion verify: nothing to check: the volumes hold no series%s\n",
+			l.tenant_set ? " of that tenant" : " with samples");
+		live_free(&l);
+		return EXIT_DIFFERENT;
+	}
+	if (query_node(&l, &err) < 0) {
 		fprintf(stderr, "vmunion verify: %s\n", err.message);
 		live_free(&l);
 		return EXIT_IO;
