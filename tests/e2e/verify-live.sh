@@ -59,6 +59,44 @@ live --live "$url/" --sample 20000 "${single[@]}"
 tap_is "$rc" 0 "--sample larger than a volume checks all of it (and a URL with a trailing /)"
 grep -q "checking $series series" "$TAP_OUT"
 tap_ok $? "... all $series series"
+
+# plan --targets prints the runbook's commands; run its verify --live lines.
+"$VMUNION" plan --targets 2 --json "${single[@]}" >"$SCRATCH/targets.json"
+tap_ok $? "plan --targets 2 --json" || tap_diag <"$SCRATCH/targets.json"
+"$PYTHON3" - "$SCRATCH/targets.json" "$url" >"$SCRATCH/targets.sh" <<'PY'
+import json, shlex, sys
+j = json.load(open(sys.argv[1]))
+for t in j["targets"]:
+    vols = [v["path"] for v in t["volumes"]]
+    assert t["into"] in vols, t
+    rest = [v for v in vols if v != t["into"]]
+    cmds = [c for c in t["commands"] if not c.startswith("#")]
+    want = [
+        ["vmunion", "check", "--deep"] + vols,
+        ["vmunion", "verify", "--live", "http://127.0.0.1:18428"] + vols,
+        ["vmunion", "materialize", "--into", t["into"]] + vols,
+        ["vmunion", "verify", "--live", "http://NODE:8428"] + rest,
+        ["vmunion", "finalize", t["into"]],
+    ]
+    words = [shlex.split(c.rstrip("&")) for c in cmds]
+    for w in want:
+        assert w in words, (w, words)
+    assert any(w[0] == "vmunionfs" and w[-1].endswith("/mnt") and w[-1 - len(vols):-1] == vols
+               for w in words), words
+    for w in words:
+        if w[:3] == ["vmunion", "verify", "--live"]:
+            w[3] = sys.argv[2]
+            print(" ".join(shlex.quote(x) for x in w))
+PY
+tap_ok $? "... every target: check, vmunionfs preview, verify --live, materialize --into, verify --live of the retiring volumes, finalize" ||
+	tap_diag <"$SCRATCH/targets.json"
+ok=0
+while read -r line; do
+	eval "${line/#vmunion/\"\$VMUNION\"}" >"$SCRATCH/t.out" 2>&1 || { ok=1; tap_diag <"$SCRATCH/t.out"; }
+done <"$SCRATCH/targets.sh"
+[ "$(grep -c . "$SCRATCH/targets.sh")" = 4 ]
+tap_ok $((ok + $?)) "... its 4 verify --live commands pass on the merged node"
+
 vm_stop
 tap_ok $? "victoria-metrics stopped cleanly"
 
