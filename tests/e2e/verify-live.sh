@@ -3,7 +3,8 @@
 # serves every series with every sample (exit 0, whole and --sample); on a
 # tree missing one volume it fails naming that volume and its counts; with
 # dedup it fails with short counts and says dedup explains them; with a short
-# retention it says so; an unreachable node or a failing URL is exit 2; bad
+# retention it says so; it passes on a preview mount (the runbook's step 5);
+# plan --targets prints commands that run; an unreachable node or a failing URL is exit 2; bad
 # usage is 64. The cluster path (vmselect URL per tenant) is run against a
 # fake vmselect: the right paths are asked and the counts from the cluster
 # volumes equal the manifest's. The volumes stay byte-identical.
@@ -99,6 +100,24 @@ tap_ok $((ok + $?)) "... its 4 verify --live commands pass on the merged node"
 
 vm_stop
 tap_ok $? "victoria-metrics stopped cleanly"
+
+# --- the runbook's preview: victoria-metrics on the mount with an upper ---
+if [ "$(id -u)" -eq 0 ] && [ -c /dev/fuse ] && command -v fusermount3 >/dev/null 2>&1; then
+	mnt=$(scratch_dir mnt)
+	mount_union "$mnt" "${single[@]}" -- -o upper="$SCRATCH/upper"
+	tap_ok $? "preview: mounted with an upper" || tap_done
+	vm_start "$mnt" "$(free_port)"
+	tap_ok $? "preview: victoria-metrics on the mount" || tap_done
+	live --live "$VM_URL" "${single[@]}"
+	tap_is "$rc" 0 "preview: verify --live passes (the volumes are locked shared by the mount)" ||
+		tap_diag <"$TAP_OUT"
+	vm_stop
+	tap_ok $? "preview: victoria-metrics stopped"
+	unmount_union "$mnt"
+	tap_ok $? "preview: unmounted"
+else
+	tap_skip "needs root and FUSE" "preview: verify --live on the mount"
+fi
 
 # --- dedup on the node: counts short, explained ---
 vm_start "$SCRATCH/all" "$(free_port)" -dedup.minScrapeInterval=5m
