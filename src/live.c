@@ -47,7 +47,8 @@ struct count {
 	uint32_t account_id, project_id;
 	size_t partition;
 	uint64_t rows;
-	bool named; /* on the first count of a metricID: its series is known */
+	bool named;   /* on the first count of a metricID: its series is known */
+	bool deleted; /* on the first count: deleted through the API (namespace 4) */
 };
 
 /* A series (tenant + name) over all volumes: what they hold and what the
@@ -76,6 +77,7 @@ struct live_volume {
 	size_t count_count, count_capacity;
 	struct volume_series *series;
 	size_t series_count, series_capacity;
+	size_t unnamed, deleted; /* metricIDs with samples not checked, and why */
 };
 
 struct live {
@@ -205,9 +207,8 @@ static int scan_data_part(void *arg, int volume, const char *lower, bool mergese
 }
 
 struct name_walk {
-	struct live *l;
 	struct live_volume *lv;
-	struct error *err;
+	struct error err;
 };
 
 /* The first count of metric_id, or count_count. */
@@ -241,14 +242,14 @@ static int name_series(const struct vm_metric_name_item *mn, void *arg)
 	    lv->counts[first].account_id != mn->account_id ||
 	    lv->counts[first].project_id != mn->project_id)
 		return 0;
-	if (vm_metric_name_render(mn->name, mn->name_len, &name, w->err) < 0)
+	if (vm_metric_name_render(mn->name, mn->name_len, &name, &w->err) < 0)
 		return -EINVAL;
 	lv->counts[first].named = true;
 	vs = ARRAY_PUSH(lv->series, lv->series_count, lv->series_capacity);
 	memset(vs, 0, sizeof(*vs));
 	vs->key = xasprintf("%" PRIu32 ":%" PRIu32 " %s", mn->account_id, mn->project_id, name);
 	free(name);
-	if (vm_metric_name_selector(mn->name, mn->name_len, &vs->selector, w->err) < 0)
+	if (vm_metric_name_selector(mn->name, mn->name_len, &vs->selector, &w->err) < 0)
 		return -EINVAL;
 	vs->account_id = mn->account_id;
 	vs->project_id = mn->project_id;
@@ -258,11 +259,43 @@ static int name_series(const struct vm_metric_name_item *mn, void *arg)
 	return 0;
 }
 
+/* Namespace 4: metricIDs deleted through the API. vmstorage serves none of
+ * their samples although their blocks stay until a merge drops them. */
+static int mark_deleted(int dirfd, struct live_volume *lv, struct error *err)
+{
+	static const uint8_t ns = VM_NS_DELETED_METRIC_ID;
+	size_t prefix = lv->cluster ? 9 : 1; /* 04 [account project] metricID */
+	struct vm_mergeset_iter *it;
+	const uint8_t *item;
+	size_t len, first;
+	uint64_t id;
+	int rc = vm_mergeset_open(dirfd, NULL, &it, err);
+
+	if (rc < 0)
+		return rc;
+	rc = vm_mergeset_seek(it, &ns, 1, err);
+	while (rc == 0 && (rc = vm_mergeset_next(it, &item, &len, err)) == 1) {
+		rc = 0;
+		if (item[0] != ns)
+			break;
+		if (len != prefix + 8)
+			continue;
+		id = 0;
+		for (size_t i = 0; i < 8; i++)
+			id = id << 8 | item[prefix + i];
+		first = first_count(lv, id);
+		if (first < lv->count_count)
+			lv->counts[first].deleted = true;
+	}
+	vm_mergeset_close(it);
+	return rc;
+}
+
 static int scan_index_part(void *arg, int volume, const char *lower, bool mergeset)
 {
 	struct part_walk *pw = arg;
-	struct name_walk w = { .l = pw->l, .lv = pw->lv, .err = pw->err };
-	struct error err;
+	struct name_walk w = { .lv = pw->lv };
+	struct error err = { { 0 } };
 	int fd, rc;
 
 	if (!mergeset || !pw->mergeset)
@@ -271,13 +304,27 @@ static int scan_index_part(void *arg, int volume, const char *lower, bool merges
 	if (fd < 0)
 		return fd;
 	rc = vm_indexdb_scan_metric_names(fd, pw->lv->cluster, name_series, &w, &err);
+	if (rc == 0)
+		rc = mark_deleted(fd, pw->lv, &err);
 	close(fd);
-	if (rc == -EINVAL && w.err->message[0])
-		return error_set(pw->err, EINVAL, "%s/%s: %s", pw->volume->path, lower,
-				 w.err->message);
 	if (rc < 0)
-		return error_set(pw->err, -rc, "%s/%s: %s", pw->volume->path, lower, err.message);
+		return error_set(pw->err, -rc, "%s/%s: %s", pw->volume->path, lower,
+				 w.err.message[0] ? w.err.message : err.message);
 	return 0;
+}
+
+/* What cannot be checked: samples of a metricID that the indexdb does not
+ * name, or that it lists as deleted. */
+static void count_unchecked(struct live_volume *lv)
+{
+	for (size_t i = 0; i < lv->count_count; i++) {
+		if (i > 0 && lv->counts[i - 1].metric_id == lv->counts[i].metric_id)
+			continue;
+		if (lv->counts[i].deleted)
+			lv->deleted++;
+		else if (!lv->counts[i].named)
+			lv->unnamed++;
+	}
 }
 
 /* Counts one volume, planned alone so that only its live parts count. */
@@ -296,6 +343,8 @@ static int count_volume(struct live *l, struct live_volume *lv, struct volume *v
 		pw.mergeset = true;
 		rc = check_each_part(&plan, scan_index_part, &pw);
 	}
+	if (rc == 0)
+		count_unchecked(lv);
 	plan_free(&plan);
 	return rc;
 }
@@ -549,10 +598,12 @@ static void pick_series(struct live *l)
 		size_t n = 0;
 
 		for (size_t i = 0; i < lv->series_count; i++) {
+			if (lv->counts[vs[i].first].deleted)
+				continue;
 			for (size_t c = vs[i].first; c < vs[i].first + vs[i].n; c++)
 				vs[i].series->want[lv->counts[c].partition] += lv->counts[c].rows;
 			if (tenant_wanted(l, vs[i].series))
-				vs[n++] = vs[i]; /* the volume keeps only the tenant's */
+				vs[n++] = vs[i]; /* the volume keeps only what is checked */
 		}
 		lv->series_count = n;
 		for (size_t i = 0; i < n; i++) {
@@ -617,6 +668,12 @@ static size_t report_volume(struct live *l, const struct live_volume *lv, FILE *
 		else if (is_short)
 			short_++;
 	}
+	if (lv->deleted)
+		fprintf(out, "%s: %zu series deleted through the API not checked\n", lv->path,
+			lv->deleted);
+	if (lv->unnamed)
+		fprintf(out, "%s: %zu series with samples but no name in the indexdb not "
+			"checked (run vmunion check --deep)\n", lv->path, lv->unnamed);
 	fprintf(out, "%s: %zu series, %" PRIu64 " samples: ", lv->path, lv->series_count, want);
 	if (!missing && !short_) {
 		fputs("all served\n", out);

@@ -2,9 +2,10 @@
 # vmunion verify --live: Debian's victoria-metrics on a correct merged tree
 # serves every series with every sample (exit 0, whole and --sample); on a
 # tree missing one volume it fails naming that volume and its counts; with
-# dedup it fails with short counts and says dedup explains them; with a short
-# retention it says so; it passes on a preview mount (the runbook's step 5);
-# plan --targets prints commands that run; an unreachable node or a failing URL is exit 2; bad
+# dedup it fails with short counts and says dedup explains them; with a
+# short retention it says so; series deleted through the API are not
+# expected; it passes on a preview mount (the runbook's step 5); the commands
+# of plan --targets run; an unreachable node or a failing URL is exit 2; bad
 # usage is 64. The cluster path (vmselect URL per tenant) is run against a
 # fake vmselect: the right paths are asked and the counts from the cluster
 # volumes equal the manifest's. The volumes stay byte-identical.
@@ -158,6 +159,24 @@ grep -q "node3: 4 series, [0-9]* samples: 4 series missing" "$TAP_OUT"
 tap_ok $? "... with node3's 4 picked series missing" || tap_diag <"$TAP_OUT"
 live --live "$VM_URL" "${single[@]:0:3}"
 tap_is "$rc" 0 "verify --live of the three volumes it holds passes"
+vm_stop
+
+# --- series deleted through the API are not expected on the node ---
+vm_start "$SCRATCH/three" "$(free_port)"
+tap_ok $? "victoria-metrics on the node0..node2 tree, to delete series" || tap_done
+sel='fusetest_memory_bytes{vol="node1"}'
+deleted=$(http_get "$VM_URL/api/v1/series?start=1700000000&match%5B%5D=$("$PYTHON3" -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$sel")" |
+	"$PYTHON3" -c 'import json,sys; print(len(json.load(sys.stdin)["data"]))')
+curl -fsS --max-time 30 --data-urlencode "match[]=$sel" "$VM_URL/api/v1/admin/tsdb/delete_series"
+tap_ok $? "deleted the $deleted series $sel"
+vm_stop
+cp -a "$SCRATCH/three" "$SCRATCH/three-copy"
+vm_start "$SCRATCH/three-copy" "$(free_port)"
+tap_ok $? "victoria-metrics on a copy of that tree" || tap_done
+live --live "$VM_URL" "$SCRATCH/three"
+tap_is "$rc" 0 "verify --live of the tree with deleted series passes" || tap_diag <"$TAP_OUT"
+[ "$deleted" -gt 0 ] && grep -q "three: $deleted series deleted through the API not checked" "$TAP_OUT"
+tap_ok $? "... and says the $deleted deleted series were not checked" || tap_diag <"$TAP_OUT"
 vm_stop
 
 # --- retention shorter than the data's age (it deletes the partitions) ---
