@@ -22,7 +22,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +53,7 @@ struct count {
 /* A series (tenant + name) over all volumes: what they hold and what the
  * node serves, per partition. */
 struct series {
-	char *key;        /* "ACCOUNT:PROJECT name{...}": the hash table key */
+	char *key;        /* "ACCOUNT:PROJECT name{...}": what export lines are matched by */
 	char *selector;
 	uint32_t account_id, project_id;
 	uint64_t *want, *got;
@@ -95,13 +94,8 @@ struct live {
 	int64_t min_ts, max_ts;
 	bool cluster;
 
-	struct hsearch_data table;
-	bool table_made;
-	struct series **series;
-	size_t series_count, series_capacity;
-	uint64_t extra_samples;
-	size_t extra_series;
-	int exit_status;
+	struct series **series; /* sorted by key */
+	size_t series_count;
 };
 
 static size_t partition_index(struct live *l, const char *name)
@@ -413,6 +407,11 @@ static char *export_key(const cJSON *metric, uint32_t account_id, uint32_t proje
 	return key;
 }
 
+static int compare_keys(const void *a, const void *b)
+{
+	return strcmp((*(struct series *const *)a)->key, (*(struct series *const *)b)->key);
+}
+
 static bool month_of(int64_t ts_ms, char out[16])
 {
 	time_t t = (time_t)(ts_ms / 1000 - (ts_ms % 1000 < 0));
@@ -440,8 +439,7 @@ static int on_export_line(void *arg, char *line, size_t len)
 	const cJSON *metric = cJSON_GetObjectItemCaseSensitive(doc, "metric");
 	const cJSON *stamps = cJSON_GetObjectItemCaseSensitive(doc, "timestamps");
 	const cJSON *ts;
-	ENTRY e, *found = NULL;
-	struct series *s;
+	struct series key = { 0 }, *s = &key, **found;
 	char month[16];
 	size_t cached = SIZE_MAX;
 
@@ -453,10 +451,10 @@ static int on_export_line(void *arg, char *line, size_t len)
 		cJSON_Delete(doc);
 		return error_set(x->err, EPROTO, "%s: not an export line: %.80s", x->url, line);
 	}
-	e.key = export_key(metric, x->account_id, x->project_id);
-	hsearch_r(e, FIND, &found, &l->table);
-	free(e.key);
-	s = found ? found->data : NULL;
+	key.key = export_key(metric, x->account_id, x->project_id);
+	found = bsearch(&s, l->series, l->series_count, sizeof(*l->series), compare_keys);
+	free(key.key);
+	s = found ? *found : NULL;
 	if (!s || !s->checked) {
 		cJSON_Delete(doc);
 		return 0; /* a series the volumes do not hold */
@@ -972,51 +970,55 @@ static void live_free(struct live *l)
 	for (size_t i = 0; i < l->partition_count; i++)
 		free(l->partitions[i]);
 	free(l->partitions);
-	if (l->table_made)
-		hdestroy_r(&l->table);
 }
 
-/* One series per tenant and name over all volumes: the table the export is
- * matched against. hsearch tables do not grow, so it is made once the
- * volumes are counted. */
-static int join_volumes(struct live *l, struct error *err)
+static int compare_volume_series(const void *a, const void *b)
 {
+	const struct volume_series *x = *(struct volume_series *const *)a;
+	const struct volume_series *y = *(struct volume_series *const *)b;
+
+	return strcmp(x->key, y->key);
+}
+
+/* One series per tenant and name over all volumes, sorted by key for the
+ * export lines to find theirs. */
+static void join_volumes(struct live *l)
+{
+	struct volume_series **all;
 	size_t n = 0;
 
 	for (size_t v = 0; v < l->volume_count; v++)
 		n += l->volumes[v].series_count;
-	if (!hcreate_r(n * 2 + 16, &l->table))
-		return error_set(err, ENOMEM, "no memory for a table of %zu series", n);
-	l->table_made = true;
-	for (size_t v = 0; v < l->volume_count; v++) {
-		struct live_volume *lv = &l->volumes[v];
+	all = xcalloc(n + 1, sizeof(*all));
+	n = 0;
+	for (size_t v = 0; v < l->volume_count; v++)
+		for (size_t i = 0; i < l->volumes[v].series_count; i++)
+			all[n++] = &l->volumes[v].series[i];
+	qsort(all, n, sizeof(*all), compare_volume_series);
+	l->series = xcalloc(n + 1, sizeof(*l->series));
+	for (size_t i = 0; i < n; i++) {
+		struct volume_series *vs = all[i];
+		struct series *s;
 
-		for (size_t i = 0; i < lv->series_count; i++) {
-			struct volume_series *vs = &lv->series[i];
-			ENTRY e = { .key = vs->key }, *found;
-
-			if (hsearch_r(e, FIND, &found, &l->table) && found) {
-				vs->series = found->data;
-				free(vs->key);
-				free(vs->selector);
-			} else {
-				struct series *s = xcalloc(1, sizeof(*s));
-
-				s->key = vs->key;
-				s->selector = vs->selector;
-				s->account_id = vs->account_id;
-				s->project_id = vs->project_id;
-				s->want = xcalloc(l->partition_count, sizeof(uint64_t));
-				s->got = xcalloc(l->partition_count, sizeof(uint64_t));
-				e.data = s;
-				hsearch_r(e, ENTER, &found, &l->table);
-				*ARRAY_PUSH(l->series, l->series_count, l->series_capacity) = s;
-				vs->series = s;
-			}
+		if (i > 0 && strcmp(all[i - 1]->series->key, vs->key) == 0) {
+			vs->series = all[i - 1]->series; /* the same series on another volume */
+			free(vs->key);
+			free(vs->selector);
 			vs->key = vs->selector = NULL;
+			continue;
 		}
+		s = xcalloc(1, sizeof(*s));
+		s->key = vs->key;
+		s->selector = vs->selector;
+		s->account_id = vs->account_id;
+		s->project_id = vs->project_id;
+		s->want = xcalloc(l->partition_count, sizeof(uint64_t));
+		s->got = xcalloc(l->partition_count, sizeof(uint64_t));
+		l->series[l->series_count++] = s;
+		vs->series = s;
+		vs->key = vs->selector = NULL;
 	}
-	return 0;
+	free(all);
 }
 
 int command_verify_live(int argc, char **argv)
@@ -1031,7 +1033,7 @@ int command_verify_live(int argc, char **argv)
 		return rc < 0 ? 0 : rc;
 	rc = count_volumes(&l, argv + optind, (size_t)(argc - optind), &err);
 	if (rc == 0)
-		rc = join_volumes(&l, &err);
+		join_volumes(&l);
 	if (rc < 0) {
 		fprintf(stderr, "vmunion verify: %s\n", err.message);
 		live_free(&l);
