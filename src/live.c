@@ -13,7 +13,7 @@
  * Differences are reported per volume: series missing (none of its samples
  * served) and series short (fewer samples than the volumes hold in some
  * partition). More samples than expected (new writes, or the series is also
- * on a volume not given) are only counted: after a commit, the retiring
+ * on a volume not given) are not a difference: after a commit, the retiring
  * volumes are checked against a node that also serves its own. */
 #include "live.h"
 
@@ -89,7 +89,7 @@ struct live {
 
 	struct live_volume *volumes;
 	size_t volume_count;
-	char **partitions;  /* YYYY_MM, in order of appearance */
+	char **partitions;  /* YYYY_MM, in the order they are met */
 	size_t partition_count, partition_capacity;
 	int64_t min_ts, max_ts;
 	bool cluster;
@@ -645,6 +645,15 @@ static void print_series_counts(const struct live *l, const struct series *s, FI
 	}
 }
 
+/* Fewer samples served than held, in some partition. */
+static bool series_short(const struct live *l, const struct series *s)
+{
+	for (size_t p = 0; p < l->partition_count; p++)
+		if (s->got[p] < s->want[p])
+			return true;
+	return false;
+}
+
 /* Prints one volume's differences; returns how many of its series differ. */
 static size_t report_volume(struct live *l, const struct live_volume *lv, FILE *out)
 {
@@ -655,15 +664,12 @@ static size_t report_volume(struct live *l, const struct live_volume *lv, FILE *
 		const struct series *s = lv->series[i].series;
 		uint64_t w = total(s->want, l->partition_count);
 		uint64_t g = total(s->got, l->partition_count);
-		bool is_short = false;
 
-		for (size_t p = 0; p < l->partition_count; p++)
-			is_short |= s->got[p] < s->want[p];
 		want += w;
 		got += g < w ? g : w;
 		if (g == 0)
 			missing++;
-		else if (is_short)
+		else if (series_short(l, s))
 			short_++;
 	}
 	if (lv->deleted)
@@ -685,16 +691,10 @@ static size_t report_volume(struct live *l, const struct live_volume *lv, FILE *
 		const char *name = strchr(s->key, ' ') + 1;
 
 		if (g == 0 && shown_missing < EXAMPLES) {
-			fprintf(out, "  missing: %s%s (%" PRIu64 " samples)\n", l->cluster ? s->key : name,
-				"", total(s->want, l->partition_count));
+			fprintf(out, "  missing: %s (%" PRIu64 " samples)\n", l->cluster ? s->key : name,
+				total(s->want, l->partition_count));
 			shown_missing++;
-		} else if (g > 0 && shown_short < EXAMPLES) {
-			bool is_short = false;
-
-			for (size_t p = 0; p < l->partition_count; p++)
-				is_short |= s->got[p] < s->want[p];
-			if (!is_short)
-				continue;
+		} else if (g > 0 && shown_short < EXAMPLES && series_short(l, s)) {
 			fprintf(out, "  short: %s: ", l->cluster ? s->key : name);
 			print_series_counts(l, s, out);
 			fputc('\n', out);
@@ -778,13 +778,14 @@ static void explain(struct live *l, FILE *out)
 	if (f.retention[0]) {
 		int64_t keep = retention_ms(f.retention);
 		int64_t now = (int64_t)time(NULL) * 1000;
-		char month[16];
+		char month[16], oldest[16];
 
-		if (keep && now - keep > l->min_ts && month_of(now - keep, month))
+		if (keep && now - keep > l->min_ts && month_of(now - keep, month) &&
+		    month_of(l->min_ts, oldest))
 			fprintf(out, "hint: the node's -retentionPeriod=%s drops samples before about "
 				"%s: the volumes hold samples since %s; restart it with a "
 				"-retentionPeriod at least the data's age\n", f.retention, month,
-				l->partitions[0]);
+				oldest);
 	}
 }
 
