@@ -8,6 +8,7 @@
 #include "check.h"
 #include "commit.h"
 #include "config.h"
+#include "live.h"
 #include "materialize.h"
 #include "plan.h"
 #include "plan_targets.h"
@@ -46,6 +47,10 @@ static void usage(FILE *out)
 	      "  finalize TARGET           drop the layout kept for rollback\n"
 	      "  verify [OPTIONS] VOLUME... DEST\n"
 	      "                            check that DEST holds exactly the merged view\n"
+	      "  verify --live URL [OPTIONS] VOLUME...\n"
+	      "                            check that a running node serves every series\n"
+	      "                            of the volumes with every sample (see\n"
+	      "                            verify --live URL --help)\n"
 	      "\n"
 	      "Options:\n"
 	      "  -h, --help       show this help\n"
@@ -294,6 +299,8 @@ int main(int argc, char **argv)
 		return command_check(argc - 1, argv + 1);
 	if (strcmp(command, "materialize") == 0)
 		return command_materialize(argc - 1, argv + 1);
+	if (strcmp(command, "verify") == 0 && live_requested(argc - 1, argv + 1))
+		return command_verify_live(argc - 1, argv + 1);
 	if (strcmp(command, "verify") == 0)
 		return command_verify(argc - 1, argv + 1);
 	if (strcmp(command, "rollback") == 0)
