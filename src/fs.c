@@ -18,6 +18,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "log.h"
+#include "metrics.h"
 #include "upper.h"
 
 /* An inode the kernel remembers. It holds a file handle and is opened on
@@ -174,6 +176,8 @@ static int copy_up(struct fs *fs, struct fs_inode *inode)
 {
 	char path[64];
 	int rc, fd, lower, path_fd;
+	uint64_t copied = 0;
+	struct stat st;
 
 	rc = stub_state(fs, inode);
 	if (rc < 0 || inode->stub_volume < 0)
@@ -187,6 +191,8 @@ static int copy_up(struct fs *fs, struct fs_inode *inode)
 	proc_path(path, sizeof(path), path_fd);
 	fd = path_fd < 0 ? -1 : open(path, O_RDWR | O_CLOEXEC);
 	lower = open_lower(fs, inode);
+	if (lower >= 0 && fstat(lower, &st) == 0)
+		copied = (uint64_t)st.st_size;
 	rc = path_fd < 0 ? path_fd
 	     : fd < 0	 ? -errno
 	     : lower < 0 ? lower
@@ -196,6 +202,13 @@ static int copy_up(struct fs *fs, struct fs_inode *inode)
 	inode_put_fd(inode, path_fd);
 	if (lower >= 0)
 		close(lower);
+	if (rc == 0) {
+		metrics_add(METRIC_COPY_UPS, 1);
+		metrics_add(METRIC_COPY_UP_BYTES, copied);
+	} else {
+		log_error("copy-up of %s from volume %d failed: %s", inode->stub_path,
+			  inode->stub_volume, strerror(-rc));
+	}
 	if (rc == 0) {
 		pthread_mutex_lock(&fs->mutex);
 		inode->stub_volume = -1;
