@@ -54,7 +54,10 @@ static _Thread_local enum op current_op = OP_NONE;
 static bool implemented[OP_COUNT];
 
 static struct fuse_lowlevel_ops original, wrapped;
-static dev_t upper_dev;
+/* Which open file descriptors read a volume: fs.c opens those with
+ * keep_cache (their bytes never change), upper files without. */
+#define FD_LIMIT (1 << 20)
+static _Atomic bool fd_reads_volume[FD_LIMIT];
 static int upper_fd = -1;
 
 static int listen_fd = -1;
@@ -124,8 +127,18 @@ WRAP(listxattr, (fuse_req_t r, fuse_ino_t i, size_t s), (r, i, s))
 WRAP(lseek, (fuse_req_t r, fuse_ino_t i, off_t o, int w, struct fuse_file_info *fi),
      (r, i, o, w, fi))
 
-/* The bytes a read returns: the request cut at the end of the file. An
- * upper file lives on the upper's device; anything else is a volume's. */
+static bool reads_volume(uint64_t fd)
+{
+	return fd < FD_LIMIT && atomic_load_explicit(&fd_reads_volume[fd], memory_order_relaxed);
+}
+
+static void set_reads_volume(uint64_t fd, bool volume)
+{
+	if (fd < FD_LIMIT)
+		atomic_store_explicit(&fd_reads_volume[fd], volume, memory_order_relaxed);
+}
+
+/* The bytes a read returns: the request cut at the end of the file. */
 static void wrap_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		      struct fuse_file_info *fi)
 {
@@ -134,8 +147,8 @@ static void wrap_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 	if (fstat((int)fi->fh, &st) == 0 && st.st_size > offset) {
 		uint64_t n = (uint64_t)(st.st_size - offset);
 
-		metrics_add(st.st_dev == upper_dev ? METRIC_READ_UPPER_BYTES
-						   : METRIC_READ_VOLUME_BYTES,
+		metrics_add(reads_volume(fi->fh) ? METRIC_READ_VOLUME_BYTES
+						 : METRIC_READ_UPPER_BYTES,
 			    n < size ? n : size);
 	}
 	op_begin(OP_read);
@@ -185,8 +198,10 @@ int __wrap_fuse_reply_err(fuse_req_t req, int err)
 
 int __wrap_fuse_reply_open(fuse_req_t req, const struct fuse_file_info *fi)
 {
-	if (current_op == OP_open)
+	if (current_op == OP_open) {
 		atomic_fetch_add_explicit(&open_files, 1, memory_order_relaxed);
+		set_reads_volume(fi->fh, fi->keep_cache);
+	}
 	return __real_fuse_reply_open(req, fi);
 }
 
@@ -194,6 +209,7 @@ int __wrap_fuse_reply_create(fuse_req_t req, const struct fuse_entry_param *e,
 			     const struct fuse_file_info *fi)
 {
 	atomic_fetch_add_explicit(&open_files, 1, memory_order_relaxed);
+	set_reads_volume(fi->fh, false);
 	return __real_fuse_reply_create(req, e, fi);
 }
 
@@ -404,11 +420,7 @@ int metrics_init(const char *address, struct error *err)
 
 int metrics_start(int fd, struct error *err)
 {
-	struct stat st;
-
 	upper_fd = fd;
-	if (fstat(fd, &st) == 0)
-		upper_dev = st.st_dev;
 	if (pthread_create(&dump_thread, NULL, dump_loop, NULL) != 0)
 		return error_set(err, EAGAIN, "cannot start the SIGUSR1 thread");
 	dump_running = true;
