@@ -1080,6 +1080,7 @@ static int dry_run(struct job *job, const struct space *sp)
 		}
 	}
 	if (json) {
+		cJSON_AddNumberToObject(json, "format", JSON_OUTPUT_FORMAT);
 		cJSON_AddBoolToObject(json, "dry_run", true);
 		cJSON_AddStringToObject(json, "dest", job->dest);
 		cJSON_AddBoolToObject(json, "resume", job->state == DEST_RESUME);
@@ -1124,6 +1125,7 @@ static void report(struct job *job, double seconds)
 		char fingerprint[17];
 
 		snprintf(fingerprint, sizeof(fingerprint), "%016" PRIx64, job->tree->fingerprint);
+		cJSON_AddNumberToObject(json, "format", JSON_OUTPUT_FORMAT);
 		cJSON_AddStringToObject(json, "dest", job->dest);
 		cJSON_AddStringToObject(json, "fingerprint", fingerprint);
 		cJSON_AddStringToObject(json, "mode", mode_names[job->opt->mode]);
@@ -1354,6 +1356,8 @@ int command_materialize(int argc, char **argv)
 	if (rc < 0) {
 		fprintf(stderr, "vmunion materialize: %s%s\n", session.refused ? "refused: " : "",
 			err.message);
+		if (opt.json)
+			print_json_error(err.message);
 		rc = session.refused ? EXIT_REFUSED : EXIT_IO;
 		mtree_session_close(&session);
 		return rc;
@@ -1367,8 +1371,10 @@ int command_materialize(int argc, char **argv)
 	rc = prepare(&job, argv[argc - 1], &sp, &err);
 	if (rc < 0) {
 		fprintf(stderr, "vmunion materialize: %s\n", err.message);
+		if (opt.json)
+			print_json_error(err.message);
 		rc = rc == -EINVAL || rc == -ENOTEMPTY || rc == -EXDEV || rc == -ENOTDIR ||
-				     rc == -EEXIST
+				     rc == -EEXIST || rc == -EBUSY /* a vmstorage holds a volume */
 			     ? EXIT_REFUSED
 			     : EXIT_IO;
 	} else if (opt.dry_run) {

@@ -64,15 +64,24 @@ static void usage(FILE *out)
 	      "                   cache stays right; never change the upper while mounted)\n"
 	      "  -o nocheck       skip the metricID collision scan of the indexdb before\n"
 	      "                   mounting (the cheap checks of `vmunion check` always run)\n"
-	      "  -o OPT[,OPT...]  FUSE mount options (allow_other, ...)\n"
-	      "  -f               stay in the foreground\n"
-	      "  -d               debug output (implies -f)\n"
+	      "  -o metrics=[ADDRESS:]PORT\n"
+	      "                   serve Prometheus metrics on http://ADDRESS:PORT/metrics\n"
+	      "                   (loopback only; ADDRESS defaults to 127.0.0.1)\n"
+	      "  -o fsname=NAME   the source findmnt and df show (default: the volumes)\n"
+	      "  -o subtype=TYPE  the type is fuse.TYPE (default: vmunionfs)\n"
+	      "  -o OPT[,OPT...]  FUSE mount options (allow_other, default_permissions,\n"
+	      "                   max_threads=N, ...: see vmunionfs(1))\n"
+	      "  -f               stay in the foreground; log to stderr (else syslog)\n"
+	      "  -d               also log FUSE's request trace (implies -f)\n"
 	      "  -s               single-threaded\n"
 	      "  -h, --help       show this help\n"
 	      "  -V, --version    show the version\n"
 	      "\n"
-	      "Exit status: 0 unmounted cleanly, 1 the volumes cannot be merged (refused),\n"
-	      "2 an I/O or mount error, 64 wrong usage. Unmount with: fusermount3 -u MOUNTPOINT\n",
+	      "SIGUSR1 writes the counters to the log.\n"
+	      "\n"
+	      "Exit status: 0 mounted (in the background) or unmounted cleanly (-f),\n"
+	      "1 the volumes cannot be merged (refused), 2 an I/O or mount error,\n"
+	      "64 wrong usage. Unmount with: fusermount3 -u MOUNTPOINT\n",
 	      out);
 }
 

@@ -33,7 +33,12 @@ unmount_union "$mnt"
 # --- options are checked before the volumes
 locked=$(scratch_dir locked)
 copy_volume "${v[0]}" "$locked/node0"
-flock -x "$locked/node0/flock.lock" sleep 60 &
+# One process holds the lock, as vmstorage does (flock(1) would pass it to
+# a child that outlives a kill).
+python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1])
+fcntl.flock(f, fcntl.LOCK_EX)
+time.sleep(60)' "$locked/node0/flock.lock" &
 holder=$!
 on_exit "kill $holder 2>/dev/null; wait $holder 2>/dev/null"
 wait_for 5 sh -c "! flock -n -s '$locked/node0/flock.lock' true"
