@@ -399,7 +399,8 @@ int metrics_init(const char *address, struct error *err)
 	int one = 1, rc;
 
 	sem_init(&dump_request, 0, 0);
-	sigaction(SIGUSR1, &(struct sigaction){ .sa_handler = request_dump }, NULL);
+	sigaction(SIGUSR1, &(struct sigaction){ .sa_handler = request_dump, .sa_flags = SA_RESTART },
+		  NULL);
 	if (!address)
 		return 0;
 	rc = parse_address(address, &addr, err);

@@ -11,11 +11,12 @@ dest=$(scratch_dir dest)
 make -C "$top_builddir" install DESTDIR="$dest" >"$SCRATCH/install.log" 2>&1
 tap_ok $? "make install DESTDIR=..." || _log_tail "$SCRATCH/install.log"
 
-# The configured directories, as make expands them.
-dirs=$(make -s --no-print-directory -C "$top_builddir" -f - print-dirs <<'MK'
+# The configured directories, as make expands them (a make under make
+# check may say more than asked: take the marked line).
+dirs=$(cd "$top_builddir" && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -f - print-dirs <<'MK' | sed -n 's/^DIRS: //p'
 include Makefile
 print-dirs:
-	@echo "$(bindir) $(man1dir) $(mounthelperdir) $(docdir) $(bashcompletiondir) $(systemdsystemunitdir) $(PACKAGE_VERSION)"
+	@echo "DIRS: $(bindir) $(man1dir) $(mounthelperdir) $(docdir) $(bashcompletiondir) $(systemdsystemunitdir) $(PACKAGE_VERSION)"
 MK
 )
 read -r bindir man1dir helperdir docdir compdir unitdir version <<<"$dirs"
