@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 PACKAGES="build-essential autoconf automake libtool pkg-config libfuse3-dev fuse3
-libzstd-dev libcjson-dev libcurl4-openssl-dev victoria-metrics python3 curl ca-certificates"
+libzstd-dev libcjson-dev libcurl4-openssl-dev libmicrohttpd-dev victoria-metrics python3
+curl ca-certificates"
 
 if [ "${1:-}" = --install ]; then
 	echo "== installing: $PACKAGES" | tr '\n' ' '

@@ -1471,6 +1471,7 @@ char *check_print_json(const struct check_report *report, const struct plan *pla
 	      *findings = cJSON_CreateArray(), *collisions = cJSON_CreateArray();
 	char *printed, *copy;
 
+	cJSON_AddNumberToObject(json, "format", JSON_OUTPUT_FORMAT);
 	cJSON_AddBoolToObject(json, "deep", report->deep);
 	cJSON_AddBoolToObject(json, "collision_scan", report->collisions_scanned);
 	for (size_t v = 0; v < report->volume_count; v++) {

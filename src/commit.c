@@ -415,6 +415,7 @@ static void print_state(const struct target *tg, const char *action)
 	if (!tg->json)
 		return;
 	json = cJSON_CreateObject();
+	cJSON_AddNumberToObject(json, "format", JSON_OUTPUT_FORMAT);
 	cJSON_AddStringToObject(json, "target", tg->path);
 	cJSON_AddStringToObject(json, "phase", phase_names[tg->journal.phase]);
 	cJSON_AddStringToObject(json, "action", action);
@@ -609,6 +610,7 @@ static void report(struct commit *c, const struct stage_space *sp, double second
 	if (json) {
 		char *text;
 
+		cJSON_AddNumberToObject(json, "format", JSON_OUTPUT_FORMAT);
 		cJSON_AddStringToObject(json, "target", c->tg.path);
 		cJSON_AddBoolToObject(json, "dry_run", c->opt->dry_run);
 		cJSON_AddStringToObject(json, "phase", phase_names[c->tg.journal.phase]);

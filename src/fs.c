@@ -30,6 +30,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "log.h"
+#include "metrics.h"
 #include "upper.h"
 
 /* What open(2) flags an open passes on: openat2 refuses the kernel's
@@ -117,20 +119,6 @@ static struct fs_file *file_of(struct fuse_file_info *fi)
 static void proc_path(char *buf, size_t len, int fd)
 {
 	snprintf(buf, len, "/proc/self/fd/%d", fd);
-}
-
-static void fs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fs_log(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	flockfile(stderr);
-	fputs("vmunionfs: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	funlockfile(stderr);
-	va_end(ap);
 }
 
 static uint64_t hash_bytes(uint64_t hash, const char *s)
@@ -337,7 +325,7 @@ static void log_entry(struct fs *fs, const struct fs_node *parent, const char *n
 
 	if (node_path(fs, parent, name, path, sizeof(path), NULL) < 0)
 		snprintf(path, sizeof(path), "%s", name);
-	fs_log("upper tree/%s: %s", path, what);
+	log_error("upper tree/%s: %s", path, what);
 }
 
 /* Reads the stub reference of a new node's file (fd, O_PATH): it must name
@@ -461,7 +449,7 @@ static int lower_check(struct fs *fs, const struct fs_node *node, int fd)
 		return -errno;
 	if ((uint64_t)st.st_size >= node->stub_size)
 		return 0;
-	fs_log("%s/%s: %jd bytes, but the plan says %" PRIu64 ": the volume file changed "
+	log_error("%s/%s: %jd bytes, but the plan says %" PRIu64 ": the volume file changed "
 	       "underneath the mount; reads fail with EIO",
 	       fs->config->volumes[node->stub_volume].path, node->stub_path,
 	       (intmax_t)st.st_size, node->stub_size);
@@ -474,7 +462,7 @@ static int lower_open(struct fs *fs, const struct fs_node *node)
 	int rc;
 
 	if (fd < 0) {
-		fs_log("%s/%s: %s", fs->config->volumes[node->stub_volume].path, node->stub_path,
+		log_error("%s/%s: %s", fs->config->volumes[node->stub_volume].path, node->stub_path,
 		       strerror(-fd));
 		return fd;
 	}
@@ -499,7 +487,7 @@ static void switch_files(struct fs *fs, struct fs_node *node)
 		fd = node_open(fs, node, NULL, file->flags & OPEN_FLAGS & ~O_TRUNC);
 		if (fd < 0) {
 			/* Still the volume file, opened O_RDONLY: writes fail. */
-			fs_log("cannot reopen a copied-up file: %s", strerror(-fd));
+			log_error("cannot reopen a copied-up file: %s", strerror(-fd));
 			continue;
 		}
 		close(file->fd);
@@ -562,10 +550,15 @@ static int copy_up(struct fs *fs, struct fs_node *node, off_t keep)
 		rc = upper_copy_up(fd, lower, path, keep);
 		if (rc == 0 && fstat(fd, &st) == 0 && st.st_nlink > 1)
 			__atomic_add_fetch(&fs->linked_copy_ups, 1, __ATOMIC_RELEASE);
-		if (rc < 0)
-			fs_log("copy-up of %s/%s into the upper failed: %s; it stays as it was",
-			       fs->config->volumes[node->stub_volume].path, node->stub_path,
-			       strerror(-rc));
+		if (rc < 0) {
+			log_error("copy-up of %s/%s into the upper failed: %s; it stays as it was",
+				  fs->config->volumes[node->stub_volume].path, node->stub_path,
+				  strerror(-rc));
+		} else {
+			metrics_add(METRIC_COPY_UPS, 1);
+			metrics_add(METRIC_COPY_UP_BYTES,
+				    keep < 0 ? node->stub_size : (uint64_t)keep);
+		}
 	}
 	if (rc >= 0) {
 		pthread_rwlock_wrlock(&node->lock);

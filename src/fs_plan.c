@@ -7,6 +7,7 @@
  * fds held are those of open files: one per open(), closed at release().
  * Permissions are the volumes' own, checked by the kernel (default_permissions). */
 #include "fs_plan.h"
+#include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -197,15 +198,13 @@ static int check_length(const struct fs_plan *fs, const struct served_node *node
 	struct stat st;
 
 	if (fstat(fd, &st) < 0) {
-		fprintf(stderr, "vmunionfs: %s/%s: %s\n", volume->path, node->data,
-			strerror(errno));
+		log_error("%s/%s: %s", volume->path, node->data, strerror(errno));
 		return -EIO;
 	}
 	if ((uint64_t)st.st_size < node->size) {
-		fprintf(stderr,
-			"vmunionfs: %s/%s: %jd bytes, the mount shows %" PRIu64
-			": the volume changed underneath the mount (EIO)\n",
-			volume->path, node->data, (intmax_t)st.st_size, node->size);
+		log_error("%s/%s: %jd bytes, the mount shows %" PRIu64
+			  ": the volume changed underneath the mount (EIO)",
+			  volume->path, node->data, (intmax_t)st.st_size, node->size);
 		return -EIO;
 	}
 	return 0;
@@ -371,9 +370,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fd = volume_open_file(&fs->volumes[node->volume], node->data);
 	if (fd < 0) {
-		fprintf(stderr, "vmunionfs: %s/%s: %s: the volume changed underneath the mount "
-				"(EIO)\n",
-			fs->volumes[node->volume].path, node->data, strerror(-fd));
+		log_error("%s/%s: %s: the volume changed underneath the mount (EIO)",
+			  fs->volumes[node->volume].path, node->data, strerror(-fd));
 		fuse_reply_err(req, EIO);
 		return;
 	}

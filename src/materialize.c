@@ -463,6 +463,7 @@ static int dry_run(struct job *job, const struct stage_space *sp, int space_rc,
 
 	stage_list(stage, entries, counts);
 	if (json) {
+		cJSON_AddNumberToObject(json, "format", JSON_OUTPUT_FORMAT);
 		cJSON_AddBoolToObject(json, "dry_run", true);
 		cJSON_AddStringToObject(json, "dest", job->dest);
 		cJSON_AddBoolToObject(json, "resume", job->state == DEST_RESUME);
@@ -509,6 +510,7 @@ static void report(struct job *job, double seconds)
 		char fingerprint[17];
 
 		snprintf(fingerprint, sizeof(fingerprint), "%016" PRIx64, job->tree->fingerprint);
+		cJSON_AddNumberToObject(json, "format", JSON_OUTPUT_FORMAT);
 		cJSON_AddStringToObject(json, "dest", job->dest);
 		cJSON_AddStringToObject(json, "fingerprint", fingerprint);
 		cJSON_AddStringToObject(json, "mode", copy_mode_names[job->opt->mode]);
@@ -777,6 +779,8 @@ int command_materialize(int argc, char **argv)
 		rc = -EINVAL;
 	if (rc < 0) {
 		fprintf(stderr, "vmunion materialize: %s\n", err.message);
+		if (opt.json)
+			print_json_error(err.message);
 		rc = rc == -EINVAL || rc == -ENOTEMPTY || rc == -EXDEV || rc == -ENOTDIR ||
 				     rc == -EEXIST || rc == -EBUSY
 			     ? EXIT_REFUSED
@@ -814,6 +818,8 @@ int materialize_open(struct mtree_session *session, const struct materialize_opt
 	if (rc < 0) {
 		fprintf(stderr, "vmunion %s: %s%s\n", command, session->refused ? "refused: " : "",
 			err.message);
+		if (opt->json)
+			print_json_error(err.message);
 		rc = session->refused ? EXIT_REFUSED : EXIT_IO;
 		mtree_session_close(session);
 		return rc;

@@ -232,6 +232,7 @@ char *plan_print_json(const struct plan *plan)
 	cJSON *json = cJSON_CreateObject(), *refusals = cJSON_CreateArray();
 	char *printed, *copy;
 
+	cJSON_AddNumberToObject(json, "format", JSON_OUTPUT_FORMAT);
 	cJSON_AddStringToObject(json, "target_generation", generation_name(plan->target));
 	cJSON_AddItemToObject(json, "volumes", volumes_json(plan));
 	cJSON_AddItemToObject(json, "partitions", partitions_json(plan));

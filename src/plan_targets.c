@@ -376,6 +376,7 @@ char *target_plan_print_json(const struct target_plan *targets, const struct pla
 	cJSON *json = cJSON_CreateObject(), *array = cJSON_CreateArray(), *balance;
 	char *printed, *copy;
 
+	cJSON_AddNumberToObject(json, "format", JSON_OUTPUT_FORMAT);
 	cJSON_AddStringToObject(json, "method", "greedy: largest volume first (bytes, then "
 						"series) onto the target with the fewest bytes");
 	for (size_t t = 0; t < targets->count; t++) {
