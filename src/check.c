@@ -432,9 +432,11 @@ static bool is_service_dir(const char *name)
 	       strcmp(name, "tmp") == 0;
 }
 
+typedef void (*part_node_fn)(void *arg, uint32_t node, const char *shown_path, bool mergeset);
+
 /* Every part dir the plan shows: data/{small,big}/P/X, data/indexdb/P/X and
  * indexdb/T/X. */
-static void collect_parts(struct check_ctx *c)
+static void walk_parts(const struct plan *plan, part_node_fn fn, void *arg)
 {
 	static const struct {
 		const char *path;
@@ -445,7 +447,6 @@ static void collect_parts(struct check_ctx *c)
 		{ "data/indexdb", true },
 		{ "indexdb", true },
 	};
-	const struct plan *plan = c->plan;
 
 	if (plan->node_count == 0)
 		return;
@@ -469,11 +470,50 @@ static void collect_parts(struct check_ctx *c)
 					continue;
 				path = xasprintf("%s/%s/%s", roots[r].path, h->name,
 						 plan->nodes[part].name);
-				check_part(c, part, path, roots[r].mergeset);
+				fn(arg, part, path, roots[r].mergeset);
 				free(path);
 			}
 		}
 	}
+}
+
+static void collect_part(void *arg, uint32_t node, const char *shown_path, bool mergeset)
+{
+	check_part(arg, node, shown_path, mergeset);
+}
+
+static void collect_parts(struct check_ctx *c)
+{
+	walk_parts(c->plan, collect_part, c);
+}
+
+struct each_part {
+	const struct plan *plan;
+	check_part_fn fn;
+	void *arg;
+	int rc;
+};
+
+static void each_part(void *arg, uint32_t node, const char *shown_path, bool mergeset)
+{
+	struct each_part *e = arg;
+	char *lower = NULL;
+	int volume;
+
+	if (e->rc != 0)
+		return;
+	volume = part_source(e->plan, node, shown_path, &lower);
+	if (volume >= 0)
+		e->rc = e->fn(e->arg, volume, lower, mergeset);
+	free(lower);
+}
+
+int check_each_part(const struct plan *plan, check_part_fn fn, void *arg)
+{
+	struct each_part e = { .plan = plan, .fn = fn, .arg = arg };
+
+	walk_parts(plan, each_part, &e);
+	return e.rc;
 }
 
 /* ---- TSID / item layout of each volume ---- */
@@ -1431,6 +1471,7 @@ char *check_print_json(const struct check_report *report, const struct plan *pla
 	      *findings = cJSON_CreateArray(), *collisions = cJSON_CreateArray();
 	char *printed, *copy;
 
+	cJSON_AddNumberToObject(json, "format", JSON_OUTPUT_FORMAT);
 	cJSON_AddBoolToObject(json, "deep", report->deep);
 	cJSON_AddBoolToObject(json, "collision_scan", report->collisions_scanned);
 	for (size_t v = 0; v < report->volume_count; v++) {

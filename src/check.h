@@ -109,6 +109,12 @@ const char *check_severity_name(enum check_severity severity);
 /* "VOLUME/PATH: MESSAGE", malloc'd. */
 char *check_finding_text(const struct check_finding *f, const struct plan *plan);
 
+/* Calls fn for every part dir the plan shows (data/{small,big}/P/X,
+ * data/indexdb/P/X, indexdb/T/X) with the volume it comes from and its dir
+ * below that volume's root, until fn returns non-zero (returned). */
+typedef int (*check_part_fn)(void *arg, int volume, const char *lower_path, bool mergeset);
+int check_each_part(const struct plan *plan, check_part_fn fn, void *arg);
+
 void check_print_text(const struct check_report *report, const struct plan *plan, FILE *out);
 /* Returns a malloc'd JSON document. */
 char *check_print_json(const struct check_report *report, const struct plan *plan);

@@ -1,7 +1,16 @@
-/* FUSE low-level operations: a passthrough over the upper tree, where a stub
- * is read from its volume file and copied up before its first write.
- * Modelled on libfuse's example/passthrough_ll.c: inodes hold an O_PATH fd,
- * each op replies exactly once, errors travel as errno. */
+/* FUSE low-level operations of the writable preview: a passthrough over the
+ * upper tree, where a stub is read from its volume file and copied up before
+ * its first write. Modelled on libfuse's example/passthrough_ll.c and
+ * fuse-overlayfs: each op replies exactly once, errors travel as -errno.
+ *
+ * A node is a path: its parent and its name. Every op opens the path beneath
+ * the upper tree when it needs it (openat2 RESOLVE_BENEATH), so the daemon
+ * holds no fd per inode whatever the upper's filesystem gives (no file
+ * handles on overlayfs, none without CAP_DAC_READ_SEARCH), and a name given to
+ * a new file is a new node even when the upper reuses an inode number.
+ *
+ * Permissions are the kernel's (default_permissions, on the attributes the
+ * upper holds: the volumes' own); what is created is created as the caller. */
 #include "fs.h"
 
 #include <dirent.h>
@@ -9,42 +18,81 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "log.h"
+#include "metrics.h"
 #include "upper.h"
 
-/* An inode the kernel remembers. It holds a file handle and is opened on
- * demand, so that a walk of a large tree does not hold an fd per entry
- * (the fd limit would end it with EMFILE); only where the upper's
- * filesystem has no file handles does it keep an O_PATH fd. */
-struct fs_inode {
-	struct fs_inode *next; /* hash chain */
-	int fd;                /* O_PATH, or -1 when handle is set */
-	struct file_handle *handle;
-	ino_t ino;
-	dev_t dev;
-	uint64_t lookups;
-	/* Stub state, cached: a stub stays a stub until fs_copy_up. */
-	bool stub_known;
-	int stub_volume;   /* -1: not a stub */
+/* What open(2) flags an open passes on: openat2 refuses the kernel's
+ * internal ones (__FMODE_EXEC of an execve). */
+#define OPEN_FLAGS                                                                        \
+	(O_ACCMODE | O_APPEND | O_TRUNC | O_NONBLOCK | O_DSYNC | O_SYNC | O_DIRECT |        \
+	 O_NOATIME | O_LARGEFILE)
+
+enum stub_kind {
+	STUB_NONE,    /* the upper file holds its own bytes */
+	STUB_OK,      /* bytes come from the volume file */
+	STUB_REFUSED, /* a stub naming no file of the plan: EIO */
+};
+
+struct fs_file;
+
+struct fs_node {
+	struct fs_node *hash_next;
+	struct fs_node *all_prev, *all_next; /* every node but the root */
+	struct fs_node *parent;              /* NULL for the root, and once unlinked */
+	char *name;
+	ino_t ino;        /* of the upper file when the node was made */
+	uint64_t lookups; /* the kernel's references */
+	uint64_t refs;    /* child nodes and open files */
+	/* Both held (copy_up_lock first, lock for writing) to change what
+	 * follows, either to read it: copy-up turns a stub into a plain file
+	 * and switches the fds of the files open on it. */
+	pthread_rwlock_t lock;
+	pthread_mutex_t copy_up_lock; /* one copy-up of this node at a time */
+	enum stub_kind stub;
+	int stub_volume;
 	char *stub_path;
+	uint64_t stub_size;   /* the plan's size of the volume file */
+	blkcnt_t stub_blocks; /* st_blocks of the volume file */
+	uint64_t linked_copy_ups; /* fs->linked_copy_ups when the stub was last read */
+	struct fs_file *files;
+};
+
+/* An open file: fi->fh. */
+struct fs_file {
+	struct fs_file *next;
+	struct fs_node *node;
+	int fd;
+	int flags;  /* of the open, for the fd a copy-up gives */
+	bool lower; /* fd is the volume file of a stub: copied up at the first write */
 };
 
 struct fs {
-	struct fs_inode root;
-	struct fs_inode **buckets;
+	struct fs_node root;
+	struct fs_node *all; /* every other node, for fs_free */
+	struct fs_node **buckets; /* by (parent, name) */
 	size_t bucket_count;
+	/* The table and every node's parent, name, lookups and refs. Taken
+	 * after a node's lock, never before. */
 	pthread_mutex_t mutex;
-	pthread_mutex_t copy_up_mutex;
+	uint64_t renames; /* a path built before a rename may be stale */
+	/* Copy-ups of files with more than one name: another node of the
+	 * same file may still think it a stub (atomic). */
+	uint64_t linked_copy_ups;
 	const struct fs_config *config;
-	bool use_handles; /* the upper gives file handles, and we may open them */
+	struct plan_lower_index stubs; /* the files a stub may name */
 };
 
 struct fs_dir {
@@ -58,11 +106,14 @@ static struct fs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-static struct fs_inode *inode_of(fuse_req_t req, fuse_ino_t ino)
+static struct fs_node *node_of(fuse_req_t req, fuse_ino_t ino)
 {
-	struct fs *fs = fs_of(req);
+	return ino == FUSE_ROOT_ID ? &fs_of(req)->root : (struct fs_node *)(uintptr_t)ino;
+}
 
-	return ino == FUSE_ROOT_ID ? &fs->root : (struct fs_inode *)(uintptr_t)ino;
+static struct fs_file *file_of(struct fuse_file_info *fi)
+{
+	return (struct fs_file *)(uintptr_t)fi->fh;
 }
 
 static void proc_path(char *buf, size_t len, int fd)
@@ -70,215 +121,489 @@ static void proc_path(char *buf, size_t len, int fd)
 	snprintf(buf, len, "/proc/self/fd/%d", fd);
 }
 
-/* An O_PATH fd of inode; give it back with inode_put_fd. */
-static int inode_get_fd(struct fs *fs, struct fs_inode *inode)
+static uint64_t hash_bytes(uint64_t hash, const char *s)
 {
+	for (; *s; s++)
+		hash = (hash ^ (unsigned char)*s) * 0x100000001b3ull;
+	return hash;
+}
+
+/* ---- paths ---- */
+
+static bool prepend(char *buf, size_t *pos, const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len > *pos)
+		return false;
+	*pos -= len;
+	memcpy(buf + *pos, s, len);
+	return true;
+}
+
+/* The path of node (and "/name" below it, when name is given) relative to
+ * the upper tree; "." for the root. Under fs->mutex. */
+static int node_path_locked(struct fs *fs, const struct fs_node *node, const char *name,
+			    char *buf, size_t size)
+{
+	size_t end = size - 1, pos = end;
+
+	buf[end] = '\0';
+	if (name && !prepend(buf, &pos, name))
+		return -ENAMETOOLONG;
+	for (; node != &fs->root; node = node->parent) {
+		if (!node->parent)
+			return -ENOENT; /* unlinked */
+		if ((pos != end && !prepend(buf, &pos, "/")) || !prepend(buf, &pos, node->name))
+			return -ENAMETOOLONG;
+	}
+	if (pos == end && !prepend(buf, &pos, "."))
+		return -ENAMETOOLONG;
+	memmove(buf, buf + pos, size - pos);
+	return 0;
+}
+
+static int node_path(struct fs *fs, const struct fs_node *node, const char *name, char *buf,
+		     size_t size, uint64_t *renames)
+{
+	int rc;
+
+	pthread_mutex_lock(&fs->mutex);
+	rc = node_path_locked(fs, node, name, buf, size);
+	if (renames)
+		*renames = fs->renames;
+	pthread_mutex_unlock(&fs->mutex);
+	return rc;
+}
+
+/* Opens path beneath the upper tree: no symlink, no "..", no magic link on
+ * the way, whatever the tree holds. */
+static int open_beneath(struct fs *fs, const char *path, int flags)
+{
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	long fd = syscall(SYS_openat2, fs->config->upper_tree_fd, path, &how, sizeof(how));
+
+	return fd < 0 ? -errno : (int)fd;
+}
+
+/* Opens node (or its entry name, when given). A rename between building the
+ * path and opening it is retried, so that a file moved meanwhile is found. */
+static int node_open(struct fs *fs, const struct fs_node *node, const char *name, int flags)
+{
+	char path[PATH_MAX];
+	uint64_t renames, now;
 	int fd;
 
-	if (inode->fd >= 0)
-		return inode->fd;
-	fd = open_by_handle_at(fs->config->upper_tree_fd, inode->handle, O_PATH | O_CLOEXEC);
-	/* A handle of an inode removed meanwhile is stale: it is gone. */
-	return fd >= 0 ? fd : errno == ESTALE ? -ENOENT : -errno;
-}
-
-static void inode_put_fd(struct fs_inode *inode, int fd)
-{
-	if (fd >= 0 && fd != inode->fd)
-		close(fd);
-}
-
-/* A file handle of fd, or NULL where the filesystem has none. */
-static struct file_handle *handle_of(int fd)
-{
-	struct file_handle *handle = xmalloc(sizeof(*handle) + MAX_HANDLE_SZ);
-	int mount_id;
-
-	handle->handle_bytes = MAX_HANDLE_SZ;
-	if (name_to_handle_at(fd, "", handle, &mount_id, AT_EMPTY_PATH) == 0)
-		return handle;
-	free(handle);
-	return NULL;
-}
-
-/* Keeps a file handle instead of fd when the filesystem can give one. */
-static void inode_set_fd(struct fs *fs, struct fs_inode *inode, int fd)
-{
-	struct file_handle *handle = fs->use_handles ? handle_of(fd) : NULL;
-
-	if (handle) {
-		inode->handle = handle;
-		inode->fd = -1;
-		close(fd);
-	} else {
-		inode->fd = fd;
+	for (int attempt = 0;; attempt++) {
+		fd = node_path(fs, node, name, path, sizeof(path), &renames);
+		if (fd < 0)
+			return fd;
+		fd = open_beneath(fs, path, flags);
+		if (fd != -ENOENT || attempt == 3)
+			return fd;
+		pthread_mutex_lock(&fs->mutex);
+		now = fs->renames;
+		pthread_mutex_unlock(&fs->mutex);
+		if (now == renames)
+			return fd;
 	}
 }
 
-/* open_by_handle_at needs CAP_DAC_READ_SEARCH, an exportable filesystem and
- * a mount fd that is not O_PATH. */
-static bool handles_work(int dir_fd)
-{
-	struct file_handle *handle = handle_of(dir_fd);
-	int fd = handle ? open_by_handle_at(dir_fd, handle, O_PATH | O_CLOEXEC) : -1;
+/* ---- the node table ---- */
 
-	free(handle);
-	if (fd < 0)
-		return false;
-	close(fd);
-	return true;
+static size_t bucket_of(struct fs *fs, const struct fs_node *parent, const char *name)
+{
+	return hash_bytes((uint64_t)(uintptr_t)parent * 0x9E3779B97F4A7C15ull, name) %
+	       fs->bucket_count;
+}
+
+static struct fs_node *node_find_locked(struct fs *fs, const struct fs_node *parent,
+					const char *name)
+{
+	struct fs_node *node = fs->buckets[bucket_of(fs, parent, name)];
+
+	while (node && (node->parent != parent || strcmp(node->name, name) != 0))
+		node = node->hash_next;
+	return node;
+}
+
+static void node_hash_locked(struct fs *fs, struct fs_node *node, struct fs_node *parent,
+			     const char *name)
+{
+	size_t bucket = bucket_of(fs, parent, name);
+
+	if (node->name != name) {
+		free(node->name);
+		node->name = xstrdup(name);
+	}
+	node->parent = parent;
+	parent->refs++;
+	node->hash_next = fs->buckets[bucket];
+	fs->buckets[bucket] = node;
+}
+
+static void node_unhash_locked(struct fs *fs, struct fs_node *node)
+{
+	struct fs_node **link = &fs->buckets[bucket_of(fs, node->parent, node->name)];
+
+	while (*link && *link != node)
+		link = &(*link)->hash_next;
+	if (*link)
+		*link = node->hash_next;
+}
+
+static void node_free(struct fs_node *node)
+{
+	pthread_rwlock_destroy(&node->lock);
+	pthread_mutex_destroy(&node->copy_up_lock);
+	free(node->name);
+	free(node->stub_path);
+	free(node);
+}
+
+static void node_unlist_locked(struct fs *fs, struct fs_node *node)
+{
+	if (node->all_prev)
+		node->all_prev->all_next = node->all_next;
+	else
+		fs->all = node->all_next;
+	if (node->all_next)
+		node->all_next->all_prev = node->all_prev;
+}
+
+/* Frees node, and then its parents, while nothing refers to them. */
+static void node_put_locked(struct fs *fs, struct fs_node *node)
+{
+	while (node != &fs->root && node->lookups == 0 && node->refs == 0) {
+		struct fs_node *parent = node->parent;
+
+		if (parent)
+			node_unhash_locked(fs, node);
+		node_unlist_locked(fs, node);
+		node_free(node);
+		if (!parent)
+			return;
+		parent->refs--;
+		node = parent;
+	}
+}
+
+/* The entry is gone (unlinked, or replaced by a rename): the node keeps
+ * serving what the kernel still has open, but no name leads to it. */
+static void node_detach_locked(struct fs *fs, struct fs_node *node)
+{
+	struct fs_node *parent = node->parent;
+
+	if (!parent)
+		return;
+	node_unhash_locked(fs, node);
+	node->parent = NULL;
+	parent->refs--;
+	node_put_locked(fs, node);
+	node_put_locked(fs, parent);
+}
+
+static void node_detach(struct fs *fs, struct fs_node *parent, const char *name)
+{
+	struct fs_node *node;
+
+	pthread_mutex_lock(&fs->mutex);
+	node = node_find_locked(fs, parent, name);
+	if (node)
+		node_detach_locked(fs, node);
+	pthread_mutex_unlock(&fs->mutex);
+}
+
+/* Logs about the entry name of parent, by its path in the upper tree. */
+static void log_entry(struct fs *fs, const struct fs_node *parent, const char *name,
+		      const char *what)
+{
+	char path[PATH_MAX];
+
+	if (node_path(fs, parent, name, path, sizeof(path), NULL) < 0)
+		snprintf(path, sizeof(path), "%s", name);
+	log_error("upper tree/%s: %s", path, what);
+}
+
+/* Reads the stub reference of a new node's file (fd, O_PATH): it must name
+ * a file the plan shows, whose blocks the node then reports. */
+static void node_load_stub(struct fs *fs, struct fs_node *node, int fd,
+			   const struct fs_node *parent, const char *name)
+{
+	const struct plan_node *planned;
+	char path[64], *lower = NULL, *why;
+	int volume = -1, rc;
+
+	proc_path(path, sizeof(path), fd);
+	rc = upper_stub_get(path, &volume, &lower);
+	if (rc == 0)
+		return;
+	node->stub = STUB_REFUSED;
+	if (rc < 0) {
+		why = xasprintf("cannot read its stub reference: %s; reads fail with EIO",
+				strerror(-rc));
+		log_entry(fs, parent, name, why);
+		free(why);
+		return;
+	}
+	planned = volume >= 0 && (size_t)volume < fs->config->volume_count
+			  ? plan_lower_index_find(&fs->stubs, volume, lower)
+			  : NULL;
+	if (!planned) {
+		why = xasprintf("its stub names %d:%s, which is no file of the merged volumes; "
+				"reads fail with EIO",
+				volume, lower);
+		log_entry(fs, parent, name, why);
+		free(why);
+		free(lower);
+		return;
+	}
+	node->stub = STUB_OK;
+	node->stub_volume = volume;
+	node->stub_path = lower;
+	node->stub_size = planned->size;
+	/* The scan's count: a stat of the volume file per lookup slows walks. */
+	node->stub_blocks = (blkcnt_t)planned->attr.blocks;
+}
+
+static struct fs_node *node_new(struct fs *fs, const struct stat *st, int fd,
+				const struct fs_node *parent, const char *name)
+{
+	struct fs_node *node = xcalloc(1, sizeof(*node));
+	pthread_rwlockattr_t attr;
+
+	/* Readers come and go all the time; a copy-up must still get in. */
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&node->lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	pthread_mutex_init(&node->copy_up_lock, NULL);
+	node->ino = st->st_ino;
+	node->stub_volume = -1;
+	node->linked_copy_ups = __atomic_load_n(&fs->linked_copy_ups, __ATOMIC_ACQUIRE);
+	node->name = xstrdup(name);
+	if (S_ISREG(st->st_mode) && fd >= 0)
+		node_load_stub(fs, node, fd, parent, name);
+	return node;
+}
+
+/* Finds or adds the node of entry name of parent, whose file (fd, O_PATH)
+ * has st, and counts a lookup of it. */
+static struct fs_node *node_get(struct fs *fs, struct fs_node *parent, const char *name,
+				int fd, const struct stat *st)
+{
+	struct fs_node *node, *made = NULL;
+
+	pthread_mutex_lock(&fs->mutex);
+	for (;;) {
+		node = node_find_locked(fs, parent, name);
+		/* Another file under a known name: the upper changed behind us. */
+		if (node && node->ino != st->st_ino) {
+			node_detach_locked(fs, node);
+			node = NULL;
+		}
+		if (node || made)
+			break;
+		pthread_mutex_unlock(&fs->mutex);
+		made = node_new(fs, st, fd, parent, name);
+		pthread_mutex_lock(&fs->mutex);
+	}
+	if (!node) {
+		node = made;
+		made = NULL;
+		node_hash_locked(fs, node, parent, node->name);
+		node->all_next = fs->all;
+		if (fs->all)
+			fs->all->all_prev = node;
+		fs->all = node;
+	}
+	node->lookups++;
+	pthread_mutex_unlock(&fs->mutex);
+	if (made)
+		node_free(made);
+	return node;
+}
+
+static void node_forget(struct fs *fs, struct fs_node *node, uint64_t count)
+{
+	if (node == &fs->root)
+		return;
+	pthread_mutex_lock(&fs->mutex);
+	node->lookups -= count < node->lookups ? count : node->lookups;
+	node_put_locked(fs, node);
+	pthread_mutex_unlock(&fs->mutex);
 }
 
 /* ---- stubs ---- */
 
-static int stub_state(struct fs *fs, struct fs_inode *inode)
+/* The volume file of a stub, which must still hold what the plan says.
+ * Under node->lock or node->copy_up_lock. */
+static int lower_check(struct fs *fs, const struct fs_node *node, int fd)
 {
-	char path[64], *lower = NULL;
-	int volume = -1, rc = 0;
+	struct stat st;
 
-	int fd;
-
-	if (inode->stub_known)
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if ((uint64_t)st.st_size >= node->stub_size)
 		return 0;
-	fd = inode_get_fd(fs, inode);
-	if (fd < 0)
-		return fd;
-	pthread_mutex_lock(&fs->mutex);
-	if (!inode->stub_known) {
-		proc_path(path, sizeof(path), fd);
-		rc = upper_stub_get(path, &volume, &lower);
-		if (rc >= 0) {
-			inode->stub_known = true;
-			inode->stub_volume = rc == 1 ? volume : -1;
-			inode->stub_path = lower;
-			rc = 0;
-		}
-	}
-	pthread_mutex_unlock(&fs->mutex);
-	inode_put_fd(inode, fd);
-	return rc;
+	log_error("%s/%s: %jd bytes, but the plan says %" PRIu64 ": the volume file changed "
+	       "underneath the mount; reads fail with EIO",
+	       fs->config->volumes[node->stub_volume].path, node->stub_path,
+	       (intmax_t)st.st_size, node->stub_size);
+	return -EIO;
 }
 
-static int open_lower(struct fs *fs, struct fs_inode *inode)
+static int lower_open(struct fs *fs, const struct fs_node *node)
 {
-	int fd;
+	int fd = volume_open_file(&fs->config->volumes[node->stub_volume], node->stub_path);
+	int rc;
 
-	if (inode->stub_volume < 0 || (size_t)inode->stub_volume >= fs->config->volume_count)
-		return -EIO;
-	fd = volume_open_file(&fs->config->volumes[inode->stub_volume], inode->stub_path);
+	if (fd < 0) {
+		log_error("%s/%s: %s", fs->config->volumes[node->stub_volume].path, node->stub_path,
+		       strerror(-fd));
+		return fd;
+	}
+	rc = lower_check(fs, node, fd);
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
 	return fd;
 }
 
-/* Gives a stub its own bytes before the first write to it. */
-static int copy_up(struct fs *fs, struct fs_inode *inode)
+/* After a copy-up, files open on the stub read the upper file. Under
+ * node->lock held for writing. */
+static void switch_files(struct fs *fs, struct fs_node *node)
+{
+	for (struct fs_file *file = node->files; file; file = file->next) {
+		int fd;
+
+		if (!file->lower)
+			continue;
+		file->lower = false;
+		fd = node_open(fs, node, NULL, file->flags & OPEN_FLAGS & ~O_TRUNC);
+		if (fd < 0) {
+			/* Still the volume file, opened O_RDONLY: writes fail. */
+			log_error("cannot reopen a copied-up file: %s", strerror(-fd));
+			continue;
+		}
+		close(file->fd);
+		file->fd = fd;
+	}
+}
+
+/* A hard link of a stub may have been copied up through another node: the
+ * file then has no stub reference left. Under node->copy_up_lock and
+ * node->lock held for writing. */
+static void recheck_stub(struct fs *fs, struct fs_node *node)
+{
+	uint64_t now = __atomic_load_n(&fs->linked_copy_ups, __ATOMIC_ACQUIRE);
+	char path[64], *lower = NULL;
+	int fd, volume, rc;
+
+	if (node->stub != STUB_OK || node->linked_copy_ups == now)
+		return;
+	fd = node_open(fs, node, NULL, O_PATH);
+	if (fd < 0)
+		return;
+	proc_path(path, sizeof(path), fd);
+	rc = upper_stub_get(path, &volume, &lower);
+	close(fd);
+	free(lower);
+	if (rc < 0)
+		return;
+	__atomic_store_n(&node->linked_copy_ups, now, __ATOMIC_RELAXED);
+	if (rc == 0) {
+		node->stub = STUB_NONE;
+		free(node->stub_path);
+		node->stub_path = NULL;
+		switch_files(fs, node);
+	}
+}
+
+/* Gives a stub its own bytes before the first write to it: the first keep
+ * bytes (all when keep < 0). Copy-ups of different nodes run in parallel. */
+static int copy_up(struct fs *fs, struct fs_node *node, off_t keep)
 {
 	char path[64];
-	int rc, fd, lower, path_fd;
+	enum stub_kind stub;
+	int rc, fd = -1, lower = -1;
+	struct stat st;
 
-	rc = stub_state(fs, inode);
-	if (rc < 0 || inode->stub_volume < 0)
-		return rc;
-	pthread_mutex_lock(&fs->copy_up_mutex);
-	if (inode->stub_volume < 0) {
-		pthread_mutex_unlock(&fs->copy_up_mutex);
-		return 0;
+	pthread_mutex_lock(&node->copy_up_lock);
+	pthread_rwlock_wrlock(&node->lock);
+	recheck_stub(fs, node);
+	stub = node->stub;
+	pthread_rwlock_unlock(&node->lock);
+	/* Only a copy-up changes the stub fields, and we hold its lock. */
+	if (stub != STUB_OK) {
+		pthread_mutex_unlock(&node->copy_up_lock);
+		return stub == STUB_REFUSED ? -EIO : 0;
 	}
-	path_fd = inode_get_fd(fs, inode);
-	proc_path(path, sizeof(path), path_fd);
-	fd = path_fd < 0 ? -1 : open(path, O_RDWR | O_CLOEXEC);
-	lower = open_lower(fs, inode);
-	rc = path_fd < 0 ? path_fd
-	     : fd < 0	 ? -errno
-	     : lower < 0 ? lower
-			 : upper_copy_up(fd, lower, path);
+	fd = node_open(fs, node, NULL, O_RDWR);
+	rc = fd < 0 ? fd : (lower = lower_open(fs, node));
+	if (rc >= 0) {
+		proc_path(path, sizeof(path), fd);
+		rc = upper_copy_up(fd, lower, path, keep);
+		if (rc == 0 && fstat(fd, &st) == 0 && st.st_nlink > 1)
+			__atomic_add_fetch(&fs->linked_copy_ups, 1, __ATOMIC_RELEASE);
+		if (rc < 0) {
+			log_error("copy-up of %s/%s into the upper failed: %s; it stays as it was",
+				  fs->config->volumes[node->stub_volume].path, node->stub_path,
+				  strerror(-rc));
+		} else {
+			metrics_add(METRIC_COPY_UPS, 1);
+			metrics_add(METRIC_COPY_UP_BYTES,
+				    keep < 0 ? node->stub_size : (uint64_t)keep);
+		}
+	}
+	if (rc >= 0) {
+		pthread_rwlock_wrlock(&node->lock);
+		node->stub = STUB_NONE;
+		free(node->stub_path);
+		node->stub_path = NULL;
+		switch_files(fs, node);
+		pthread_rwlock_unlock(&node->lock);
+	}
 	if (fd >= 0)
 		close(fd);
-	inode_put_fd(inode, path_fd);
 	if (lower >= 0)
 		close(lower);
-	if (rc == 0) {
-		pthread_mutex_lock(&fs->mutex);
-		inode->stub_volume = -1;
-		free(inode->stub_path);
-		inode->stub_path = NULL;
-		pthread_mutex_unlock(&fs->mutex);
-	}
-	pthread_mutex_unlock(&fs->copy_up_mutex);
-	return rc;
-}
-
-/* ---- the inode table ---- */
-
-static void inode_free(struct fs_inode *inode)
-{
-	if (inode->fd >= 0)
-		close(inode->fd);
-	free(inode->handle);
-	free(inode->stub_path);
-	free(inode);
-}
-
-static size_t bucket_of(struct fs *fs, ino_t ino, dev_t dev)
-{
-	return (size_t)((ino * 0x9E3779B97F4A7C15ull) ^ dev) % fs->bucket_count;
-}
-
-/* Finds or adds the inode of st; takes ownership of fd (an O_PATH fd). */
-static struct fs_inode *inode_get(struct fs *fs, int fd, const struct stat *st)
-{
-	struct fs_inode *inode;
-	size_t bucket;
-
-	pthread_mutex_lock(&fs->mutex);
-	bucket = bucket_of(fs, st->st_ino, st->st_dev);
-	for (inode = fs->buckets[bucket]; inode; inode = inode->next)
-		if (inode->ino == st->st_ino && inode->dev == st->st_dev)
-			break;
-	if (inode) {
-		close(fd);
-	} else {
-		inode = xcalloc(1, sizeof(*inode));
-		inode_set_fd(fs, inode, fd);
-		inode->ino = st->st_ino;
-		inode->dev = st->st_dev;
-		inode->stub_volume = -1;
-		inode->next = fs->buckets[bucket];
-		fs->buckets[bucket] = inode;
-	}
-	inode->lookups++;
-	pthread_mutex_unlock(&fs->mutex);
-	return inode;
-}
-
-static void inode_forget(struct fs *fs, struct fs_inode *inode, uint64_t count)
-{
-	struct fs_inode **link;
-
-	if (inode == &fs->root)
-		return;
-	pthread_mutex_lock(&fs->mutex);
-	inode->lookups -= count < inode->lookups ? count : inode->lookups;
-	if (inode->lookups == 0) {
-		link = &fs->buckets[bucket_of(fs, inode->ino, inode->dev)];
-		while (*link && *link != inode)
-			link = &(*link)->next;
-		if (*link)
-			*link = inode->next;
-		inode_free(inode);
-	}
-	pthread_mutex_unlock(&fs->mutex);
+	pthread_mutex_unlock(&node->copy_up_lock);
+	return rc < 0 ? rc : 0;
 }
 
 /* ---- lookup and attributes ---- */
 
-static int stat_inode(struct fs *fs, struct fs_inode *inode, struct stat *st)
+/* What stat shows of a stub is its volume file's, blocks included. */
+static void node_fix_attr(struct fs_node *node, struct stat *st)
 {
-	int fd = inode_get_fd(fs, inode), rc;
+	pthread_rwlock_rdlock(&node->lock);
+	if (node->stub == STUB_OK)
+		st->st_blocks = node->stub_blocks;
+	pthread_rwlock_unlock(&node->lock);
+}
 
-	if (fd < 0)
-		return fd;
-	rc = fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
-	inode_put_fd(inode, fd);
+static int node_stat(struct fs *fs, struct fs_node *node, struct stat *st)
+{
+	int fd = node_open(fs, node, NULL, O_PATH), rc = fd;
+
+	if (fd >= 0) {
+		rc = fstat(fd, st) < 0 ? -errno : 0;
+		close(fd);
+	} else if (fd == -ENOENT) {
+		/* Unlinked, but still open. */
+		pthread_rwlock_rdlock(&node->lock);
+		for (struct fs_file *file = node->files; file && rc < 0; file = file->next)
+			if (!file->lower)
+				rc = fstat(file->fd, st) < 0 ? -errno : 0;
+		pthread_rwlock_unlock(&node->lock);
+	}
+	if (rc == 0)
+		node_fix_attr(node, st);
 	return rc;
 }
 
@@ -286,24 +611,23 @@ static int do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     struct fuse_entry_param *e)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_inode *dir = inode_of(req, parent);
-	int dir_fd = inode_get_fd(fs, dir), fd, rc;
+	struct fs_node *dir = node_of(req, parent), *node = NULL;
+	int fd, rc = 0;
 
 	memset(e, 0, sizeof(*e));
 	e->attr_timeout = e->entry_timeout = fs->config->timeout;
-	if (dir_fd < 0)
-		return dir_fd;
-	fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	rc = fd < 0 ? -errno : 0;
-	inode_put_fd(dir, dir_fd);
+	fd = node_open(fs, dir, name, O_PATH);
 	if (fd < 0)
-		return rc;
-	if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		return fd;
+	if (fstat(fd, &e->attr) < 0)
 		rc = -errno;
-		close(fd);
+	else
+		node = node_get(fs, dir, name, fd, &e->attr);
+	close(fd);
+	if (rc < 0)
 		return rc;
-	}
-	e->ino = (fuse_ino_t)(uintptr_t)inode_get(fs, fd, &e->attr);
+	node_fix_attr(node, &e->attr);
+	e->ino = (fuse_ino_t)(uintptr_t)node;
 	return 0;
 }
 
@@ -337,33 +661,57 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	inode_forget(fs_of(req), inode_of(req, ino), nlookup);
+	node_forget(fs_of(req), node_of(req, ino), nlookup);
 	fuse_reply_none(req);
 }
 
 static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
 	for (size_t i = 0; i < count; i++)
-		inode_forget(fs_of(req), inode_of(req, forgets[i].ino), forgets[i].nlookup);
+		node_forget(fs_of(req), node_of(req, forgets[i].ino), forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fs_inode *inode = inode_of(req, ino);
 	struct stat st;
-	int rc = stat_inode(fs_of(req), inode, &st);
+	int rc = node_stat(fs_of(req), node_of(req, ino), &st);
 
-	/* An open file that was unlinked has no handle left, but its fd. */
-	if (rc == -ENOENT && fi && inode->stub_volume < 0)
-		rc = fstat((int)fi->fh, &st) < 0 ? -errno : 0;
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
 		fuse_reply_attr(req, &st, fs_of(req)->config->timeout);
 }
 
-static int set_times(int path_fd, int valid, const struct stat *attr, struct fuse_file_info *fi)
+/* The fd of an open file, stable until file_fd_put. */
+static int file_fd_get(struct fs_file *file)
+{
+	pthread_rwlock_rdlock(&file->node->lock);
+	return file->fd;
+}
+
+static void file_fd_put(struct fs_file *file)
+{
+	pthread_rwlock_unlock(&file->node->lock);
+}
+
+/* The fd of a file about to be written, stable until file_fd_put; a stub
+ * is copied up first. Or -errno (nothing to put). */
+static int file_fd_write(struct fs *fs, struct fs_file *file)
+{
+	for (;;) {
+		int fd = file_fd_get(file), rc;
+
+		if (!file->lower)
+			return fd;
+		file_fd_put(file);
+		rc = copy_up(fs, file->node, -1);
+		if (rc < 0)
+			return rc;
+	}
+}
+
+static int set_times(int path_fd, int valid, const struct stat *attr)
 {
 	struct timespec times[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_OMIT } };
 	char path[64];
@@ -376,28 +724,30 @@ static int set_times(int path_fd, int valid, const struct stat *attr, struct fus
 		times[1].tv_nsec = UTIME_NOW;
 	else if (valid & FUSE_SET_ATTR_MTIME)
 		times[1] = attr->st_mtim;
-	if (fi)
-		return futimens((int)fi->fh, times) < 0 ? -errno : 0;
 	proc_path(path, sizeof(path), path_fd);
 	return utimensat(AT_FDCWD, path, times, 0) < 0 ? -errno : 0;
 }
 
-static int set_size(struct fs *fs, struct fs_inode *inode, int path_fd, off_t size,
+/* Truncation keeps only the first size bytes of a stub: only they are copied. */
+static int set_size(struct fs *fs, struct fs_node *node, int path_fd, off_t size,
 		    struct fuse_file_info *fi)
 {
 	char path[64];
-	int rc;
+	int rc = copy_up(fs, node, size), fd;
 
-	if (fi)
-		return ftruncate((int)fi->fh, size) < 0 ? -errno : 0;
-	rc = copy_up(fs, inode);
 	if (rc < 0)
 		return rc;
+	if (fi) {
+		fd = file_fd_get(file_of(fi));
+		rc = ftruncate(fd, size) < 0 ? -errno : 0;
+		file_fd_put(file_of(fi));
+		return rc;
+	}
 	proc_path(path, sizeof(path), path_fd);
 	return truncate(path, size) < 0 ? -errno : 0;
 }
 
-static int apply_setattr(struct fs *fs, struct fs_inode *inode, int path_fd,
+static int apply_setattr(struct fs *fs, struct fs_node *node, int path_fd,
 			 const struct stat *attr, int valid, struct fuse_file_info *fi)
 {
 	char path[64];
@@ -415,10 +765,10 @@ static int apply_setattr(struct fs *fs, struct fs_inode *inode, int path_fd,
 			     : 0;
 	}
 	if (rc == 0 && (valid & FUSE_SET_ATTR_SIZE))
-		rc = set_size(fs, inode, path_fd, attr->st_size, fi);
+		rc = set_size(fs, node, path_fd, attr->st_size, fi);
 	if (rc == 0 && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 				 FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))
-		rc = set_times(path_fd, valid, attr, fi);
+		rc = set_times(path_fd, valid, attr);
 	return rc;
 }
 
@@ -426,14 +776,15 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 		       struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_inode *inode = inode_of(req, ino);
-	int fd = inode_get_fd(fs, inode);
-	int rc = fd < 0 ? fd : apply_setattr(fs, inode, fd, attr, valid, fi);
+	struct fs_node *node = node_of(req, ino);
+	int fd = node_open(fs, node, NULL, O_PATH);
+	int rc = fd < 0 ? fd : apply_setattr(fs, node, fd, attr, valid, fi);
 	struct stat st;
 
-	inode_put_fd(inode, fd);
+	if (fd >= 0)
+		close(fd);
 	if (rc == 0)
-		rc = stat_inode(fs, inode, &st);
+		rc = node_stat(fs, node, &st);
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
@@ -442,13 +793,13 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	struct fs_inode *inode = inode_of(req, ino);
-	int fd = inode_get_fd(fs_of(req), inode);
+	int fd = node_open(fs_of(req), node_of(req, ino), NULL, O_PATH);
 	char buf[PATH_MAX + 1];
 	ssize_t n = fd < 0 ? (errno = -fd, -1) : readlinkat(fd, "", buf, sizeof(buf) - 1);
 	int e = errno;
 
-	inode_put_fd(inode, fd);
+	if (fd >= 0)
+		close(fd);
 	if (n < 0) {
 		fuse_reply_err(req, e);
 		return;
@@ -459,36 +810,64 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- directory entries ---- */
 
+/* What is created is the caller's: its fsuid and fsgid (per thread on
+ * Linux) for the syscall that creates it, and the kernel's setgid rules. */
+struct creds {
+	int uid, gid;
+};
+
+static void become_caller(fuse_req_t req, struct creds *saved)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+	saved->gid = setfsgid(ctx->gid);
+	saved->uid = setfsuid(ctx->uid);
+}
+
+static void become_daemon(const struct creds *saved)
+{
+	setfsuid((uid_t)saved->uid);
+	setfsgid((gid_t)saved->gid);
+}
+
 /* Which change of a directory entry to make, below an open parent. */
 enum entry_change { ENTRY_MKNOD, ENTRY_SYMLINK, ENTRY_LINK, ENTRY_UNLINK, ENTRY_RMDIR };
 
 struct entry_args {
 	mode_t mode;
 	dev_t rdev;
-	const char *target;    /* ENTRY_SYMLINK */
-	struct fs_inode *from; /* ENTRY_LINK */
+	const char *target;   /* ENTRY_SYMLINK */
+	struct fs_node *from; /* ENTRY_LINK */
 };
 
-static int change_entry(struct fs *fs, int dir_fd, const char *name, enum entry_change change,
-			const struct entry_args *args)
+static int change_entry(fuse_req_t req, int dir_fd, const char *name,
+			enum entry_change change, const struct entry_args *args)
 {
+	struct creds creds;
 	char path[64];
 	int fd, rc;
 
 	switch (change) {
 	case ENTRY_MKNOD:
+		become_caller(req, &creds);
 		if (S_ISDIR(args->mode))
-			return mkdirat(dir_fd, name, args->mode) < 0 ? -errno : 0;
-		return mknodat(dir_fd, name, args->mode, args->rdev) < 0 ? -errno : 0;
+			rc = mkdirat(dir_fd, name, args->mode & 07777) < 0 ? -errno : 0;
+		else
+			rc = mknodat(dir_fd, name, args->mode, args->rdev) < 0 ? -errno : 0;
+		become_daemon(&creds);
+		return rc;
 	case ENTRY_SYMLINK:
-		return symlinkat(args->target, dir_fd, name) < 0 ? -errno : 0;
+		become_caller(req, &creds);
+		rc = symlinkat(args->target, dir_fd, name) < 0 ? -errno : 0;
+		become_daemon(&creds);
+		return rc;
 	case ENTRY_LINK:
-		fd = inode_get_fd(fs, args->from);
+		fd = node_open(fs_of(req), args->from, NULL, O_PATH);
 		if (fd < 0)
 			return fd;
 		proc_path(path, sizeof(path), fd);
 		rc = linkat(AT_FDCWD, path, dir_fd, name, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
-		inode_put_fd(args->from, fd);
+		close(fd);
 		return rc;
 	case ENTRY_UNLINK:
 		return unlinkat(dir_fd, name, 0) < 0 ? -errno : 0;
@@ -503,15 +882,19 @@ static void reply_change(fuse_req_t req, fuse_ino_t parent, const char *name,
 			 enum entry_change change, const struct entry_args *args)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_inode *dir = inode_of(req, parent);
-	int fd = inode_get_fd(fs, dir);
-	int rc = fd < 0 ? fd : change_entry(fs, fd, name, change, args);
+	struct fs_node *dir = node_of(req, parent);
+	int fd = node_open(fs, dir, NULL, O_PATH | O_DIRECTORY);
+	int rc = fd < 0 ? fd : change_entry(req, fd, name, change, args);
 
-	inode_put_fd(dir, fd);
-	if (change == ENTRY_UNLINK || change == ENTRY_RMDIR)
+	if (fd >= 0)
+		close(fd);
+	if (change == ENTRY_UNLINK || change == ENTRY_RMDIR) {
+		if (rc == 0)
+			node_detach(fs, dir, name);
 		fuse_reply_err(req, -rc);
-	else
+	} else {
 		reply_entry_or_error(req, parent, name, rc);
+	}
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -535,7 +918,7 @@ static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name)
 {
 	reply_change(req, parent, name, ENTRY_LINK,
-		     &(struct entry_args){ .from = inode_of(req, ino) });
+		     &(struct entry_args){ .from = node_of(req, ino) });
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -548,35 +931,74 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	reply_change(req, parent, name, ENTRY_RMDIR, &(struct entry_args){ 0 });
 }
 
+/* The nodes follow a rename that was made. */
+static void rename_nodes(struct fs *fs, struct fs_node *from, const char *name,
+			 struct fs_node *to, const char *newname, unsigned int flags)
+{
+	struct fs_node *moved, *other;
+
+	pthread_mutex_lock(&fs->mutex);
+	fs->renames++;
+	moved = node_find_locked(fs, from, name);
+	other = node_find_locked(fs, to, newname);
+	if (moved)
+		node_unhash_locked(fs, moved);
+	if (other)
+		node_unhash_locked(fs, other);
+	/* Both parents keep the references of their old children until the end. */
+	if (moved)
+		node_hash_locked(fs, moved, to, newname);
+	if (other && (flags & RENAME_EXCHANGE))
+		node_hash_locked(fs, other, from, name);
+	else if (other)
+		other->parent = NULL; /* replaced: nameless now */
+	if (moved)
+		from->refs--;
+	if (other) {
+		to->refs--;
+		node_put_locked(fs, other);
+	}
+	node_put_locked(fs, from);
+	if (to != from)
+		node_put_locked(fs, to);
+	pthread_mutex_unlock(&fs->mutex);
+}
+
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_inode *from = inode_of(req, parent), *to = inode_of(req, newparent);
-	int from_fd = inode_get_fd(fs, from), to_fd = inode_get_fd(fs, to), rc;
+	struct fs_node *from = node_of(req, parent), *to = node_of(req, newparent);
+	int from_fd = node_open(fs, from, NULL, O_PATH | O_DIRECTORY);
+	int to_fd = node_open(fs, to, NULL, O_PATH | O_DIRECTORY), rc;
 
 	rc = from_fd < 0 ? from_fd
 	     : to_fd < 0 ? to_fd
 			 : (renameat2(from_fd, name, to_fd, newname, flags) < 0 ? -errno : 0);
-	inode_put_fd(from, from_fd);
-	inode_put_fd(to, to_fd);
+	if (rc == 0)
+		rename_nodes(fs, from, name, to, newname, flags);
+	if (from_fd >= 0)
+		close(from_fd);
+	if (to_fd >= 0)
+		close(to_fd);
 	fuse_reply_err(req, -rc);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fs_inode *inode = inode_of(req, ino);
-	int path_fd = inode_get_fd(fs_of(req), inode);
-	int fd = path_fd < 0 ? (errno = -path_fd, -1)
-			     : openat(path_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	struct fs_dir *dir = xcalloc(1, sizeof(*dir));
+	int fd = node_open(fs_of(req), node_of(req, ino), NULL, O_RDONLY | O_DIRECTORY);
+	struct fs_dir *dir;
 
-	inode_put_fd(inode, path_fd);
-	if (fd < 0 || !(dir->stream = fdopendir(fd))) {
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	dir = xcalloc(1, sizeof(*dir));
+	dir->stream = fdopendir(fd);
+	if (!dir->stream) {
 		int e = errno;
 
-		if (fd >= 0)
-			close(fd);
+		close(fd);
 		free(dir);
 		fuse_reply_err(req, e);
 		return;
@@ -652,84 +1074,157 @@ static bool wants_write(int flags)
 	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
 }
 
+/* A file open on node, listed so that a copy-up can switch its fd. */
+static struct fs_file *file_add(struct fs *fs, struct fs_node *node, int fd, int flags,
+			       bool lower)
+{
+	struct fs_file *file = xcalloc(1, sizeof(*file));
+
+	file->node = node;
+	file->fd = fd;
+	file->flags = flags;
+	file->lower = lower;
+	file->next = node->files; /* under node->lock, held for writing */
+	node->files = file;
+	pthread_mutex_lock(&fs->mutex);
+	node->refs++;
+	pthread_mutex_unlock(&fs->mutex);
+	return file;
+}
+
+static void file_remove(struct fs *fs, struct fs_file *file)
+{
+	struct fs_node *node = file->node;
+	struct fs_file **link;
+
+	pthread_rwlock_wrlock(&node->lock);
+	for (link = &node->files; *link && *link != file; link = &(*link)->next)
+		;
+	if (*link)
+		*link = file->next;
+	pthread_rwlock_unlock(&node->lock);
+	close(file->fd);
+	free(file);
+	pthread_mutex_lock(&fs->mutex);
+	node->refs--;
+	node_put_locked(fs, node);
+	pthread_mutex_unlock(&fs->mutex);
+}
+
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
-	struct fs_inode *dir = inode_of(req, parent);
-	int dir_fd = inode_get_fd(fs_of(req), dir), fd, rc;
+	struct fs *fs = fs_of(req);
+	int dir_fd = node_open(fs, node_of(req, parent), NULL, O_PATH | O_DIRECTORY), fd, rc;
 	struct fuse_entry_param e;
+	struct fs_node *node;
+	struct creds creds;
 
-	fd = dir_fd < 0 ? (errno = -dir_fd, -1)
-			: openat(dir_fd, name, (fi->flags | O_CREAT | O_CLOEXEC) & ~O_NOFOLLOW,
-				 mode);
-	rc = errno;
-	inode_put_fd(dir, dir_fd);
-	if (fd < 0) {
-		fuse_reply_err(req, rc);
+	if (dir_fd < 0) {
+		fuse_reply_err(req, -dir_fd);
 		return;
 	}
-	rc = do_lookup(req, parent, name, &e);
+	/* The kernel creates only what its lookup did not find; O_EXCL makes
+	 * sure no stub is ever opened for writing here, past its copy-up. */
+	become_caller(req, &creds);
+	fd = openat(dir_fd, name, (fi->flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC), mode);
+	rc = fd < 0 ? -errno : 0;
+	become_daemon(&creds);
+	close(dir_fd);
+	if (rc == 0)
+		rc = do_lookup(req, parent, name, &e);
 	if (rc < 0) {
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	fi->fh = (uint64_t)fd;
+	node = (struct fs_node *)(uintptr_t)e.ino;
+	pthread_rwlock_wrlock(&node->lock);
+	fi->fh = (uint64_t)(uintptr_t)file_add(fs, node, fd, fi->flags, false);
+	pthread_rwlock_unlock(&node->lock);
 	fuse_reply_create(req, &e, fi);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_inode *inode = inode_of(req, ino);
-	char path[64];
-	int rc, fd;
+	struct fs_node *node = node_of(req, ino);
+	bool lower = false;
+	int fd = 0;
 
-	rc = wants_write(fi->flags) ? copy_up(fs, inode) : stub_state(fs, inode);
-	if (rc < 0) {
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	if (inode->stub_volume >= 0) {
-		fd = open_lower(fs, inode);
-		fi->keep_cache = 1; /* volume files never change */
-	} else {
-		int path_fd = inode_get_fd(fs, inode);
-
-		proc_path(path, sizeof(path), path_fd);
-		fd = path_fd < 0 ? path_fd : open(path, (fi->flags | O_CLOEXEC) & ~O_NOFOLLOW);
-		fd = fd < 0 && path_fd >= 0 ? -errno : fd;
-		inode_put_fd(inode, path_fd);
-	}
+	/* A stub opened for writing is copied up at its first write or
+	 * truncation, which may keep less; O_TRUNC keeps nothing. */
+	if (wants_write(fi->flags) && (fi->flags & O_TRUNC))
+		fd = copy_up(fs, node, 0);
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return;
 	}
-	fi->fh = (uint64_t)fd;
-	fuse_reply_open(req, fi);
+	if (__atomic_load_n(&node->linked_copy_ups, __ATOMIC_RELAXED) !=
+	    __atomic_load_n(&fs->linked_copy_ups, __ATOMIC_ACQUIRE)) {
+		pthread_mutex_lock(&node->copy_up_lock);
+		pthread_rwlock_wrlock(&node->lock);
+		recheck_stub(fs, node);
+		pthread_rwlock_unlock(&node->lock);
+		pthread_mutex_unlock(&node->copy_up_lock);
+	}
+	pthread_rwlock_wrlock(&node->lock);
+	if (node->stub == STUB_REFUSED) {
+		fd = -EIO;
+	} else if (node->stub == STUB_OK) {
+		fd = lower_open(fs, node);
+		lower = true;
+		fi->keep_cache = 1; /* volume files never change */
+	} else {
+		fd = node_open(fs, node, NULL, fi->flags & OPEN_FLAGS);
+	}
+	if (fd >= 0)
+		fi->fh = (uint64_t)(uintptr_t)file_add(fs, node, fd, fi->flags, lower);
+	pthread_rwlock_unlock(&node->lock);
+	if (fd < 0)
+		fuse_reply_err(req, -fd);
+	else
+		fuse_reply_open(req, fi);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		    struct fuse_file_info *fi)
 {
+	struct fs_file *file = file_of(fi);
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	int rc = 0;
 
-	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = (int)fi->fh;
-	buf.buf[0].pos = offset;
-	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	/* Held across the read: a copy-up may not switch the fd meanwhile. */
+	buf.buf[0].fd = file_fd_get(file);
+	if (file->lower)
+		rc = lower_check(fs_of(req), file->node, buf.buf[0].fd);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+	} else {
+		buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		buf.buf[0].pos = offset;
+		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	}
+	file_fd_put(file);
 }
 
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t offset,
 			 struct fuse_file_info *fi)
 {
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+	int fd = file_fd_write(fs_of(req), file_of(fi));
 	ssize_t n;
 
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	out.buf[0].fd = (int)fi->fh;
+	out.buf[0].fd = fd;
 	out.buf[0].pos = offset;
 	n = fuse_buf_copy(&out, in, 0);
+	file_fd_put(file_of(fi));
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -738,31 +1233,44 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	/* close() of a dup reports delayed write errors, as a real close would. */
-	int rc = close(dup((int)fi->fh));
+	/* close() of a dup reports delayed write errors, as a real close would;
+	 * without a free fd there is nothing to close, and no error to report. */
+	int fd = dup(file_fd_get(file_of(fi))), rc = fd < 0 ? errno : 0;
 
-	fuse_reply_err(req, rc < 0 ? errno : 0);
+	file_fd_put(file_of(fi));
+	if (fd >= 0 && close(fd) < 0)
+		rc = errno;
+	fuse_reply_err(req, rc == EMFILE || rc == ENFILE ? 0 : rc);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	close((int)fi->fh);
+	file_remove(fs_of(req), file_of(fi));
 	fuse_reply_err(req, 0);
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	int rc = datasync ? fdatasync((int)fi->fh) : fsync((int)fi->fh);
+	int fd = file_fd_get(file_of(fi));
+	int rc = datasync ? fdatasync(fd) : fsync(fd);
 
-	fuse_reply_err(req, rc < 0 ? errno : 0);
+	rc = rc < 0 ? errno : 0;
+	file_fd_put(file_of(fi));
+	fuse_reply_err(req, rc);
 }
 
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 			 off_t length, struct fuse_file_info *fi)
 {
-	int rc = fallocate((int)fi->fh, mode, offset, length);
+	int fd = file_fd_write(fs_of(req), file_of(fi)), rc;
 
-	fuse_reply_err(req, rc < 0 ? errno : 0);
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	rc = fallocate(fd, mode, offset, length) < 0 ? errno : 0;
+	file_fd_put(file_of(fi));
+	fuse_reply_err(req, rc);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -821,23 +1329,23 @@ struct fs *fs_new(const struct fs_config *config, struct error *err)
 	struct fs *fs = xcalloc(1, sizeof(*fs));
 	struct stat st;
 
+	if (fstat(config->upper_tree_fd, &st) < 0) {
+		error_set(err, errno, "upper tree: %s", strerror(errno));
+		free(fs);
+		return NULL;
+	}
+	/* The kernel applies the caller's umask; ours must not apply again. */
+	umask(0);
 	fs->config = config;
 	fs->bucket_count = 65521;
 	fs->buckets = xcalloc(fs->bucket_count, sizeof(*fs->buckets));
 	pthread_mutex_init(&fs->mutex, NULL);
-	pthread_mutex_init(&fs->copy_up_mutex, NULL);
-	fs->root.fd = openat(config->upper_tree_fd, ".", O_PATH | O_CLOEXEC);
-	if (fs->root.fd < 0 || fstat(fs->root.fd, &st) < 0) {
-		error_set(err, errno, "upper tree: %s", strerror(errno));
-		fs_free(fs);
-		return NULL;
-	}
-	fs->use_handles = handles_work(config->upper_tree_fd);
+	pthread_rwlock_init(&fs->root.lock, NULL);
+	pthread_mutex_init(&fs->root.copy_up_lock, NULL);
 	fs->root.ino = st.st_ino;
-	fs->root.dev = st.st_dev;
-	fs->root.stub_known = true;
 	fs->root.stub_volume = -1;
 	fs->root.lookups = 2;
+	plan_lower_index_build(&fs->stubs, config->plan);
 	return fs;
 }
 
@@ -845,19 +1353,17 @@ void fs_free(struct fs *fs)
 {
 	if (!fs)
 		return;
-	for (size_t i = 0; i < fs->bucket_count; i++) {
-		while (fs->buckets[i]) {
-			struct fs_inode *inode = fs->buckets[i];
+	while (fs->all) {
+		struct fs_node *node = fs->all;
 
-			fs->buckets[i] = inode->next;
-			inode_free(inode);
-		}
+		fs->all = node->all_next;
+		node_free(node);
 	}
-	if (fs->root.fd >= 0)
-		close(fs->root.fd);
+	pthread_rwlock_destroy(&fs->root.lock);
+	pthread_mutex_destroy(&fs->root.copy_up_lock);
 	free(fs->buckets);
+	plan_lower_index_free(&fs->stubs);
 	pthread_mutex_destroy(&fs->mutex);
-	pthread_mutex_destroy(&fs->copy_up_mutex);
 	free(fs);
 }
 

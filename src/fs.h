@@ -4,14 +4,16 @@
 
 #include <fuse_lowlevel.h>
 
+#include "plan.h"
 #include "util.h"
 #include "volume.h"
 
 struct fs_config {
-	struct volume *volumes; /* stubs name files of these, by index */
+	const struct plan *plan; /* a stub may only name a lower file of it */
+	struct volume *volumes;  /* stubs name files of these, by index */
 	size_t volume_count;
 	int upper_tree_fd;
-	double timeout;         /* kernel attribute and entry cache, seconds */
+	double timeout;          /* kernel attribute and entry cache, seconds */
 };
 
 struct fs;

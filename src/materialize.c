@@ -22,24 +22,18 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <linux/fs.h>
-#include <linux/magic.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/vfs.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "commit.h"
 #include "mtree.h"
+#include "stage.h"
 
 #define EXIT_REFUSED 1
 #define EXIT_IO 2
@@ -50,93 +44,23 @@
 #define MARKER_FORMAT "vmunion-materialize/1"
 #define STAGING ".vmunion-staging"
 #define RESTORE_MARK "restore-in-progress"
-#define TMP_SUFFIX ".vmunion-tmp"
-#define COPY_CHUNK (8u << 20)
-#define DEFAULT_JOBS 4
-#define MAX_JOBS 64
+#define CRASH_ENV TEST_HOOK_ENV("VMUNION_MATERIALIZE_CRASH_AT")
 
-#ifndef XFS_SUPER_MAGIC
-#define XFS_SUPER_MAGIC 0x58465342
-#endif
-
-enum mode { MODE_AUTO, MODE_REFLINK, MODE_COPY, MODE_LINK };
-static const char *const mode_names[] = { "auto", "reflink", "copy", "link" };
-
-/* How a file was, or would be, written. */
-enum how { HOW_REFLINK, HOW_COPY_RANGE, HOW_READ_WRITE, HOW_LINK, HOW_WRITE, HOW_SYMLINK,
-	   HOW_DONE, HOW_COUNT };
-static const char *const how_names[] = { "reflink", "copy_file_range", "read_write", "link",
-					 "write", "symlink", "done" };
-
-struct options {
-	enum mode mode;
-	unsigned jobs;
-	bool quiet, json, dry_run, no_space_check, no_check;
-	const char *upper;
-};
-
-/* What DEST holds before we start. */
-enum dest_state { DEST_NEW, DEST_RESUME };
+/* What DEST holds before we start: nothing of ours, an unfinished run of
+ * this plan, or exactly the merged view (a finished run). */
+enum dest_state { DEST_NEW, DEST_RESUME, DEST_DONE };
 
 struct job {
-	const struct options *opt;
+	const struct materialize_options *opt;
 	struct mtree_session *session;
 	const struct mtree *tree;
 	char *dest;               /* resolved */
 	bool dest_exists;
 	enum dest_state state;
 	int dest_fd, staging_fd;
-	dev_t dest_dev;
-	bool dest_reflinks;       /* DEST's filesystem is known to clone extents */
-	bool *done;               /* per entry: published or staged by an earlier run */
-	size_t *work;             /* indexes of the files to write */
-	size_t work_count;
-	uint64_t work_bytes;
-
-	atomic_size_t next;
-	atomic_uint_least64_t bytes_done;
-	atomic_size_t files_done;
-	atomic_size_t how_count[HOW_COUNT];
-	atomic_uint running;
-	atomic_bool failed;
-	pthread_mutex_t lock;
-	struct error err;
-	int rc;
+	char *staging_path;       /* for messages */
+	struct stage stage;       /* done[]: published or staged by an earlier run */
 };
-
-/* ---- small helpers ---- */
-
-static double now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static char *tmp_name(const char *path)
-{
-	return xasprintf("%s" TMP_SUFFIX, path);
-}
-
-static bool same_time(struct timespec a, struct timespec b)
-{
-	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
-}
-
-/* Testing hook: VMUNION_MATERIALIZE_CRASH_AT=POINT[:N] kills the process
- * with SIGKILL at that point (marker, file:N, staged, publish:N, unmarked),
- * so the tests can stop it where a timed kill -9 cannot reliably land. */
-static void crash_point(const char *point, size_t n)
-{
-	const char *at = getenv("VMUNION_MATERIALIZE_CRASH_AT");
-	size_t len = strlen(point);
-
-	if (!at || strncmp(at, point, len) != 0)
-		return;
-	if (at[len] == '\0' || (at[len] == ':' && strtoull(at + len + 1, NULL, 10) == n))
-		raise(SIGKILL);
-}
 
 static size_t top_len(const char *path)
 {
@@ -241,7 +165,17 @@ static int lock_dest(struct job *job, struct error *err)
 	return error_set(err, errno, "%s: cannot lock: %s", job->dest, strerror(errno));
 }
 
-/* DEST must be missing, empty, or an unfinished materialize of this plan. */
+/* Whether every entry of the view is in DEST, complete: a finished run. */
+static bool holds_view(const struct job *job)
+{
+	for (size_t i = 0; i < job->tree->count; i++)
+		if (!stage_file_done(job->dest_fd, &job->tree->entries[i]))
+			return false;
+	return true;
+}
+
+/* DEST must be missing, empty, finished, or an unfinished materialize of
+ * this plan. */
 static int inspect_dest(struct job *job, struct error *err)
 {
 	bool marker = false, restore = false, others = false;
@@ -291,6 +225,11 @@ static int inspect_dest(struct job *job, struct error *err)
 			unknown = xstrdup(name);
 	}
 	closedir(dir);
+	if (!unknown && others && !marker && !restore && !entry_exists(job->dest_fd, STAGING) &&
+	    holds_view(job)) {
+		job->state = DEST_DONE;
+		return 0;
+	}
 	if (unknown || (others && !marker)) {
 		rc = error_set(err, ENOTEMPTY,
 				   "%s: DEST is not empty (it holds %s) and is no unfinished "
@@ -322,45 +261,13 @@ static int inspect_dest(struct job *job, struct error *err)
 	return 0;
 }
 
-/* Whether the file at e->path below dirfd is complete: written by an earlier
- * run, then renamed (or, at the top of DEST, published). */
-static bool file_done(int dirfd, const struct mtree_entry *e)
-{
-	struct stat st;
-	char *content = NULL, target[4096];
-	size_t len;
-	ssize_t n;
-	bool done;
-
-	if (dirfd < 0 || fstatat(dirfd, e->path, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return false;
-	switch (e->kind) {
-	case MTREE_SYMLINK:
-		n = readlinkat(dirfd, e->path, target, sizeof(target) - 1);
-		if (!S_ISLNK(st.st_mode) || n < 0)
-			return false;
-		target[n] = '\0';
-		return strcmp(target, e->source) == 0;
-	case MTREE_SYNTH:
-		if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != e->size ||
-		    read_file_at(dirfd, e->path, e->size + 1, &content, &len) < 0)
-			return false;
-		done = len == e->size && memcmp(content, e->content, len) == 0;
-		free(content);
-		return done;
-	default:
-		return S_ISREG(st.st_mode) && (uint64_t)st.st_size == e->size &&
-		       same_time(st.st_mtim, e->mtime);
-	}
-}
-
 /* Marks what earlier runs finished and lists the files to write. */
 static int plan_work(struct job *job, struct error *err)
 {
 	const struct mtree *tree = job->tree;
+	struct stage *stage = &job->stage;
 
-	job->done = xcalloc(tree->count, sizeof(bool));
-	job->work = xcalloc(tree->count, sizeof(size_t));
+	stage_init(stage);
 	for (size_t i = 0; i < tree->count; i++) {
 		const struct mtree_entry *e = &tree->entries[i];
 		bool published, staged = entry_exists(job->staging_fd, e->path);
@@ -369,7 +276,7 @@ static int plan_work(struct job *job, struct error *err)
 			/* A staged one is renamed over what DEST holds at publish: a
 			 * vmstorage started on the unfinished DEST leaves a flock.lock. */
 			published = !staged && job->state == DEST_RESUME &&
-				    file_done(job->dest_fd, e);
+				    stage_file_done(job->dest_fd, e);
 		} else if (!strchr(e->path, '/')) {
 			/* A top-level dir in DEST and not in staging was published. */
 			published = job->state == DEST_RESUME && entry_exists(job->dest_fd, e->path);
@@ -384,73 +291,13 @@ static int plan_work(struct job *job, struct error *err)
 			const struct mtree_entry *t = mtree_find(tree, top);
 
 			free(top);
-			published = t && t->kind == MTREE_DIR && job->done[t - tree->entries];
+			published = t && t->kind == MTREE_DIR && stage->done[t - tree->entries];
 		}
-		job->done[i] = published || (e->kind != MTREE_DIR && staged && file_done(job->staging_fd, e));
-		if (e->kind != MTREE_DIR && !job->done[i]) {
-			job->work[job->work_count++] = i;
-			job->work_bytes += e->size;
-		}
+		stage_mark(stage, i, published || job->state == DEST_DONE ||
+					     (e->kind != MTREE_DIR && staged &&
+					      stage_file_done(job->staging_fd, e)));
 	}
 	return 0;
-}
-
-static bool source_on_dest_fs(const struct job *job, const struct mtree_entry *e)
-{
-	struct stat st;
-
-	if (e->kind == MTREE_LOWER)
-		return job->session->volumes[e->volume].root.st.st_dev == job->dest_dev;
-	return e->kind == MTREE_UPPER && fstat(job->session->upper.tree_fd, &st) == 0 &&
-	       st.st_dev == job->dest_dev;
-}
-
-/* How a file would be written; the real one may fall back (auto mode). */
-static enum how predict(const struct job *job, size_t i)
-{
-	const struct mtree_entry *e = &job->tree->entries[i];
-
-	if (job->done[i])
-		return HOW_DONE;
-	if (e->kind == MTREE_SYNTH)
-		return HOW_WRITE;
-	if (e->kind == MTREE_SYMLINK)
-		return HOW_SYMLINK;
-	if (job->opt->mode == MODE_LINK && e->kind == MTREE_LOWER)
-		return HOW_LINK;
-	if (job->opt->mode == MODE_REFLINK ||
-	    (job->opt->mode == MODE_AUTO && job->dest_reflinks && source_on_dest_fs(job, e)))
-		return HOW_REFLINK;
-	return HOW_COPY_RANGE;
-}
-
-/* Whether DEST's filesystem clones extents from the sources: FICLONE of one
- * source file into an unnamed O_TMPFILE in where (DEST, or the dir it will be
- * made in), which leaves nothing behind. 1 yes, 0 no, -1 unknown. */
-static int probe_reflink(const struct job *job, const char *where)
-{
-	const struct mtree_entry *e = NULL;
-	int src, tmp, ok;
-
-	for (size_t i = 0; i < job->tree->count && !e; i++)
-		if ((job->tree->entries[i].kind == MTREE_LOWER ||
-		     job->tree->entries[i].kind == MTREE_UPPER) &&
-		    job->tree->entries[i].size > 0 && source_on_dest_fs(job, &job->tree->entries[i]))
-			e = &job->tree->entries[i];
-	if (!e)
-		return 0;
-	src = mtree_open_source(job->session, e);
-	if (src < 0)
-		return -1;
-	tmp = open(where, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
-	if (tmp < 0) {
-		close(src);
-		return -1;
-	}
-	ok = ioctl(tmp, FICLONE, src) == 0;
-	close(tmp);
-	close(src);
-	return ok;
 }
 
 /* Where DEST will be: its filesystem decides links, reflinks and space. */
@@ -458,7 +305,6 @@ static int stat_dest_fs(struct job *job, struct statvfs *vfs, struct error *err)
 {
 	char *parent = xstrdup(job->dest), *slash = strrchr(parent, '/');
 	const char *where = job->dest;
-	struct statfs fs;
 	struct stat st;
 	int rc = 0;
 
@@ -467,416 +313,14 @@ static int stat_dest_fs(struct job *job, struct statvfs *vfs, struct error *err)
 			slash[slash == parent ? 1 : 0] = '\0';
 		where = parent;
 	}
-	if (stat(where, &st) < 0 || statvfs(where, vfs) < 0 || statfs(where, &fs) < 0)
+	if (stat(where, &st) < 0 || statvfs(where, vfs) < 0) {
 		rc = error_set(err, errno, "%s: %s", where, strerror(errno));
-	else {
-		int probe;
-
-		job->dest_dev = st.st_dev;
-		job->dest_reflinks = fs.f_type == BTRFS_SUPER_MAGIC ||
-				     fs.f_type == XFS_SUPER_MAGIC;
-		probe = probe_reflink(job, where);
-		if (probe >= 0)
-			job->dest_reflinks = probe;
+	} else {
+		job->stage.dev = st.st_dev;
+		stage_probe_reflink(&job->stage, where);
 	}
 	free(parent);
 	return rc;
-}
-
-/* link and reflink need every source on DEST's filesystem: say so before any
- * byte is written rather than at the first file. */
-static int check_same_fs(struct job *job, struct error *err)
-{
-	const struct mtree_session *s = job->session;
-	struct stat st;
-
-	if (job->opt->mode != MODE_LINK && job->opt->mode != MODE_REFLINK)
-		return 0;
-	/* Link mode copies the upper's own files: only reflink needs it near. */
-	if (job->opt->mode == MODE_REFLINK && s->has_upper &&
-	    fstat(s->upper.tree_fd, &st) == 0 && st.st_dev != job->dest_dev)
-		return error_set(err, EXDEV,
-				 "--mode reflink: the upper %s and DEST %s are on different "
-				 "filesystems (use --mode auto or copy)",
-				 s->upper_realpath, job->dest);
-	for (size_t v = 0; v < s->volume_count; v++)
-		if (s->volumes[v].root.st.st_dev != job->dest_dev)
-			return error_set(err, EXDEV,
-					 "--mode %s: the volume %s and DEST %s are on different "
-					 "filesystems (hard links and reflinks cannot cross "
-					 "them; use --mode auto or copy)",
-					 mode_names[job->opt->mode], s->volumes[v].path, job->dest);
-	if (job->opt->mode == MODE_REFLINK && !job->dest_reflinks)
-		return error_set(err, EXDEV,
-				 "--mode reflink: the filesystem of DEST %s cannot clone extents "
-				 "(FICLONE fails; btrfs and XFS can); use --mode auto or copy",
-				 job->dest);
-	return 0;
-}
-
-struct space {
-	uint64_t needed, free;
-	uint64_t inodes_needed, inodes_free;
-	bool inodes_known;
-};
-
-static void compute_space(const struct job *job, const struct statvfs *vfs, struct space *sp)
-{
-	uint64_t block = vfs->f_bsize ? vfs->f_bsize : 4096;
-
-	memset(sp, 0, sizeof(*sp));
-	sp->free = (uint64_t)vfs->f_bavail * vfs->f_frsize;
-	sp->inodes_free = vfs->f_favail;
-	sp->inodes_known = vfs->f_files != 0;
-	for (size_t i = 0; i < job->tree->count; i++) {
-		const struct mtree_entry *e = &job->tree->entries[i];
-		enum how how = predict(job, i);
-
-		if (job->done[i])
-			continue;
-		sp->inodes_needed++;
-		if (e->kind == MTREE_DIR)
-			sp->needed += block;
-		else if (how == HOW_COPY_RANGE || how == HOW_READ_WRITE || how == HOW_WRITE)
-			sp->needed += (e->size + block - 1) / block * block;
-	}
-	sp->inodes_needed += 3; /* the marks and the staging dir */
-	sp->needed += 2 * block;
-}
-
-static int check_space(const struct job *job, const struct space *sp, struct error *err)
-{
-	char need[32], have[32];
-
-	if (job->opt->mode == MODE_LINK || job->opt->no_space_check)
-		return 0;
-	if (sp->needed > sp->free)
-		return error_set(err, ENOSPC,
-				 "%s: not enough free space: the merged view needs %s (%zu files "
-				 "to write), the filesystem has %s available; nothing was written",
-				 job->dest, format_bytes(sp->needed, need, sizeof(need)),
-				 job->work_count, format_bytes(sp->free, have, sizeof(have)));
-	if (sp->inodes_known && sp->inodes_needed > sp->inodes_free)
-		return error_set(err, ENOSPC,
-				 "%s: not enough free inodes: needs %" PRIu64 ", the filesystem "
-				 "has %" PRIu64 "; nothing was written",
-				 job->dest, sp->inodes_needed, sp->inodes_free);
-	return 0;
-}
-
-/* ---- writing ---- */
-
-static void fail(struct job *job, int rc, const struct error *err)
-{
-	pthread_mutex_lock(&job->lock);
-	if (!atomic_load(&job->failed)) {
-		job->err = *err;
-		job->rc = rc;
-		atomic_store(&job->failed, true);
-	}
-	pthread_mutex_unlock(&job->lock);
-}
-
-static int staged_error(const struct job *job, const char *path, const char *what, int rc,
-			struct error *err)
-{
-	return error_set(err, -rc, "%s/%s/%s: %s: %s", job->dest, STAGING, path, what,
-			 strerror(-rc));
-}
-
-/* Data and mtime made durable, then the final name: a file is either absent
- * or complete under its name. */
-static int finish_file(const struct job *job, int fd, const struct mtree_entry *e,
-		       const char *tmp, struct error *err)
-{
-	struct timespec times[2] = { e->mtime, e->mtime };
-
-	if (futimens(fd, times) < 0 || fsync(fd) < 0)
-		return staged_error(job, tmp, "cannot sync", -errno, err);
-	if (renameat(job->staging_fd, tmp, job->staging_fd, e->path) < 0)
-		return staged_error(job, e->path, "cannot rename into place", -errno, err);
-	return 0;
-}
-
-static int write_synth(struct job *job, const struct mtree_entry *e, struct error *err)
-{
-	char *tmp = tmp_name(e->path);
-	int fd, rc;
-
-	fd = openat(job->staging_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		rc = staged_error(job, tmp, "cannot create", -errno, err);
-	} else {
-		rc = write_all(fd, e->content, e->size);
-		rc = rc < 0 ? staged_error(job, tmp, "cannot write", rc, err)
-			    : finish_file(job, fd, e, tmp, err);
-		close(fd);
-	}
-	if (rc == 0)
-		atomic_fetch_add(&job->bytes_done, e->size);
-	free(tmp);
-	return rc;
-}
-
-static int write_symlink(struct job *job, const struct mtree_entry *e, struct error *err)
-{
-	if (unlinkat(job->staging_fd, e->path, 0) < 0 && errno != ENOENT)
-		return staged_error(job, e->path, "cannot replace", -errno, err);
-	if (symlinkat(e->source, job->staging_fd, e->path) < 0)
-		return staged_error(job, e->path, "cannot create symlink", -errno, err);
-	return 0;
-}
-
-static int link_file(struct job *job, const struct mtree_entry *e, struct error *err)
-{
-	int volume_fd = job->session->volumes[e->volume].dirfd;
-	char *tmp = tmp_name(e->path), *source;
-	int rc = 0;
-
-	/* A copy that an earlier run in another mode left half done. */
-	unlinkat(job->staging_fd, tmp, 0);
-	free(tmp);
-	if (linkat(volume_fd, e->source, job->staging_fd, e->path, 0) < 0)
-		rc = -errno;
-	if (rc == -EEXIST) /* staged by an earlier run, but not this file */
-		rc = unlinkat(job->staging_fd, e->path, 0) < 0 ||
-				     linkat(volume_fd, e->source, job->staging_fd, e->path, 0) < 0
-			     ? -errno
-			     : 0;
-	if (rc < 0) {
-		source = mtree_source_name(job->session, e);
-		if (rc == -EXDEV)
-			error_set(err, EXDEV,
-				  "cannot hard-link %s to %s/%s/%s: they are on different "
-				  "filesystems (use --mode auto or copy)",
-				  source, job->dest, STAGING, e->path);
-		else
-			error_set(err, -rc, "cannot hard-link %s to %s/%s/%s: %s", source,
-				  job->dest, STAGING, e->path, strerror(-rc));
-		free(source);
-		return rc;
-	}
-	atomic_fetch_add(&job->bytes_done, e->size);
-	return 0;
-}
-
-static bool copy_range_unsupported(int e)
-{
-	return e == EXDEV || e == ENOSYS || e == EOPNOTSUPP || e == EINVAL;
-}
-
-/* Copies size bytes from src to dst: reflink, else copy_file_range, else
- * read/write, as the mode allows. Sets *how. */
-static int copy_bytes(struct job *job, int src, int dst, uint64_t size, enum how *how,
-		      char **buf, const char **what)
-{
-	uint64_t done = 0;
-
-	*what = "cannot copy";
-	if (job->opt->mode == MODE_AUTO || job->opt->mode == MODE_REFLINK) {
-		if (ioctl(dst, FICLONE, src) == 0) {
-			*how = HOW_REFLINK;
-			atomic_fetch_add(&job->bytes_done, size);
-			return 0;
-		}
-		if (job->opt->mode == MODE_REFLINK) {
-			*what = "cannot reflink (--mode reflink needs DEST on the source's "
-				"filesystem, and one that can clone extents: btrfs, XFS...)";
-			return -errno;
-		}
-	}
-	*how = HOW_COPY_RANGE;
-	while (done < size) {
-		uint64_t want = size - done < COPY_CHUNK ? size - done : COPY_CHUNK;
-		ssize_t n = copy_file_range(src, NULL, dst, NULL, want, 0);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && done == 0 && copy_range_unsupported(errno))
-			break;
-		if (n < 0)
-			return -errno;
-		if (n == 0) {
-			*what = "the source file is shorter than when it was scanned";
-			return -EIO;
-		}
-		done += (uint64_t)n;
-		atomic_fetch_add(&job->bytes_done, (uint64_t)n);
-	}
-	if (done == size)
-		return 0;
-	*how = HOW_READ_WRITE;
-	if (!*buf)
-		*buf = xmalloc(1u << 20);
-	while (done < size) {
-		ssize_t n = read(src, *buf, 1u << 20);
-		int rc;
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0) {
-			*what = "the source file is shorter than when it was scanned";
-			return -EIO;
-		}
-		rc = write_all(dst, *buf, (size_t)n);
-		if (rc < 0)
-			return rc;
-		done += (uint64_t)n;
-		atomic_fetch_add(&job->bytes_done, (uint64_t)n);
-	}
-	return 0;
-}
-
-static int copy_file(struct job *job, const struct mtree_entry *e, enum how *how, char **buf,
-		     struct error *err)
-{
-	char *tmp = NULL, *source = mtree_source_name(job->session, e);
-	const char *what = NULL;
-	int src, dst = -1, rc;
-	struct stat st;
-
-	src = mtree_open_source(job->session, e);
-	if (src < 0) {
-		rc = error_set(err, -src, "%s: cannot open: %s", source, strerror(-src));
-		goto out;
-	}
-	if (fstat(src, &st) < 0) {
-		rc = error_set(err, errno, "%s: %s", source, strerror(errno));
-		goto out;
-	}
-	if ((uint64_t)st.st_size != e->size) {
-		rc = error_set(err, EIO,
-			       "%s: changed since it was scanned (%jd bytes, expected %" PRIu64
-			       "); nothing was published",
-			       source, (intmax_t)st.st_size, e->size);
-		goto out;
-	}
-	(void)posix_fadvise(src, 0, 0, POSIX_FADV_SEQUENTIAL);
-	tmp = tmp_name(e->path);
-	dst = openat(job->staging_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (dst < 0) {
-		rc = staged_error(job, tmp, "cannot create", -errno, err);
-		goto out;
-	}
-	rc = copy_bytes(job, src, dst, e->size, how, buf, &what);
-	if (rc < 0)
-		error_set(err, -rc, "%s: %s to %s/%s/%s: %s", source, what, job->dest, STAGING,
-			  tmp, strerror(-rc));
-	else
-		rc = finish_file(job, dst, e, tmp, err);
-out:
-	if (src >= 0)
-		close(src);
-	if (dst >= 0)
-		close(dst);
-	free(tmp);
-	free(source);
-	return rc;
-}
-
-static int write_entry(struct job *job, const struct mtree_entry *e, enum how *how, char **buf,
-		       struct error *err)
-{
-	switch (e->kind) {
-	case MTREE_SYNTH:
-		*how = HOW_WRITE;
-		return write_synth(job, e, err);
-	case MTREE_SYMLINK:
-		*how = HOW_SYMLINK;
-		return write_symlink(job, e, err);
-	case MTREE_LOWER:
-		if (job->opt->mode == MODE_LINK) {
-			*how = HOW_LINK;
-			return link_file(job, e, err);
-		}
-		/* fall through */
-	default:
-		return copy_file(job, e, how, buf, err);
-	}
-}
-
-static void *worker(void *arg)
-{
-	struct job *job = arg;
-	char *buf = NULL;
-
-	while (!atomic_load(&job->failed)) {
-		size_t i = atomic_fetch_add(&job->next, 1), n;
-		const struct mtree_entry *e;
-		struct error err = { { 0 } };
-		enum how how = HOW_WRITE;
-		int rc;
-
-		if (i >= job->work_count)
-			break;
-		e = &job->tree->entries[job->work[i]];
-		rc = write_entry(job, e, &how, &buf, &err);
-		if (rc < 0) {
-			fail(job, rc, &err);
-			break;
-		}
-		atomic_fetch_add(&job->how_count[how], 1);
-		n = atomic_fetch_add(&job->files_done, 1) + 1;
-		crash_point("file", n);
-	}
-	free(buf);
-	atomic_fetch_sub(&job->running, 1);
-	return NULL;
-}
-
-/* ---- progress ---- */
-
-static void print_progress(struct job *job, double start, bool final)
-{
-	uint64_t done = atomic_load(&job->bytes_done), total = job->work_bytes;
-	double elapsed = now_seconds() - start, rate = elapsed > 0 ? (double)done / elapsed : 0;
-	double eta = rate > 0 && total > done ? (double)(total - done) / rate : 0;
-	int width = 24, filled = total ? (int)((double)done * width / (double)total) : width;
-	char a[32], b[32], r[32];
-
-	if (filled > width)
-		filled = width;
-	fprintf(stderr, "\r[%.*s%.*s] %3d%% %s / %s  %zu/%zu files  %s/s  ETA %d:%02d\033[K%s",
-		filled, "########################", width - filled, "........................",
-		total ? (int)((double)done * 100 / (double)total) : 100,
-		format_bytes(done, a, sizeof(a)), format_bytes(total, b, sizeof(b)),
-		atomic_load(&job->files_done), job->work_count,
-		format_bytes((uint64_t)rate, r, sizeof(r)), (int)eta / 60, (int)eta % 60, final ? "\n" : "");
-}
-
-static int run_workers(struct job *job, double start)
-{
-	unsigned jobs = job->opt->jobs;
-	bool tty = !job->opt->quiet && isatty(STDERR_FILENO);
-	pthread_t threads[MAX_JOBS];
-	unsigned started = 0;
-
-	if (jobs > job->work_count)
-		jobs = job->work_count ? (unsigned)job->work_count : 1;
-	atomic_store(&job->running, jobs);
-	for (; started < jobs; started++)
-		if (pthread_create(&threads[started], NULL, worker, job) != 0)
-			break;
-	if (started < jobs) {
-		struct error err;
-
-		atomic_fetch_sub(&job->running, jobs - started);
-		fail(job, error_set(&err, EAGAIN, "cannot start %u threads", jobs), &err);
-	}
-	while (atomic_load(&job->running) > 0) {
-		struct timespec pause = { 0, 200 * 1000 * 1000 };
-
-		nanosleep(&pause, NULL);
-		if (tty)
-			print_progress(job, start, false);
-	}
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(threads[i], NULL);
-	if (tty)
-		print_progress(job, start, true);
-	return atomic_load(&job->failed) ? job->rc : 0;
 }
 
 /* ---- the steps ---- */
@@ -948,7 +392,7 @@ static int begin(struct job *job, struct error *err)
 			rc = -errno;
 		if (rc < 0)
 			return error_set(err, -rc, "%s/%s: %s", job->dest, MARKER, strerror(-rc));
-		crash_point("marker", 0);
+		test_crash_point(CRASH_ENV, "marker", 0);
 	}
 	unlinkat(job->dest_fd, MARKER_TMP, 0);
 	if (job->staging_fd < 0) {
@@ -961,40 +405,6 @@ static int begin(struct job *job, struct error *err)
 	return 0;
 }
 
-static int make_dirs(struct job *job, struct error *err)
-{
-	for (size_t i = 0; i < job->tree->count; i++) {
-		const struct mtree_entry *e = &job->tree->entries[i];
-		struct stat st;
-
-		if (e->kind != MTREE_DIR || job->done[i])
-			continue;
-		if (mkdirat(job->staging_fd, e->path, 0755) < 0 &&
-		    (errno != EEXIST || fstatat(job->staging_fd, e->path, &st,
-						AT_SYMLINK_NOFOLLOW) < 0 ||
-		     !S_ISDIR(st.st_mode)))
-			return staged_error(job, e->path, "cannot create directory",
-					    errno == EEXIST ? -ENOTDIR : -errno, err);
-	}
-	return 0;
-}
-
-/* Directory mtimes as in the source, children first: creating an entry moves
- * its parent's mtime. */
-static int set_dir_times(struct job *job, struct error *err)
-{
-	for (size_t i = job->tree->count; i-- > 0;) {
-		const struct mtree_entry *e = &job->tree->entries[i];
-		struct timespec times[2] = { e->mtime, e->mtime };
-
-		if (e->kind != MTREE_DIR || job->done[i])
-			continue;
-		if (utimensat(job->staging_fd, e->path, times, AT_SYMLINK_NOFOLLOW) < 0)
-			return staged_error(job, e->path, "cannot set mtime", -errno, err);
-	}
-	return 0;
-}
-
 /* Steps 4 and 5. */
 static int publish(struct job *job, struct error *err)
 {
@@ -1002,7 +412,7 @@ static int publish(struct job *job, struct error *err)
 
 	if (syncfs(job->staging_fd) < 0)
 		return dest_error(job, "cannot sync the filesystem", err);
-	crash_point("staged", 0);
+	test_crash_point(CRASH_ENV, "staged", 0);
 	for (size_t i = 0; i < job->tree->count; i++) {
 		const char *name = job->tree->entries[i].path;
 
@@ -1012,7 +422,7 @@ static int publish(struct job *job, struct error *err)
 		if (renameat(job->staging_fd, name, job->dest_fd, name) < 0)
 			return error_set(err, errno, "%s/%s/%s: cannot publish: %s", job->dest,
 					 STAGING, name, strerror(errno));
-		crash_point("publish", ++published);
+		test_crash_point(CRASH_ENV, "publish", ++published);
 	}
 	if (fsync(job->dest_fd) < 0)
 		return dest_error(job, "cannot sync", err);
@@ -1023,7 +433,7 @@ static int publish(struct job *job, struct error *err)
 		return dest_error(job, "cannot remove " RESTORE_MARK, err);
 	if (fsync(job->dest_fd) < 0)
 		return dest_error(job, "cannot sync", err);
-	crash_point("unmarked", 0);
+	test_crash_point(CRASH_ENV, "unmarked", 0);
 	if (unlinkat(job->dest_fd, MARKER, 0) < 0 && errno != ENOENT)
 		return dest_error(job, "cannot remove " MARKER, err);
 	if (fsync(job->dest_fd) < 0)
@@ -1032,15 +442,6 @@ static int publish(struct job *job, struct error *err)
 }
 
 /* ---- reports ---- */
-
-static void add_modes(cJSON *json, const size_t *counts)
-{
-	cJSON *modes = cJSON_CreateObject();
-
-	for (int h = 0; h < HOW_COUNT; h++)
-		cJSON_AddNumberToObject(modes, how_names[h], (double)counts[h]);
-	cJSON_AddItemToObject(json, "modes", modes);
-}
 
 static void print_json(cJSON *json)
 {
@@ -1051,61 +452,47 @@ static void print_json(cJSON *json)
 	cJSON_Delete(json);
 }
 
-static int dry_run(struct job *job, const struct space *sp)
+static int dry_run(struct job *job, const struct stage_space *sp, int space_rc,
+		   const struct error *space_err)
 {
-	size_t counts[HOW_COUNT] = { 0 };
+	const struct stage *stage = &job->stage;
+	size_t counts[HOW_COUNT];
 	cJSON *json = job->opt->json ? cJSON_CreateObject() : NULL;
 	cJSON *entries = json ? cJSON_CreateArray() : NULL;
 	char a[32], b[32], c[32], d[32];
-	struct error err;
-	int space_rc = check_space(job, sp, &err);
 
-	for (size_t i = 0; i < job->tree->count; i++) {
-		const struct mtree_entry *e = &job->tree->entries[i];
-		enum how how;
-
-		if (e->kind == MTREE_DIR)
-			continue;
-		how = predict(job, i);
-		counts[how]++;
-		if (json) {
-			cJSON *item = cJSON_CreateObject();
-
-			cJSON_AddStringToObject(item, "path", e->path);
-			cJSON_AddStringToObject(item, "mode", how_names[how]);
-			cJSON_AddNumberToObject(item, "size", (double)e->size);
-			cJSON_AddItemToArray(entries, item);
-		} else {
-			printf("%-16s %12" PRIu64 "  %s\n", how_names[how], e->size, e->path);
-		}
-	}
+	stage_list(stage, entries, counts);
 	if (json) {
+		cJSON_AddNumberToObject(json, "format", JSON_OUTPUT_FORMAT);
 		cJSON_AddBoolToObject(json, "dry_run", true);
 		cJSON_AddStringToObject(json, "dest", job->dest);
 		cJSON_AddBoolToObject(json, "resume", job->state == DEST_RESUME);
+		cJSON_AddBoolToObject(json, "done", job->state == DEST_DONE);
 		cJSON_AddNumberToObject(json, "files", (double)job->tree->files);
 		cJSON_AddNumberToObject(json, "dirs", (double)job->tree->dirs);
 		cJSON_AddNumberToObject(json, "bytes", (double)job->tree->file_bytes);
-		cJSON_AddNumberToObject(json, "files_to_write", (double)job->work_count);
-		cJSON_AddNumberToObject(json, "bytes_to_write", (double)job->work_bytes);
+		cJSON_AddNumberToObject(json, "files_to_write", (double)stage->work_count);
+		cJSON_AddNumberToObject(json, "bytes_to_write", (double)stage->work_bytes);
 		cJSON_AddNumberToObject(json, "space_needed", (double)sp->needed);
 		cJSON_AddNumberToObject(json, "space_free", (double)sp->free);
-		add_modes(json, counts);
+		stage_add_modes_json(json, counts);
 		cJSON_AddItemToObject(json, "entries", entries);
 		print_json(json);
 	} else if (!job->opt->quiet) {
 		fprintf(stderr,
 			"vmunion materialize: dry run: %zu of %zu files (%s of %s) would be "
 			"written to %s%s, %zu directories; space needed %s, available %s\n",
-			job->work_count, job->tree->files,
-			format_bytes(job->work_bytes, a, sizeof(a)),
+			stage->work_count, job->tree->files,
+			format_bytes(stage->work_bytes, a, sizeof(a)),
 			format_bytes(job->tree->file_bytes, b, sizeof(b)), job->dest,
-			job->state == DEST_RESUME ? " (resuming an unfinished run)" : "",
+			job->state == DEST_RESUME ? " (resuming an unfinished run)"
+			: job->state == DEST_DONE ? " (it holds the merged view already)"
+						  : "",
 			job->tree->dirs, format_bytes(sp->needed, c, sizeof(c)),
 			format_bytes(sp->free, d, sizeof(d)));
 	}
 	if (space_rc < 0) {
-		fprintf(stderr, "vmunion materialize: %s\n", err.message);
+		fprintf(stderr, "vmunion materialize: %s\n", space_err->message);
 		return EXIT_REFUSED;
 	}
 	return 0;
@@ -1113,37 +500,45 @@ static int dry_run(struct job *job, const struct space *sp)
 
 static void report(struct job *job, double seconds)
 {
+	const struct stage *stage = &job->stage;
 	size_t counts[HOW_COUNT];
 	char a[32], b[32];
 
-	for (int h = 0; h < HOW_COUNT; h++)
-		counts[h] = atomic_load(&job->how_count[h]);
-	counts[HOW_DONE] = job->tree->files - job->work_count;
+	stage_counts(stage, counts);
 	if (job->opt->json) {
 		cJSON *json = cJSON_CreateObject();
 		char fingerprint[17];
 
 		snprintf(fingerprint, sizeof(fingerprint), "%016" PRIx64, job->tree->fingerprint);
+		cJSON_AddNumberToObject(json, "format", JSON_OUTPUT_FORMAT);
 		cJSON_AddStringToObject(json, "dest", job->dest);
 		cJSON_AddStringToObject(json, "fingerprint", fingerprint);
-		cJSON_AddStringToObject(json, "mode", mode_names[job->opt->mode]);
+		cJSON_AddStringToObject(json, "mode", copy_mode_names[job->opt->mode]);
 		cJSON_AddNumberToObject(json, "jobs", job->opt->jobs);
 		cJSON_AddBoolToObject(json, "resumed", job->state == DEST_RESUME);
+		cJSON_AddBoolToObject(json, "already_done", job->state == DEST_DONE);
 		cJSON_AddNumberToObject(json, "files", (double)job->tree->files);
 		cJSON_AddNumberToObject(json, "dirs", (double)job->tree->dirs);
 		cJSON_AddNumberToObject(json, "bytes", (double)job->tree->file_bytes);
-		cJSON_AddNumberToObject(json, "files_written", (double)job->work_count);
-		cJSON_AddNumberToObject(json, "bytes_written", (double)job->work_bytes);
+		cJSON_AddNumberToObject(json, "files_written", (double)stage->work_count);
+		cJSON_AddNumberToObject(json, "bytes_written", (double)stage->work_bytes);
 		cJSON_AddNumberToObject(json, "seconds", seconds);
-		add_modes(json, counts);
+		stage_add_modes_json(json, counts);
 		print_json(json);
 	}
 	if (job->opt->quiet)
 		return;
+	if (job->state == DEST_DONE) {
+		fprintf(stderr,
+			"vmunion materialize: %s: done already: it holds the merged view (%zu "
+			"files, %s); nothing to do\n",
+			job->dest, job->tree->files, format_bytes(job->tree->file_bytes, a, sizeof(a)));
+		return;
+	}
 	fprintf(stderr, "vmunion materialize: %s: %zu files (%s), %zu written (%s) in %.1f s:",
 		job->dest, job->tree->files,
-		format_bytes(job->tree->file_bytes, a, sizeof(a)), job->work_count,
-		format_bytes(job->work_bytes, b, sizeof(b)), seconds);
+		format_bytes(job->tree->file_bytes, a, sizeof(a)), stage->work_count,
+		format_bytes(stage->work_bytes, b, sizeof(b)), seconds);
 	for (int h = 0; h < HOW_COUNT; h++)
 		if (counts[h])
 			fprintf(stderr, " %s %zu", how_names[h], counts[h]);
@@ -1155,13 +550,24 @@ static void report(struct job *job, double seconds)
 static void usage(FILE *out)
 {
 	fputs("Usage: vmunion materialize [OPTIONS] VOLUME... DEST\n"
+	      "       vmunion materialize --into TARGET [OPTIONS] VOLUME...\n"
 	      "\n"
 	      "Writes the merged view of the volumes (exactly what vmunionfs shows) into\n"
 	      "DEST, a missing or empty directory, as a volume vmstorage can start on.\n"
 	      "Crash-safe: DEST keeps restore-in-progress (vmstorage refuses to start)\n"
-	      "until the end, and rerunning the same command resumes an interrupted run.\n"
+	      "until the end, and rerunning the same command resumes an interrupted run;\n"
+	      "a rerun after it finished says so and exits 0.\n"
+	      "\n"
+	      "With --into, commits the merged view in place into TARGET, one of the\n"
+	      "VOLUMEs (its position keeps the merge order), with no spare disk: TARGET's\n"
+	      "own files are hard-linked (same inodes), the other volumes' files reflinked\n"
+	      "or copied, and the tree, staged in TARGET/.vmunion-commit, is swapped in\n"
+	      "under restore-in-progress. TARGET's previous layout is kept there until\n"
+	      "`vmunion finalize TARGET`; `vmunion rollback TARGET` restores it. A rerun\n"
+	      "after a crash completes the commit. The other volumes are never written.\n"
 	      "\n"
 	      "Options:\n"
+	      "  --into TARGET    commit in place into the volume TARGET (see above)\n"
 	      "  --upper DIR      write the view of a vmunionfs upper (the volumes plus\n"
 	      "                   what a vmstorage changed on the mount); it must have\n"
 	      "                   been made for the same volumes, in the same order\n"
@@ -1170,7 +576,8 @@ static void usage(FILE *out)
 	      "                   reflink: reflinks only, fail where it cannot;\n"
 	      "                   copy: copy_file_range, else read/write;\n"
 	      "                   link: hard-link part files (same filesystem only);\n"
-	      "                   files vmstorage rewrites are always written fresh\n"
+	      "                   files vmstorage rewrites are always written fresh;\n"
+	      "                   with --into, TARGET's own files are always linked\n"
 	      "  -j, --jobs N     files copied in parallel (default 4)\n"
 	      "  -n, --dry-run    list each file with its mode and size, check the\n"
 	      "                   space; write nothing\n"
@@ -1182,17 +589,19 @@ static void usage(FILE *out)
 	      "                   `vmunion check` always run)\n"
 	      "  -h, --help       show this help\n"
 	      "\n"
-	      "Exit status: 0 done; 1 refused before writing (the volumes cannot be\n"
-	      "merged, DEST is not empty, inside a volume, of another plan, too small,\n"
-	      "or on another filesystem for link/reflink); 2 an I/O error (DEST is left\n"
-	      "unfinished: rerun to resume); 64 wrong usage.\n",
+	      "Exit status: 0 done (or done already); 1 refused before writing (the\n"
+	      "volumes cannot be merged, DEST is not empty, inside a volume, of another\n"
+	      "plan, too small, or on another filesystem for link/reflink; a vmstorage\n"
+	      "holds TARGET); 2 an I/O error (DEST or TARGET is left unfinished: rerun\n"
+	      "to resume); 64 wrong usage.\n",
 	      out);
 }
 
-static int parse_options(int argc, char **argv, struct options *opt)
+static int parse_options(int argc, char **argv, struct materialize_options *opt)
 {
 	static const struct option options[] = {
 		{ "upper", required_argument, NULL, 'u' },
+		{ "into", required_argument, NULL, 'i' },
 		{ "mode", required_argument, NULL, 'm' },
 		{ "jobs", required_argument, NULL, 'j' },
 		{ "dry-run", no_argument, NULL, 'n' },
@@ -1206,7 +615,7 @@ static int parse_options(int argc, char **argv, struct options *opt)
 	int c;
 
 	memset(opt, 0, sizeof(*opt));
-	opt->jobs = DEFAULT_JOBS;
+	opt->jobs = STAGE_DEFAULT_JOBS;
 	while ((c = getopt_long(argc, argv, "u:m:j:nqh", options, NULL)) != -1) {
 		char *end;
 		unsigned long n;
@@ -1215,11 +624,11 @@ static int parse_options(int argc, char **argv, struct options *opt)
 		case 'u':
 			opt->upper = optarg;
 			break;
+		case 'i':
+			opt->into = optarg;
+			break;
 		case 'm':
-			for (opt->mode = MODE_AUTO; opt->mode <= MODE_LINK; opt->mode++)
-				if (strcmp(optarg, mode_names[opt->mode]) == 0)
-					break;
-			if (opt->mode > MODE_LINK) {
+			if (stage_parse_mode(optarg, &opt->mode) < 0) {
 				fprintf(stderr, "vmunion materialize: unknown mode '%s' (auto, "
 						"reflink, copy or link)\n", optarg);
 				return EXIT_USAGE;
@@ -1227,8 +636,9 @@ static int parse_options(int argc, char **argv, struct options *opt)
 			break;
 		case 'j':
 			n = strtoul(optarg, &end, 10);
-			if (*end || n < 1 || n > MAX_JOBS) {
-				fprintf(stderr, "vmunion materialize: --jobs takes 1..%d\n", MAX_JOBS);
+			if (*end || n < 1 || n > STAGE_MAX_JOBS) {
+				fprintf(stderr, "vmunion materialize: --jobs takes 1..%d\n",
+					STAGE_MAX_JOBS);
 				return EXIT_USAGE;
 			}
 			opt->jobs = (unsigned)n;
@@ -1255,9 +665,12 @@ static int parse_options(int argc, char **argv, struct options *opt)
 			return EXIT_USAGE;
 		}
 	}
-	if (argc - optind < 2) {
-		fputs("vmunion materialize: give at least one VOLUME and DEST "
-		      "(see vmunion materialize --help)\n", stderr);
+	if (argc - optind < (opt->into ? 1 : 2)) {
+		fputs(opt->into ? "vmunion materialize: give the VOLUMEs, TARGET among them "
+				  "(see vmunion materialize --help)\n"
+				: "vmunion materialize: give at least one VOLUME and DEST "
+				  "(see vmunion materialize --help)\n",
+		      stderr);
 		return EXIT_USAGE;
 	}
 	return 0;
@@ -1269,14 +682,13 @@ static void job_free(struct job *job)
 		close(job->staging_fd);
 	if (job->dest_fd >= 0)
 		close(job->dest_fd);
-	free(job->done);
-	free(job->work);
+	stage_free(&job->stage);
+	free(job->staging_path);
 	free(job->dest);
-	pthread_mutex_destroy(&job->lock);
 }
 
 /* Everything that can refuse runs before the first write. */
-static int prepare(struct job *job, const char *dest, struct space *sp, struct error *err)
+static int prepare(struct job *job, const char *dest, struct stage_space *sp, struct error *err)
 {
 	struct statvfs vfs;
 	int rc;
@@ -1286,35 +698,42 @@ static int prepare(struct job *job, const char *dest, struct space *sp, struct e
 		return error_set(err, errno ? errno : EINVAL,
 				 "%s: DEST's parent directory must exist: %s", dest,
 				 strerror(errno ? errno : EINVAL));
+	job->staging_path = xasprintf("%s/%s", job->dest, STAGING);
+	job->stage.staging_path = job->staging_path;
 	if ((rc = check_location(job, err)) < 0 || (rc = lock_volumes(job, err)) < 0 ||
 	    (rc = inspect_dest(job, err)) < 0 || (rc = stat_dest_fs(job, &vfs, err)) < 0 ||
-	    (rc = check_same_fs(job, err)) < 0 || (rc = plan_work(job, err)) < 0)
+	    (rc = stage_check_same_fs(&job->stage, job->dest, err)) < 0 ||
+	    (rc = plan_work(job, err)) < 0)
 		return rc;
-	compute_space(job, &vfs, sp);
+	stage_space(&job->stage, &vfs, sp);
 	return 0;
 }
 
-static int materialize(struct job *job, const struct space *sp)
+static int space_ok(const struct job *job, const struct stage_space *sp, struct error *err)
+{
+	if (job->opt->mode == MODE_LINK || job->opt->no_space_check)
+		return 0;
+	return stage_check_space(&job->stage, sp, job->dest, err);
+}
+
+static int materialize(struct job *job)
 {
 	double start = now_seconds();
 	struct error err;
 	int rc;
 
-	rc = check_space(job, sp, &err);
-	if (rc < 0) {
-		fprintf(stderr, "vmunion materialize: %s\n", err.message);
-		return EXIT_REFUSED;
-	}
 	rc = begin(job, &err);
-	if (rc == 0)
-		rc = make_dirs(job, &err);
 	if (rc == 0) {
-		rc = run_workers(job, start);
+		job->stage.staging_fd = job->staging_fd;
+		rc = stage_make_dirs(&job->stage, &err);
+	}
+	if (rc == 0) {
+		rc = stage_write_files(&job->stage, start);
 		if (rc < 0)
-			err = job->err;
+			err = job->stage.err;
 	}
 	if (rc == 0)
-		rc = set_dir_times(job, &err);
+		rc = stage_set_dir_times(&job->stage, &err);
 	if (rc == 0)
 		rc = publish(job, &err);
 	if (rc < 0) {
@@ -1331,52 +750,79 @@ static int materialize(struct job *job, const struct space *sp)
 
 int command_materialize(int argc, char **argv)
 {
+	struct materialize_options opt;
 	struct mtree_session session;
-	struct options opt;
 	struct job job;
-	struct space sp;
+	struct stage_space sp;
 	struct error err = { { 0 } };
 	int rc, count;
 
 	rc = parse_options(argc, argv, &opt);
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;
+	if (opt.into)
+		return commit_materialize(&opt, argv + optind, (size_t)(argc - optind));
 	count = argc - optind - 1;
-	rc = mtree_session_open(&session, argv + optind, (size_t)count, opt.upper, &err);
-	if (rc == 0) {
-		/* What `vmunion check` calls errors (a metricID naming two series
-		 * corrupts the merge silently) refuses the merge, as for the mount. */
-		struct check_options check = { .collisions = !opt.no_check };
-
-		rc = check_run(&session.plan, &check, NULL, &err);
-		session.refused = rc < 0;
-	}
-	if (rc < 0) {
-		fprintf(stderr, "vmunion materialize: %s%s\n", session.refused ? "refused: " : "",
-			err.message);
-		rc = session.refused ? EXIT_REFUSED : EXIT_IO;
-		mtree_session_close(&session);
+	rc = materialize_open(&session, &opt, argv + optind, (size_t)count, "materialize");
+	if (rc != 0)
 		return rc;
-	}
 	memset(&job, 0, sizeof(job));
 	job.opt = &opt;
 	job.session = &session;
 	job.tree = &session.tree;
 	job.dest_fd = job.staging_fd = -1;
-	pthread_mutex_init(&job.lock, NULL);
+	job.stage = (struct stage){ .session = &session, .tree = &session.tree,
+				    .mode = opt.mode, .jobs = opt.jobs, .quiet = opt.quiet,
+				    .link_volume = -1, .staging_fd = -1, .crash_env = CRASH_ENV };
 	rc = prepare(&job, argv[argc - 1], &sp, &err);
+	if (rc == 0 && job.state != DEST_DONE && (opt.dry_run ? 0 : space_ok(&job, &sp, &err)) < 0)
+		rc = -EINVAL;
 	if (rc < 0) {
 		fprintf(stderr, "vmunion materialize: %s\n", err.message);
+		if (opt.json)
+			print_json_error(err.message);
 		rc = rc == -EINVAL || rc == -ENOTEMPTY || rc == -EXDEV || rc == -ENOTDIR ||
-				     rc == -EEXIST
+				     rc == -EEXIST || rc == -EBUSY
 			     ? EXIT_REFUSED
 			     : EXIT_IO;
 	} else if (opt.dry_run) {
-		rc = dry_run(&job, &sp);
+		struct error space_err;
+
+		rc = dry_run(&job, &sp, space_ok(&job, &sp, &space_err), &space_err);
+	} else if (job.state == DEST_DONE) {
+		report(&job, 0);
+		rc = 0;
 	} else {
-		rc = materialize(&job, &sp);
+		rc = materialize(&job);
 	}
 	job_free(&job);
 	mtree_session_close(&session);
 	return rc;
+}
+
+int materialize_open(struct mtree_session *session, const struct materialize_options *opt,
+		     char **volumes, size_t count, const char *command)
+{
+	struct error err = { { 0 } };
+	int rc;
+
+	rc = mtree_session_open(session, volumes, count, opt->upper, &err);
+	if (rc == 0) {
+		/* What `vmunion check` calls errors (a metricID naming two series
+		 * corrupts the merge silently) refuses the merge, as for the mount. */
+		struct check_options check = { .collisions = !opt->no_check };
+
+		rc = check_run(&session->plan, &check, NULL, &err);
+		session->refused = rc < 0;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "vmunion %s: %s%s\n", command, session->refused ? "refused: " : "",
+			err.message);
+		if (opt->json)
+			print_json_error(err.message);
+		rc = session->refused ? EXIT_REFUSED : EXIT_IO;
+		mtree_session_close(session);
+		return rc;
+	}
+	return 0;
 }

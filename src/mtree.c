@@ -199,9 +199,12 @@ static int add_upper_file(struct mtree_session *session, int dirfd, const char *
 		e->mtime = st->st_mtim;
 		return 0;
 	}
-	if (volume < 0 || (size_t)volume >= session->volume_count) {
-		rc = error_set(err, EINVAL, "%s/tree/%s: stub names volume %d of %zu",
-			       session->upper.path, path, volume, session->volume_count);
+	/* An edited stub must not copy a file the merge hides (flock.lock...). */
+	if (!plan_lower_index_find(&session->stubs, volume, lower)) {
+		rc = error_set(err, EINVAL,
+			       "%s/tree/%s: its stub names %d:%s, which is no file of the "
+			       "merged volumes",
+			       session->upper.path, path, volume, lower);
 		free(lower);
 		free(path);
 		return rc;
@@ -341,6 +344,7 @@ int mtree_session_open(struct mtree_session *session, char **volume_paths, size_
 	}
 	session->has_upper = true;
 	session->upper_realpath = resolve_path(upper_path);
+	plan_lower_index_build(&session->stubs, &session->plan);
 	rc = walk_upper(session, session->upper.tree_fd, "", err);
 	if (rc < 0)
 		return rc;
@@ -357,6 +361,7 @@ void mtree_session_close(struct mtree_session *session)
 	free(session->tree.entries);
 	if (session->has_upper)
 		upper_close(&session->upper);
+	plan_lower_index_free(&session->stubs);
 	free(session->upper_realpath);
 	plan_free(&session->plan);
 	for (size_t i = 0; i < session->volume_count; i++) {

@@ -50,6 +50,7 @@ struct mtree_session {
 	struct upper upper;
 	bool has_upper;
 	char *upper_realpath;
+	struct plan_lower_index stubs; /* the volume files a stub may name */
 	struct mtree tree;
 	bool refused; /* the failure is a refusal (exit 1), not an I/O error */
 };

@@ -34,31 +34,95 @@ void name_list_free(struct name_list *list)
 	memset(list, 0, sizeof(*list));
 }
 
-/* A JSON array of plain part names; null or absent means empty, as in Go. */
+static int compare_entries(const void *a, const void *b)
+{
+	char *const *x = *(char *const *const *)a, *const *y = *(char *const *const *)b;
+	int c = strcmp(*x, *y);
+
+	return c ? c : (x > y) - (x < y);
+}
+
+void name_set_init(struct name_set *set, const struct name_list *list)
+{
+	set->count = list->count;
+	set->entries = xcalloc(list->count ? list->count : 1, sizeof(*set->entries));
+	for (size_t i = 0; i < list->count; i++)
+		set->entries[i] = &list->names[i];
+	qsort(set->entries, set->count, sizeof(*set->entries), compare_entries);
+}
+
+bool name_set_contains(const struct name_set *set, const char *name)
+{
+	size_t low = 0, high = set->count;
+
+	while (low < high) {
+		size_t mid = low + (high - low) / 2;
+		int c = strcmp(name, *set->entries[mid]);
+
+		if (c == 0)
+			return true;
+		if (c < 0)
+			high = mid;
+		else
+			low = mid + 1;
+	}
+	return false;
+}
+
+void name_set_free(struct name_set *set)
+{
+	free(set->entries);
+	memset(set, 0, sizeof(*set));
+}
+
+/* The position of the first name that repeats an earlier one, or SIZE_MAX:
+ * in the set, a repeat sorts right after its first occurrence. */
+static size_t first_repeat(const struct name_list *list)
+{
+	struct name_set set;
+	size_t first = SIZE_MAX;
+
+	name_set_init(&set, list);
+	for (size_t i = 1; i < set.count; i++) {
+		size_t at = (size_t)(set.entries[i] - list->names);
+
+		if (strcmp(*set.entries[i - 1], *set.entries[i]) == 0 && at < first)
+			first = at;
+	}
+	name_set_free(&set);
+	return first;
+}
+
+/* A JSON array of plain part names; null or absent means empty, as in Go. The
+ * first bad item is reported, whether a bad value or a repeated name. */
 static int parse_names(const cJSON *array, const char *what, struct name_list *out,
 		       struct error *err)
 {
-	const cJSON *item;
+	const cJSON *item, *bad = NULL;
+	size_t repeat;
 
 	if (!array || cJSON_IsNull(array))
 		return 0;
 	if (!cJSON_IsArray(array))
 		return error_set(err, EINVAL, "%s is not a JSON array", what);
 	cJSON_ArrayForEach(item, array) {
-		if (!cJSON_IsString(item))
-			return error_set(err, EINVAL, "%s holds a value that is not a string",
-					 what);
-		if (!is_plain_name(item->valuestring) ||
+		if (!cJSON_IsString(item) || !is_plain_name(item->valuestring) ||
 		    strcmp(item->valuestring, "txn") == 0 ||
 		    strcmp(item->valuestring, "tmp") == 0 ||
-		    strcmp(item->valuestring, "snapshots") == 0)
-			return error_set(err, EINVAL, "%s lists \"%s\", which is not a part name",
-					 what, item->valuestring);
-		if (name_list_contains(out, item->valuestring))
-			return error_set(err, EINVAL, "%s lists \"%s\" twice", what,
-					 item->valuestring);
+		    strcmp(item->valuestring, "snapshots") == 0) {
+			bad = item;
+			break;
+		}
 		name_list_add(out, item->valuestring);
 	}
+	repeat = first_repeat(out);
+	if (repeat != SIZE_MAX)
+		return error_set(err, EINVAL, "%s lists \"%s\" twice", what, out->names[repeat]);
+	if (bad && !cJSON_IsString(bad))
+		return error_set(err, EINVAL, "%s holds a value that is not a string", what);
+	if (bad)
+		return error_set(err, EINVAL, "%s lists \"%s\", which is not a part name", what,
+				 bad->valuestring);
 	return 0;
 }
 

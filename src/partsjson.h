@@ -17,6 +17,17 @@ void name_list_sort(struct name_list *list);
 bool name_list_contains(const struct name_list *list, const char *name);
 void name_list_free(struct name_list *list);
 
+/* A sorted view of a name_list, for lookups in O(log n) where the list's own
+ * order must stay (it is the order of messages). The list must outlive it. */
+struct name_set {
+	char *const **entries; /* into list->names, sorted by name, then by position */
+	size_t count;
+};
+
+void name_set_init(struct name_set *set, const struct name_list *list);
+bool name_set_contains(const struct name_set *set, const char *name);
+void name_set_free(struct name_set *set);
+
 /* data/small/YYYY_MM/parts.json: {"Small":[...],"Big":[...]}. */
 int partsjson_parse_partition(const char *text, size_t len, struct name_list *small,
 			      struct name_list *big, struct error *err);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <search.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,7 @@ struct candidate {
 	const struct vnode *dir;
 	char *lower_path;
 	char *name; /* shown name, after collision renames */
-	bool dropped;
+	bool renamed, dropped;
 };
 
 struct candidates {
@@ -106,6 +107,8 @@ static const struct {
 				HIDDEN_CLASS_SUPERSEDED },
 	[HIDDEN_UNREADABLE_METADATA] = { "unreadable (vmstorage rewrites it)",
 					 HIDDEN_CLASS_SUPERSEDED },
+	[HIDDEN_BROKEN_LINK] = { "symlink to no directory (vmstorage would panic on it)",
+				 HIDDEN_CLASS_FOREIGN },
 };
 
 const char *hidden_reason_text(enum hidden_reason reason)
@@ -191,16 +194,25 @@ static void add_empty_file(struct plan *plan, uint32_t parent, const char *name)
 	add_synth(plan, parent, name, xstrdup(""), 0);
 }
 
+static struct plan_attr attr_of(const struct vnode_stat *st)
+{
+	return (struct plan_attr){ .mode = st->st_mode, .uid = st->st_uid, .gid = st->st_gid,
+				   .nlink = (uint32_t)st->st_nlink,
+				   .blocks = (uint64_t)st->st_blocks };
+}
+
+/* Takes lower_path. */
 static void add_lower(struct plan *plan, uint32_t parent, const char *name, int volume,
-		      const char *lower_path, const struct stat *st)
+		      char *lower_path, const struct vnode_stat *st)
 {
 	uint32_t index = add_node(plan, parent, name, PLAN_LOWER_FILE);
 	struct plan_node *node = &plan->nodes[index];
 
 	node->volume = volume;
-	node->lower_path = xstrdup(lower_path);
+	node->lower_path = lower_path;
 	node->size = (uint64_t)st->st_size;
 	node->mtime = st->st_mtim;
+	node->attr = attr_of(st);
 }
 
 /* ---- generations ---- */
@@ -348,13 +360,16 @@ static void collect_parts(struct plan *plan, const struct source_dir *src,
 			  struct candidates *out)
 {
 	const struct vnode *dir = src->dir;
+	struct name_set listed_set = { 0 };
 
+	if (src->listed)
+		name_set_init(&listed_set, src->listed);
 	for (size_t i = 0; dir && i < dir->child_count; i++) {
 		const struct vnode *entry = &dir->children[i];
 		char *path = xasprintf("%s/%s", src->path, entry->name);
 		enum hidden_reason reason;
 		bool hidden = entry_hidden(entry, &reason);
-		bool listed = src->listed && name_list_contains(src->listed, entry->name);
+		bool listed = src->listed && name_set_contains(&listed_set, entry->name);
 		struct candidate *c;
 
 		if (hidden && listed)
@@ -374,8 +389,9 @@ static void collect_parts(struct plan *plan, const struct source_dir *src,
 		c->dir = entry;
 		c->lower_path = path;
 		c->name = xstrdup(entry->name);
-		c->dropped = false;
+		c->renamed = c->dropped = false;
 	}
+	name_set_free(&listed_set);
 	for (size_t i = 0; src->listed && i < src->listed->count; i++)
 		if (!vnode_is_dir(vnode_child(dir, src->listed->names[i])))
 			refuse(plan, "%s: %s lists part %s, which is missing on disk",
@@ -443,16 +459,6 @@ static bool name_number(const char *name, bool mergeset, uint64_t *number)
 	return true;
 }
 
-/* Whether a kept candidate other than "self", before "upto", shows name. */
-static bool name_taken(const struct candidates *list, size_t upto, size_t self,
-		       const char *name)
-{
-	for (size_t i = 0; i < upto; i++)
-		if (i != self && !list->items[i].dropped && strcmp(list->items[i].name, name) == 0)
-			return true;
-	return false;
-}
-
 /* A fresh name for c, below every number in the dir: vmstorage numbers new
  * parts from the current time in ns, so it never generates such a name. */
 static char *fresh_name(const struct candidate *c, bool mergeset, uint64_t *lowest)
@@ -465,33 +471,140 @@ static char *fresh_name(const struct candidate *c, bool mergeset, uint64_t *lowe
 	return xasprintf("%.*s%016" PRIX64, suffix, c->dir->name, *lowest);
 }
 
+/* The shown names of the candidates of one dir, for collision checks in
+ * O(log n): "by_name" sorts the candidates by their own name (ties in list
+ * order) and holds those still shown under it; "renamed" holds the fresh names. */
+struct name_index {
+	const struct candidates *list;
+	size_t *by_name;
+	void *renamed; /* tsearch tree of struct candidate * */
+};
+
+static int compare_by_name(const void *a, const void *b, void *arg)
+{
+	const struct candidates *list = arg;
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	int c = strcmp(list->items[x].dir->name, list->items[y].dir->name);
+
+	return c ? c : (x > y) - (x < y);
+}
+
+static int compare_candidate_names(const void *a, const void *b)
+{
+	return strcmp(((const struct candidate *)a)->name, ((const struct candidate *)b)->name);
+}
+
+static void name_index_init(struct name_index *index, const struct candidates *list)
+{
+	index->list = list;
+	index->by_name = xcalloc(list->count ? list->count : 1, sizeof(size_t));
+	for (size_t i = 0; i < list->count; i++)
+		index->by_name[i] = i;
+	qsort_r(index->by_name, list->count, sizeof(size_t), compare_by_name, (void *)list);
+	index->renamed = NULL;
+}
+
+static void keep_candidate(void *candidate)
+{
+	(void)candidate; /* owned by the list */
+}
+
+static void name_index_free(struct name_index *index)
+{
+	tdestroy(index->renamed, keep_candidate);
+	free(index->by_name);
+}
+
+/* The first position in by_name of a candidate whose own name is name. */
+static size_t first_named(const struct name_index *index, const char *name)
+{
+	size_t low = 0, high = index->list->count;
+
+	while (low < high) {
+		size_t mid = low + (high - low) / 2;
+
+		if (strcmp(index->list->items[index->by_name[mid]].dir->name, name) < 0)
+			low = mid + 1;
+		else
+			high = mid;
+	}
+	return low;
+}
+
+/* The next shown candidate named name, before "upto" and other than "self",
+ * from position *at of by_name on; SIZE_MAX when there is none. Candidates
+ * of one name come from different sources, so a run is at most one per volume. */
+static size_t next_named(const struct name_index *index, size_t *at, const char *name,
+			 size_t upto, size_t self)
+{
+	const struct candidates *list = index->list;
+
+	for (; *at < list->count; (*at)++) {
+		size_t i = index->by_name[*at];
+		const struct candidate *c = &list->items[i];
+
+		if (strcmp(c->dir->name, name) != 0 || i >= upto)
+			break;
+		if (i != self && !c->dropped && !c->renamed) {
+			(*at)++;
+			return i;
+		}
+	}
+	return SIZE_MAX;
+}
+
+/* Whether a kept candidate other than "self", before "upto", shows name. */
+static bool name_taken(const struct name_index *index, size_t upto, size_t self,
+		       const char *name)
+{
+	struct candidate key = { .name = (char *)name };
+	size_t at = first_named(index, name);
+
+	return next_named(index, &at, name, upto, self) != SIZE_MAX ||
+	       tfind(&key, &index->renamed, compare_candidate_names) != NULL;
+}
+
+/* Whether a kept candidate before c shows c's name with the same bytes. */
+static bool copy_shown(const struct plan *plan, const struct name_index *index, size_t self)
+{
+	const struct candidate *c = &index->list->items[self];
+	struct candidate key = { .name = c->name };
+	size_t at = first_named(index, c->name), j;
+	void *found;
+
+	while ((j = next_named(index, &at, c->name, self, self)) != SIZE_MAX)
+		if (same_part(plan, &index->list->items[j], c))
+			return true;
+	found = tfind(&key, &index->renamed, compare_candidate_names);
+	return found && same_part(plan, *(struct candidate **)found, c);
+}
+
 /* Parts with one name from several volumes: identical copies are shown once,
  * different ones are renamed, deterministically in volume order. */
 static void resolve_collisions(struct plan *plan, struct candidates *list, bool mergeset)
 {
 	uint64_t lowest = UINT64_MAX, number;
+	struct name_index index;
 
 	for (size_t i = 0; i < list->count; i++)
 		if (name_number(list->items[i].name, mergeset, &number) && number < lowest)
 			lowest = number;
+	name_index_init(&index, list);
 	for (size_t i = 0; i < list->count; i++) {
 		struct candidate *c = &list->items[i];
 		struct plan_rename *r;
 
-		if (!name_taken(list, i, i, c->name))
+		if (!name_taken(&index, i, i, c->name))
 			continue;
-		for (size_t j = 0; j < i; j++) {
-			if (!list->items[j].dropped && strcmp(list->items[j].name, c->name) == 0 &&
-			    same_part(plan, &list->items[j], c)) {
-				c->dropped = true;
-				hide(plan, c->volume, c->lower_path, HIDDEN_IDENTICAL_COPY);
-				break;
-			}
+		if (copy_shown(plan, &index, i)) {
+			c->dropped = true;
+			hide(plan, c->volume, c->lower_path, HIDDEN_IDENTICAL_COPY);
+			continue;
 		}
-		if (c->dropped)
-			continue;
+		c->renamed = true;
 		do {
 			free(c->name);
+			c->name = NULL;
 			if (lowest == 0) {
 				refuse(plan, "%s: no free name below %s to rename a colliding part",
 				       volume_path(plan, c->volume), c->lower_path);
@@ -499,14 +612,16 @@ static void resolve_collisions(struct plan *plan, struct candidates *list, bool 
 				break;
 			}
 			c->name = fresh_name(c, mergeset, &lowest);
-		} while (name_taken(list, list->count, i, c->name));
+		} while (name_taken(&index, list->count, i, c->name));
 		if (c->dropped)
 			continue;
+		tsearch(c, &index.renamed, compare_candidate_names);
 		r = ARRAY_PUSH(plan->renames, plan->rename_count, plan->rename_capacity);
 		r->volume = c->volume;
 		r->path = xstrdup(c->lower_path);
 		r->new_name = xstrdup(c->name);
 	}
+	name_index_free(&index);
 }
 
 /* Shows every kept candidate under parent and records its name. */
@@ -521,15 +636,17 @@ static void add_parts(struct plan *plan, uint32_t parent, const struct candidate
 			continue;
 		dir = add_node(plan, parent, c->name, PLAN_DIR);
 		plan->nodes[dir].mtime = c->dir->st.st_mtim;
+		plan->nodes[dir].attr = attr_of(&c->dir->st);
 		for (size_t j = 0; j < c->dir->child_count; j++) {
 			const struct vnode *file = &c->dir->children[j];
 			char *path = xasprintf("%s/%s", c->lower_path, file->name);
 
-			if (S_ISREG(file->st.st_mode))
+			if (S_ISREG(file->st.st_mode)) {
 				add_lower(plan, dir, file->name, c->volume, path, &file->st);
-			else
+			} else {
 				hide(plan, c->volume, path, HIDDEN_NOT_REGULAR);
-			free(path);
+				free(path);
+			}
 		}
 		if (names)
 			name_list_add(names, c->name);
@@ -741,6 +858,21 @@ static void merge_partition(struct plan *plan, const char *name)
 	candidates_free(&summary_parts);
 }
 
+/* Sorts list and drops repeated names. */
+static void name_list_sort_unique(struct name_list *list)
+{
+	size_t kept = 0;
+
+	name_list_sort(list);
+	for (size_t i = 0; i < list->count; i++) {
+		if (kept && strcmp(list->names[kept - 1], list->names[i]) == 0)
+			free(list->names[i]);
+		else
+			list->names[kept++] = list->names[i];
+	}
+	list->count = kept;
+}
+
 /* Every YYYY_MM under data/{small,big,indexdb} of every volume; the rest is hidden. */
 static void collect_partition_names(struct plan *plan, struct name_list *names)
 {
@@ -757,22 +889,25 @@ static void collect_partition_names(struct plan *plan, struct name_list *names)
 				if (strcmp(entry->name, "snapshots") == 0) {
 					if (entry->child_count || entry->not_scanned)
 						hide(plan, (int)v, path, HIDDEN_SNAPSHOTS);
+				} else if (S_ISLNK(entry->st.st_mode) &&
+					   is_partition_name(entry->name)) {
+					hide(plan, (int)v, path, HIDDEN_BROKEN_LINK);
 				} else if (!S_ISDIR(entry->st.st_mode) ||
 					   !is_partition_name(entry->name)) {
 					hide(plan, (int)v, path, HIDDEN_NOT_PARTITION);
-				} else if (!name_list_contains(names, entry->name)) {
+				} else {
 					name_list_add(names, entry->name);
 				}
-				if (S_ISDIR(entry->st.st_mode) && is_partition_name(entry->name) &&
-				    !name_list_contains(&found, entry->name))
+				if (S_ISDIR(entry->st.st_mode) && is_partition_name(entry->name))
 					name_list_add(&found, entry->name);
 				free(path);
 			}
 		}
+		name_list_sort_unique(&found);
 		plan->summary[v].partitions = found.count;
 		name_list_free(&found);
 	}
-	name_list_sort(names);
+	name_list_sort_unique(names);
 }
 
 /* ---- indexdb tables ---- */
@@ -1105,6 +1240,53 @@ static void finish_nodes(struct plan *plan)
 	}
 }
 
+/* The directory at node's path in the first volume (in the order given) that has one. */
+static const struct vnode *first_volume_dir(const struct plan *plan, uint32_t node)
+{
+	char *path = plan_path(plan, node);
+	const struct vnode *found = NULL;
+
+	for (size_t v = 0; !found && v < plan->volume_count; v++) {
+		found = vnode_at(&plan->volumes[v].root, path);
+		if (!vnode_is_dir(found))
+			found = NULL;
+	}
+	free(path);
+	return found;
+}
+
+/* What stat shows of the nodes add_lower and add_parts did not take from a
+ * volume entry. A directory has the attributes and mtime of the first volume
+ * holding a directory at its path, else its parent's (a merged table, a dir
+ * the merge makes); its nlink counts the plan's subdirectories. A
+ * synthesized file is 0644, owned by the first volume's root. Parents come
+ * before their children in nodes[]. */
+static void fill_attrs(struct plan *plan)
+{
+	const struct vnode_stat *root = &plan->volumes[0].root.st;
+
+	for (uint32_t i = 0; i < plan->node_count; i++) {
+		struct plan_node *node = &plan->nodes[i];
+		const struct vnode *dir;
+
+		if (node->kind == PLAN_SYNTH_FILE)
+			node->attr = (struct plan_attr){ .mode = S_IFREG | 0644, .uid = root->st_uid,
+							 .gid = root->st_gid, .nlink = 1,
+							 .blocks = (node->size + 511) / 512 };
+		if (node->kind != PLAN_DIR)
+			continue;
+		if (node->attr.mode == 0) {
+			dir = first_volume_dir(plan, i);
+			node->attr = dir ? attr_of(&dir->st) : plan->nodes[node->parent].attr;
+			node->mtime = dir ? dir->st.st_mtim : plan->nodes[node->parent].mtime;
+		}
+		node->attr.nlink = 2;
+	}
+	for (uint32_t i = 1; i < plan->node_count; i++)
+		if (plan->nodes[i].kind == PLAN_DIR)
+			plan->nodes[plan->nodes[i].parent].attr.nlink++;
+}
+
 static void summarize_bytes(struct plan *plan)
 {
 	for (size_t i = 0; i < plan->node_count; i++)
@@ -1133,6 +1315,7 @@ int plan_build(struct plan *plan, struct volume *volumes, size_t volume_count,
 			merge_partition(plan, partitions.names[i]);
 		merge_tables(plan);
 		finish_nodes(plan);
+		fill_attrs(plan);
 		summarize_bytes(plan);
 	}
 	name_list_free(&partitions);
@@ -1240,6 +1423,54 @@ static uint64_t fnv1a(uint64_t hash, const void *data, size_t len)
 	for (size_t i = 0; i < len; i++)
 		hash = (hash ^ p[i]) * 0x100000001b3ull;
 	return hash;
+}
+
+static uint64_t lower_hash(int volume, const char *path)
+{
+	return fnv1a(fnv1a(0xcbf29ce484222325ull, &volume, sizeof(volume)), path, strlen(path));
+}
+
+void plan_lower_index_build(struct plan_lower_index *index, const struct plan *plan)
+{
+	size_t size = 16;
+
+	while (size < 2 * plan->node_count)
+		size *= 2;
+	index->plan = plan;
+	index->size = size;
+	index->slots = xcalloc(size, sizeof(*index->slots));
+	for (size_t i = 0; i < plan->node_count; i++) {
+		const struct plan_node *node = &plan->nodes[i];
+		size_t slot;
+
+		if (node->kind != PLAN_LOWER_FILE)
+			continue;
+		slot = lower_hash(node->volume, node->lower_path) & (size - 1);
+		while (index->slots[slot])
+			slot = (slot + 1) & (size - 1);
+		index->slots[slot] = (uint32_t)i + 1;
+	}
+}
+
+const struct plan_node *plan_lower_index_find(const struct plan_lower_index *index, int volume,
+					      const char *path)
+{
+	size_t mask = index->size - 1;
+
+	for (size_t slot = lower_hash(volume, path) & mask; index->slots[slot];
+	     slot = (slot + 1) & mask) {
+		const struct plan_node *node = &index->plan->nodes[index->slots[slot] - 1];
+
+		if (node->volume == volume && strcmp(node->lower_path, path) == 0)
+			return node;
+	}
+	return NULL;
+}
+
+void plan_lower_index_free(struct plan_lower_index *index)
+{
+	free(index->slots);
+	index->slots = NULL;
 }
 
 uint64_t plan_fingerprint(const struct plan *plan)

@@ -22,6 +22,13 @@ enum plan_node_kind {
 
 #define PLAN_NONE UINT32_MAX
 
+/* What stat shows of a node besides its size and mtime: the volume entry's
+ * (see fill_attrs in plan.c for directories and synthesized files). */
+struct plan_attr {
+	uint32_t mode, uid, gid, nlink;
+	uint64_t blocks;
+};
+
 struct plan_node {
 	char *name;
 	uint32_t parent;
@@ -30,6 +37,7 @@ struct plan_node {
 	char *lower_path;    /* PLAN_LOWER_FILE: path below that volume's root */
 	uint64_t size;
 	struct timespec mtime;
+	struct plan_attr attr;
 	char *content;       /* PLAN_SYNTH_FILE */
 	uint32_t *children;  /* sorted by name */
 	size_t child_count, child_capacity;
@@ -59,6 +67,7 @@ enum hidden_reason {
 	HIDDEN_OLD_TABLE,
 	HIDDEN_NEXT_TABLE,
 	HIDDEN_UNREADABLE_METADATA,
+	HIDDEN_BROKEN_LINK,
 };
 
 /* What kind of thing a hidden entry is, for reports that grade them. */
@@ -151,6 +160,20 @@ char *plan_path(const struct plan *plan, uint32_t node);
  * volume files, synthesized bytes): an upper made for one plan must not be
  * used with another. */
 uint64_t plan_fingerprint(const struct plan *plan);
+/* Which plan node shows the file (volume, lower_path): an upper's stubs may
+ * name only such files. */
+struct plan_lower_index {
+	const struct plan *plan;
+	uint32_t *slots; /* node index + 1, open addressing; 0 is empty */
+	size_t size;     /* a power of two */
+};
+
+void plan_lower_index_build(struct plan_lower_index *index, const struct plan *plan);
+/* The plan's lower file that (volume, path) names, or NULL. */
+const struct plan_node *plan_lower_index_find(const struct plan_lower_index *index, int volume,
+					      const char *path);
+void plan_lower_index_free(struct plan_lower_index *index);
+
 /* Bytes of every lower file, for space checks. */
 uint64_t plan_lower_bytes(const struct plan *plan);
 

@@ -7,6 +7,25 @@
 
 #include "plan.h"
 
+/* Names come from the volumes and may hold any byte but '/' and NUL: a
+ * newline would forge a report line. Control bytes and the backslash are
+ * written as C escapes; other bytes (UTF-8 names) as they are. */
+static void put_escaped(const char *s, FILE *out)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '\\')
+			fputs("\\\\", out);
+		else if (*p == '\n')
+			fputs("\\n", out);
+		else if (*p == '\t')
+			fputs("\\t", out);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(out, "\\x%02x", *p);
+		else
+			fputc(*p, out);
+	}
+}
+
 static void format_time(int64_t ms, char *buf, size_t len)
 {
 	time_t seconds = (time_t)(ms / 1000);
@@ -25,10 +44,11 @@ static void print_volumes(const struct plan *plan, FILE *out)
 		const struct plan_volume_summary *s = &plan->summary[v];
 
 		format_bytes(s->bytes, bytes, sizeof(bytes));
-		fprintf(out, "  [%zu] %s: generation %s, %zu partitions, %zu data parts, "
+		fprintf(out, "  [%zu] ", v);
+		put_escaped(plan->volumes[v].path, out);
+		fprintf(out, ": generation %s, %zu partitions, %zu data parts, "
 			     "%zu indexdb tables, %s\n",
-			v, plan->volumes[v].path, generation_name(s->generation), s->partitions,
-			s->parts, s->tables, bytes);
+			generation_name(s->generation), s->partitions, s->parts, s->tables, bytes);
 	}
 }
 
@@ -40,7 +60,9 @@ static void print_partitions(const struct plan *plan, FILE *out)
 		uint64_t rows = 0;
 		char from[32], to[32];
 
-		fprintf(out, "  %s:", p->name);
+		fputs("  ", out);
+		put_escaped(p->name, out);
+		fputc(':', out);
 		for (size_t v = 0; v < plan->volume_count; v++) {
 			fprintf(out, " [%zu]=%zu", v, p->part_count[v]);
 			rows += p->rows[v];
@@ -63,12 +85,15 @@ static void print_tables(const struct plan *plan, FILE *out)
 	for (size_t i = 0; i < plan->table_count; i++) {
 		const struct plan_table *t = &plan->tables[i];
 
-		fprintf(out, "  %s -> indexdb/%s (%zu parts) from", table_role_name(t->role),
-			t->name, t->part_count);
-		for (size_t j = 0; j < plan->table_source_count; j++)
-			if (plan->table_sources[j].role == t->role)
-				fprintf(out, " [%d]%s", plan->table_sources[j].volume,
-					plan->table_sources[j].name);
+		fprintf(out, "  %s -> indexdb/", table_role_name(t->role));
+		put_escaped(t->name, out);
+		fprintf(out, " (%zu parts) from", t->part_count);
+		for (size_t j = 0; j < plan->table_source_count; j++) {
+			if (plan->table_sources[j].role != t->role)
+				continue;
+			fprintf(out, " [%d]", plan->table_sources[j].volume);
+			put_escaped(plan->table_sources[j].name, out);
+		}
 		fputc('\n', out);
 	}
 }
@@ -78,20 +103,29 @@ void plan_print_text(const struct plan *plan, FILE *out)
 	print_volumes(plan, out);
 	if (plan->refusal_count) {
 		fprintf(out, "\nRefused (%zu)\n", plan->refusal_count);
-		for (size_t i = 0; i < plan->refusal_count; i++)
-			fprintf(out, "  %s\n", plan->refusals[i]);
+		for (size_t i = 0; i < plan->refusal_count; i++) {
+			fputs("  ", out);
+			put_escaped(plan->refusals[i], out);
+			fputc('\n', out);
+		}
 		return;
 	}
 	print_partitions(plan, out);
 	print_tables(plan, out);
 	fprintf(out, "\nRenamed parts (%zu)\n", plan->rename_count);
-	for (size_t i = 0; i < plan->rename_count; i++)
-		fprintf(out, "  [%d] %s -> %s\n", plan->renames[i].volume, plan->renames[i].path,
-			plan->renames[i].new_name);
+	for (size_t i = 0; i < plan->rename_count; i++) {
+		fprintf(out, "  [%d] ", plan->renames[i].volume);
+		put_escaped(plan->renames[i].path, out);
+		fputs(" -> ", out);
+		put_escaped(plan->renames[i].new_name, out);
+		fputc('\n', out);
+	}
 	fprintf(out, "\nHidden entries (%zu)\n", plan->hidden_count);
-	for (size_t i = 0; i < plan->hidden_count; i++)
-		fprintf(out, "  [%d] %s: %s\n", plan->hidden[i].volume, plan->hidden[i].path,
-			hidden_reason_text(plan->hidden[i].reason));
+	for (size_t i = 0; i < plan->hidden_count; i++) {
+		fprintf(out, "  [%d] ", plan->hidden[i].volume);
+		put_escaped(plan->hidden[i].path, out);
+		fprintf(out, ": %s\n", hidden_reason_text(plan->hidden[i].reason));
+	}
 }
 
 static cJSON *volumes_json(const struct plan *plan)
@@ -198,6 +232,7 @@ char *plan_print_json(const struct plan *plan)
 	cJSON *json = cJSON_CreateObject(), *refusals = cJSON_CreateArray();
 	char *printed, *copy;
 
+	cJSON_AddNumberToObject(json, "format", JSON_OUTPUT_FORMAT);
 	cJSON_AddStringToObject(json, "target_generation", generation_name(plan->target));
 	cJSON_AddItemToObject(json, "volumes", volumes_json(plan));
 	cJSON_AddItemToObject(json, "partitions", partitions_json(plan));

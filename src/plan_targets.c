@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,6 +52,10 @@ static void build_target_plan(const struct plan *plan, struct target *t)
 	struct plan sub;
 
 	qsort(t->volumes, t->volume_count, sizeof(size_t), compare_sizes);
+	t->into = t->volumes[0];
+	for (size_t i = 1; i < t->volume_count; i++)
+		if (plan->summary[t->volumes[i]].bytes > plan->summary[t->into].bytes)
+			t->into = t->volumes[i];
 	for (size_t i = 0; i < t->volume_count; i++)
 		volumes[i] = plan->volumes[t->volumes[i]];
 	plan_build(&sub, volumes, t->volume_count, NULL);
@@ -75,6 +80,12 @@ int plan_targets(const struct plan *plan, const struct check_report *report, siz
 		return error_set(err, EINVAL, "--targets %zu: give 1 to %zu targets for %zu volumes "
 				 "(a volume is never split)", count, n, n);
 	out->series_known = report && report->collisions_scanned;
+	for (size_t v = 0; report && v < report->volume_count; v++) {
+		if (report->volumes[v].cluster_known) {
+			out->layout_known = true;
+			out->cluster = report->volumes[v].cluster;
+		}
+	}
 	out->count = count;
 	out->targets = xcalloc(count, sizeof(*out->targets));
 	w = xcalloc(n, sizeof(*w));
@@ -155,6 +166,176 @@ static double spread(const struct target_plan *targets, bool series)
 	return min ? (double)max / (double)min : 0;
 }
 
+/* A path as one shell word: as it is when nothing in it is special. */
+static void put_word(FILE *f, const char *s)
+{
+	if (*s && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			    "0123456789_./:=@%+,-") == strlen(s)) {
+		fputs(s, f);
+		return;
+	}
+	fputc('\'', f);
+	for (; *s; s++) {
+		if (*s == '\'')
+			fputs("'\\''", f);
+		else
+			fputc(*s, f);
+	}
+	fputc('\'', f);
+}
+
+/* " V1 V2 ..." : the volumes of a target, or only the retiring ones. */
+static void put_volumes(FILE *f, const struct plan *plan, const struct target *tg,
+			bool retiring_only)
+{
+	for (size_t i = 0; i < tg->volume_count; i++) {
+		if (retiring_only && tg->volumes[i] == tg->into)
+			continue;
+		fputc(' ', f);
+		put_word(f, plan->volumes[tg->volumes[i]].path);
+	}
+}
+
+struct lines {
+	char **items;
+	size_t count, capacity;
+	char *text;
+	size_t len;
+	FILE *f;
+};
+
+static FILE *line_start(struct lines *l)
+{
+	l->text = NULL;
+	l->f = open_memstream(&l->text, &l->len);
+	if (!l->f)
+		abort();
+	return l->f;
+}
+
+static void line_end(struct lines *l)
+{
+	fclose(l->f);
+	*ARRAY_PUSH(l->items, l->count, l->capacity) = l->text;
+}
+
+static void line(struct lines *l, const char *text)
+{
+	fputs(text, line_start(l));
+	line_end(l);
+}
+
+char **target_commands(const struct target_plan *targets, const struct plan *plan, size_t t,
+		       size_t *count)
+{
+	const struct target *tg = &targets->targets[t];
+	const char *into = plan->volumes[tg->into].path;
+	char *preview = xasprintf("/var/tmp/vmunion-preview-%zu", t);
+	bool cluster = targets->layout_known && targets->cluster;
+	const char *live_url = cluster ? "http://127.0.0.1:18481" : "http://127.0.0.1:18428";
+	struct lines l = { 0 };
+	FILE *f;
+
+	if (tg->volume_count < 2) {
+		line(&l, "# a single volume: nothing to merge, its node keeps running");
+		free(preview);
+		*count = l.count;
+		return l.items;
+	}
+	line(&l, cluster ? "# remove the retiring volumes' nodes from vminsert -storageNode, then "
+			   "stop the vmstorage of every volume of the target cleanly (SIGINT)"
+			 : "# stop the victoria-metrics of every volume of the target cleanly (SIGINT)");
+	f = line_start(&l);
+	fputs("vmunion check --deep", f);
+	put_volumes(f, plan, tg, false);
+	line_end(&l);
+	f = line_start(&l);
+	fprintf(f, "mkdir -p %s/upper %s/mnt", preview, preview);
+	line_end(&l);
+	f = line_start(&l);
+	fprintf(f, "vmunionfs -o upper=%s/upper", preview);
+	put_volumes(f, plan, tg, false);
+	fprintf(f, " %s/mnt", preview);
+	line_end(&l);
+	f = line_start(&l);
+	if (cluster)
+		fprintf(f, "vmstorage -storageDataPath=%s/mnt -retentionPeriod=100y "
+			"-httpListenAddr=127.0.0.1:18482 -vminsertAddr=127.0.0.1:18400 "
+			"-vmselectAddr=127.0.0.1:18401 &", preview);
+	else
+		fprintf(f, "victoria-metrics -storageDataPath=%s/mnt -retentionPeriod=100y "
+			"-httpListenAddr=127.0.0.1:18428 &", preview);
+	line_end(&l);
+	if (cluster)
+		line(&l, "vmselect -storageNode=127.0.0.1:18401 -httpListenAddr=127.0.0.1:18481 &");
+	f = line_start(&l);
+	fprintf(f, "vmunion verify --live %s", live_url);
+	put_volumes(f, plan, tg, false);
+	line_end(&l);
+	line(&l, cluster ? "# exit status 0? stop vmselect and vmstorage (SIGINT), then:"
+			 : "# exit status 0? stop victoria-metrics (SIGINT), then:");
+	f = line_start(&l);
+	fprintf(f, "fusermount3 -u %s/mnt", preview);
+	line_end(&l);
+	f = line_start(&l);
+	fputs("vmunion materialize --into ", f);
+	put_word(f, into);
+	put_volumes(f, plan, tg, false);
+	line_end(&l);
+	f = line_start(&l);
+	fputs("# start the node of ", f);
+	put_word(f, into);
+	fputs(" again, with -retentionPeriod at least the age of its oldest data, then:", f);
+	line_end(&l);
+	f = line_start(&l);
+	fprintf(f, "vmunion verify --live %s", cluster ? "http://VMSELECT:8481" : "http://NODE:8428");
+	put_volumes(f, plan, tg, true);
+	line_end(&l);
+	if (cluster)
+		line(&l, "# remove the retiring nodes from vmselect -storageNode, verify again; "
+			 "when satisfied:");
+	else
+		line(&l, "# when satisfied:");
+	f = line_start(&l);
+	fputs("vmunion finalize ", f);
+	put_word(f, into);
+	line_end(&l);
+	f = line_start(&l);
+	fputs("# or, to undo the commit (its node stopped): vmunion rollback ", f);
+	put_word(f, into);
+	line_end(&l);
+	free(preview);
+	*count = l.count;
+	return l.items;
+}
+
+void target_commands_free(char **commands, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		free(commands[i]);
+	free(commands);
+}
+
+static void print_commands(const struct target_plan *targets, const struct plan *plan,
+			   FILE *out)
+{
+	for (size_t t = 0; t < targets->count; t++) {
+		const struct target *tg = &targets->targets[t];
+		size_t n;
+		char **commands = target_commands(targets, plan, t, &n);
+
+		fprintf(out, "\nTarget %zu: into [%zu] %s", t, tg->into, plan->volumes[tg->into].path);
+		for (size_t i = 0; i < tg->volume_count; i++)
+			if (tg->volumes[i] != tg->into)
+				fprintf(out, ", from [%zu] %s", tg->volumes[i],
+					plan->volumes[tg->volumes[i]].path);
+		fputc('\n', out);
+		for (size_t i = 0; i < n; i++)
+			fprintf(out, "  %s\n", commands[i]);
+		target_commands_free(commands, n);
+	}
+}
+
 void target_plan_print_text(const struct target_plan *targets, const struct plan *plan,
 			    FILE *out)
 {
@@ -187,6 +368,7 @@ void target_plan_print_text(const struct target_plan *targets, const struct plan
 	if (targets->series_known)
 		fprintf(out, ", series %.3f", spread(targets, true));
 	fputc('\n', out);
+	print_commands(targets, plan, out);
 }
 
 char *target_plan_print_json(const struct target_plan *targets, const struct plan *plan)
@@ -194,6 +376,7 @@ char *target_plan_print_json(const struct target_plan *targets, const struct pla
 	cJSON *json = cJSON_CreateObject(), *array = cJSON_CreateArray(), *balance;
 	char *printed, *copy;
 
+	cJSON_AddNumberToObject(json, "format", JSON_OUTPUT_FORMAT);
 	cJSON_AddStringToObject(json, "method", "greedy: largest volume first (bytes, then "
 						"series) onto the target with the fewest bytes");
 	for (size_t t = 0; t < targets->count; t++) {
@@ -220,6 +403,15 @@ char *target_plan_print_json(const struct target_plan *targets, const struct pla
 		for (size_t i = 0; i < tg->refusal_count; i++)
 			cJSON_AddItemToArray(refusals, cJSON_CreateString(tg->refusals[i]));
 		cJSON_AddItemToObject(item, "refusals", refusals);
+		cJSON_AddStringToObject(item, "into", plan->volumes[tg->into].path);
+		size_t n;
+		char **commands = target_commands(targets, plan, t, &n);
+		cJSON *list = cJSON_CreateArray();
+
+		for (size_t i = 0; i < n; i++)
+			cJSON_AddItemToArray(list, cJSON_CreateString(commands[i]));
+		cJSON_AddItemToObject(item, "commands", list);
+		target_commands_free(commands, n);
 		cJSON_AddItemToArray(array, item);
 	}
 	cJSON_AddItemToObject(json, "targets", array);

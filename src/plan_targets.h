@@ -14,6 +14,7 @@
 struct target {
 	size_t *volumes; /* indexes into plan->volumes, ascending */
 	size_t volume_count;
+	size_t into;     /* the surviving volume: the largest, fewest bytes to copy */
 	uint64_t bytes, series, rows;
 	enum generation generation;
 	char **refusals; /* of the plan of this target's volumes alone */
@@ -24,6 +25,7 @@ struct target_plan {
 	struct target *targets;
 	size_t count;
 	bool series_known;
+	bool layout_known, cluster; /* TSID layout of the volumes, from the check */
 };
 
 /* Assigns every volume of plan to one of count targets: largest volume
@@ -36,6 +38,12 @@ int plan_targets(const struct plan *plan, const struct check_report *report, siz
 		 struct target_plan *out, struct error *err);
 void target_plan_free(struct target_plan *targets);
 size_t target_plan_refusals(const struct target_plan *targets);
+
+/* The commands of the runbook (docs/scale-down.md) for target t, with
+ * the "# " comment lines between them. Free with target_commands_free. */
+char **target_commands(const struct target_plan *targets, const struct plan *plan, size_t t,
+		       size_t *count);
+void target_commands_free(char **commands, size_t count);
 
 void target_plan_print_text(const struct target_plan *targets, const struct plan *plan,
 			    FILE *out);

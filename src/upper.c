@@ -9,16 +9,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/magic.h>
+#include <sys/random.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #define IDENTITY_FILE "vmunionfs.json"
-#define IDENTITY_FORMAT "vmunionfs-upper/1"
+/* 2: a canary xattr on tree, named in the identity file. */
+#define IDENTITY_FORMAT "vmunionfs-upper/2"
+/* On UPPER/tree; its value is in the identity file. An upper copied without
+ * its xattrs loses it, and with it every stub's reference: refused. */
+#define CANARY_XATTR "user.vmunionfs.canary"
 
-static char *identity_json(const struct plan *plan)
+static char *identity_json(const struct plan *plan, const char *canary)
 {
 	cJSON *json = cJSON_CreateObject(), *volumes = cJSON_CreateArray();
 	char *printed, *copy, fingerprint[17];
@@ -35,11 +38,37 @@ static char *identity_json(const struct plan *plan)
 	cJSON_AddItemToObject(json, "volumes", volumes);
 	snprintf(fingerprint, sizeof(fingerprint), "%016" PRIx64, plan_fingerprint(plan));
 	cJSON_AddStringToObject(json, "plan", fingerprint);
+	if (canary)
+		cJSON_AddStringToObject(json, "canary", canary);
 	printed = cJSON_Print(json);
 	cJSON_Delete(json);
 	copy = xasprintf("%s\n", printed);
 	cJSON_free(printed);
 	return copy;
+}
+
+/* A string field of an identity document, or NULL. Caller frees. */
+static char *identity_field(const char *doc, const char *name)
+{
+	cJSON *json = cJSON_Parse(doc);
+	const char *value = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(json, name));
+	char *copy = value ? xstrdup(value) : NULL;
+
+	cJSON_Delete(json);
+	return copy;
+}
+
+static int new_canary(char **out, struct error *err)
+{
+	unsigned char bytes[16];
+	char hex[2 * sizeof(bytes) + 1];
+
+	if (getrandom(bytes, sizeof(bytes), 0) != (ssize_t)sizeof(bytes))
+		return error_set(err, errno, "getrandom: %s", strerror(errno));
+	for (size_t i = 0; i < sizeof(bytes); i++)
+		snprintf(hex + 2 * i, 3, "%02x", bytes[i]);
+	*out = xstrdup(hex);
+	return 0;
 }
 
 /* Whether two identity documents name the same volumes (plans may differ). */
@@ -55,20 +84,42 @@ static bool same_volumes(const char *a, const char *b)
 	return same;
 }
 
+/* The mode, owner and times a node gets in the upper: the plan's, which are
+ * its volume entry's, so that the mount's permissions are the volumes'. */
+static void node_attr(const struct plan_node *node, struct stat *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->st_mode = node->attr.mode;
+	out->st_uid = node->attr.uid;
+	out->st_gid = node->attr.gid;
+	out->st_mtim = node->mtime;
+	out->st_atim = node->mtime;
+}
+
+static int apply_attr(int dirfd, const char *path, const struct stat *st)
+{
+	struct timespec times[2] = { st->st_atim, st->st_mtim };
+
+	/* chown first: it clears set-id bits that chmod then sets. */
+	if (fchownat(dirfd, path, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    fchmodat(dirfd, path, st->st_mode & 07777, 0) < 0 ||
+	    utimensat(dirfd, path, times, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return 0;
+}
+
 static int write_stub(int dirfd, const char *path, const struct plan_node *node)
 {
 	char *ref = xasprintf("%d:%s", node->volume, node->lower_path);
-	struct timespec times[2] = { node->mtime, node->mtime };
 	int fd, rc = 0;
 
-	fd = openat(dirfd, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	fd = openat(dirfd, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		free(ref);
 		return -errno;
 	}
 	if (ftruncate(fd, (off_t)node->size) < 0 ||
-	    fsetxattr(fd, UPPER_STUB_XATTR, ref, strlen(ref), 0) < 0 ||
-	    futimens(fd, times) < 0)
+	    fsetxattr(fd, UPPER_STUB_XATTR, ref, strlen(ref), 0) < 0)
 		rc = -errno;
 	close(fd);
 	free(ref);
@@ -77,56 +128,72 @@ static int write_stub(int dirfd, const char *path, const struct plan_node *node)
 
 static int write_synth(int dirfd, const char *path, const struct plan_node *node)
 {
-	struct timespec times[2] = { node->mtime, node->mtime };
-	int fd, rc = 0;
-	size_t done = 0;
+	int fd, rc;
 
-	fd = openat(dirfd, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	fd = openat(dirfd, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	while (rc == 0 && done < node->size) {
-		ssize_t n = write(fd, node->content + done, node->size - done);
-
-		if (n < 0 && errno != EINTR)
-			rc = -errno;
-		else if (n > 0)
-			done += (size_t)n;
-	}
-	if (rc == 0 && futimens(fd, times) < 0)
-		rc = -errno;
+	rc = write_all(fd, node->content, node->size);
 	close(fd);
 	return rc;
 }
 
+static int populate_error(struct error *err, const char *path, int rc)
+{
+	return error_set(err, -rc, "upper: cannot create %s: %s%s", *path ? path : "tree",
+			 strerror(-rc),
+			 rc == -ENOTSUP ? " (the upper filesystem must support user "
+					  "extended attributes)"
+					: "");
+}
+
 int upper_populate(int dirfd, const struct plan *plan, struct error *err)
 {
-	/* Parents precede children in the node table. */
+	struct stat st;
+	int rc;
+
+	/* Parents precede children in the node table. Directories stay 0700
+	 * while they are filled and get their volume's mode last, children
+	 * first, so that filling them does not change their times. */
 	for (size_t i = 1; i < plan->node_count; i++) {
 		const struct plan_node *node = &plan->nodes[i];
 		char *path = plan_path(plan, (uint32_t)i);
-		int rc;
 
-		if (node->kind == PLAN_DIR)
-			rc = mkdirat(dirfd, path, 0755) < 0 ? -errno : 0;
-		else if (node->kind == PLAN_LOWER_FILE)
-			rc = write_stub(dirfd, path, node);
-		else
-			rc = write_synth(dirfd, path, node);
-		if (rc < 0) {
-			error_set(err, -rc, "upper: cannot create %s: %s%s", path, strerror(-rc),
-				  rc == -ENOTSUP ? " (the upper filesystem must support user "
-						   "extended attributes)"
-						 : "");
-			free(path);
-			return rc;
+		if (node->kind == PLAN_DIR) {
+			rc = mkdirat(dirfd, path, 0700) < 0 ? -errno : 0;
+		} else {
+			rc = node->kind == PLAN_LOWER_FILE ? write_stub(dirfd, path, node)
+							   : write_synth(dirfd, path, node);
+			node_attr(&plan->nodes[i], &st);
+			if (rc == 0)
+				rc = apply_attr(dirfd, path, &st);
 		}
+		if (rc < 0)
+			populate_error(err, path, rc);
 		free(path);
+		if (rc < 0)
+			return rc;
+	}
+	for (size_t i = plan->node_count; i-- > 0;) {
+		char *path;
+
+		if (plan->nodes[i].kind != PLAN_DIR)
+			continue;
+		path = plan_path(plan, (uint32_t)i);
+		node_attr(&plan->nodes[i], &st);
+		rc = apply_attr(dirfd, *path ? path : ".", &st);
+		if (rc < 0)
+			populate_error(err, path, rc);
+		free(path);
+		if (rc < 0)
+			return rc;
 	}
 	return 0;
 }
 
 /* Builds tree.new, then renames it to tree: a crash leaves no half tree. */
-static int create_tree(struct upper *upper, const struct plan *plan, struct error *err)
+static int create_tree(struct upper *upper, const struct plan *plan, const char *canary,
+		       struct error *err)
 {
 	int fd, rc;
 
@@ -139,8 +206,9 @@ static int create_tree(struct upper *upper, const struct plan *plan, struct erro
 	if (fd < 0)
 		return error_set(err, errno, "%s/tree.new: %s", upper->path, strerror(errno));
 	rc = upper_populate(fd, plan, err);
-	/* A private upper dies with the mount: it needs no crash safety. */
-	if (rc == 0 && !upper->temporary && syncfs(fd) < 0)
+	if (rc == 0 && fsetxattr(fd, CANARY_XATTR, canary, strlen(canary), 0) < 0)
+		rc = error_set(err, errno, "%s/tree.new: %s", upper->path, strerror(errno));
+	if (rc == 0 && syncfs(fd) < 0)
 		rc = error_set(err, errno, "%s: sync: %s", upper->path, strerror(errno));
 	close(fd);
 	if (rc < 0)
@@ -171,32 +239,59 @@ static bool dir_is_empty(int dirfd)
 	return empty;
 }
 
-/* The identity file must name exactly these volumes; a new upper gets one
- * when may_create. */
-static int check_identity(struct upper *upper, const struct plan *plan, bool may_create,
-			  struct error *err)
+/* A new upper's identity file, with a new canary. The upper is 0700: its
+ * stubs and copies keep the volumes' modes, which the mount enforces. */
+static int create_identity(struct upper *upper, const struct plan *plan, char **canary,
+			   struct error *err)
 {
-	char *want = identity_json(plan), *have = NULL;
+	char *doc;
+	int rc;
+
+	if (!dir_is_empty(upper->dirfd))
+		return error_set(err, ENOTEMPTY,
+				 "%s: not empty and not a vmunionfs upper directory (no %s)",
+				 upper->path, IDENTITY_FILE);
+	rc = new_canary(canary, err);
+	if (rc < 0)
+		return rc;
+	doc = identity_json(plan, *canary);
+	if (fchmod(upper->dirfd, 0700) < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = write_file_atomic(upper->dirfd, IDENTITY_FILE, doc, strlen(doc));
+	free(doc);
+	if (rc < 0)
+		error_set(err, -rc, "%s/%s: %s", upper->path, IDENTITY_FILE, strerror(-rc));
+	return rc;
+}
+
+/* The identity file must name exactly these volumes; a new upper gets one
+ * when may_create. *canary is what the tree must carry. */
+static int check_identity(struct upper *upper, const struct plan *plan, bool may_create,
+			  char **canary, struct error *err)
+{
+	char *want = NULL, *have = NULL, *format = NULL;
 	size_t len;
 	int rc = read_file_at(upper->dirfd, IDENTITY_FILE, 1 << 20, &have, &len);
 
+	*canary = NULL;
 	if (rc == -ENOENT && !may_create) {
 		rc = error_set(err, EINVAL, "%s: not a vmunionfs upper directory (no %s)",
 			       upper->path, IDENTITY_FILE);
 	} else if (rc == -ENOENT) {
-		if (!dir_is_empty(upper->dirfd))
-			rc = error_set(err, ENOTEMPTY,
-				       "%s: not empty and not a vmunionfs upper directory "
-				       "(no %s)",
-				       upper->path, IDENTITY_FILE);
-		else
-			rc = write_file_atomic(upper->dirfd, IDENTITY_FILE, want, strlen(want));
-		if (rc < 0 && err && !err->message[0])
-			error_set(err, -rc, "%s/%s: %s", upper->path, IDENTITY_FILE,
-				  strerror(-rc));
+		rc = create_identity(upper, plan, canary, err);
 	} else if (rc < 0) {
 		error_set(err, -rc, "%s/%s: %s", upper->path, IDENTITY_FILE, strerror(-rc));
-	} else if (strcmp(have, want) != 0 && same_volumes(have, want)) {
+	} else if (!(format = identity_field(have, "format")) ||
+		   strcmp(format, IDENTITY_FORMAT) != 0 ||
+		   !(*canary = identity_field(have, "canary"))) {
+		rc = error_set(err, EINVAL,
+			       "%s/%s: made by another version of vmunionfs (format %s, this one "
+			       "reads %s): use a new upper",
+			       upper->path, IDENTITY_FILE, format ? format : "unknown",
+			       IDENTITY_FORMAT);
+	} else if (strcmp(have, (want = identity_json(plan, *canary))) != 0 &&
+		   same_volumes(have, want)) {
 		rc = error_set(err, EINVAL,
 			       "%s: the volumes changed since this upper was made (their merged "
 			       "plan differs); the upper's stubs would point at the wrong "
@@ -209,30 +304,62 @@ static int check_identity(struct upper *upper, const struct plan *plan, bool may
 			       "(give the same volumes in the same order, or a new upper)",
 			       upper->path, have, want);
 	}
+	if (rc < 0) {
+		free(*canary);
+		*canary = NULL;
+	}
+	free(format);
 	free(want);
 	free(have);
 	return rc;
 }
 
+/* Stubs name their volume files in xattrs: an upper that lost them (cp -r,
+ * a backup, a filesystem without user xattrs) would serve zeros. */
+static int check_canary(struct upper *upper, const char *canary, struct error *err)
+{
+	char value[128];
+	ssize_t n = fgetxattr(upper->tree_fd, CANARY_XATTR, value, sizeof(value) - 1);
+
+	if (n >= 0)
+		value[n] = '\0';
+	if (n >= 0 && strcmp(value, canary) == 0)
+		return 0;
+	return error_set(err, EIO,
+			 "%s/tree: its extended attributes are lost (%s): the upper was "
+			 "copied without them (cp -r) or onto a filesystem without user "
+			 "xattrs, and its stubs would read as zeros; refused (copy an upper "
+			 "with cp -a or rsync -X, or make a new one)",
+			 upper->path,
+			 n < 0 ? (errno == ENODATA ? "no " CANARY_XATTR : strerror(errno))
+			       : CANARY_XATTR " is another upper's");
+}
+
+static int open_tree(struct upper *upper, const char *canary, struct error *err)
+{
+	upper->tree_fd = openat(upper->dirfd, "tree", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (upper->tree_fd < 0)
+		return error_set(err, errno, "%s/tree: %s", upper->path, strerror(errno));
+	return check_canary(upper, canary, err);
+}
+
 static int open_dirs(struct upper *upper, const struct plan *plan, struct error *err)
 {
+	char *canary;
 	int rc;
 
 	upper->dirfd = open(upper->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (upper->dirfd < 0)
 		return error_set(err, errno, "%s: %s", upper->path, strerror(errno));
-	rc = check_identity(upper, plan, true, err);
+	rc = check_identity(upper, plan, true, &canary, err);
 	if (rc < 0)
 		return rc;
-	if (faccessat(upper->dirfd, "tree", F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
-		rc = create_tree(upper, plan, err);
-		if (rc < 0)
-			return rc;
-	}
-	upper->tree_fd = openat(upper->dirfd, "tree", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (upper->tree_fd < 0)
-		return error_set(err, errno, "%s/tree: %s", upper->path, strerror(errno));
-	return 0;
+	if (faccessat(upper->dirfd, "tree", F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+		rc = create_tree(upper, plan, canary, err);
+	if (rc == 0)
+		rc = open_tree(upper, canary, err);
+	free(canary);
+	return rc;
 }
 
 int upper_open(struct upper *upper, const char *path, const struct plan *plan,
@@ -242,7 +369,7 @@ int upper_open(struct upper *upper, const char *path, const struct plan *plan,
 
 	memset(upper, 0, sizeof(*upper));
 	upper->dirfd = upper->tree_fd = -1;
-	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
 		return error_set(err, errno, "%s: cannot create upper directory: %s", path,
 				 strerror(errno));
 	upper->path = xstrdup(path);
@@ -255,6 +382,7 @@ int upper_open(struct upper *upper, const char *path, const struct plan *plan,
 int upper_open_existing(struct upper *upper, const char *path, const struct plan *plan,
 			struct error *err)
 {
+	char *canary = NULL;
 	int rc;
 
 	memset(upper, 0, sizeof(*upper));
@@ -264,46 +392,10 @@ int upper_open_existing(struct upper *upper, const char *path, const struct plan
 	if (upper->dirfd < 0)
 		rc = error_set(err, errno, "%s: %s", path, strerror(errno));
 	else
-		rc = check_identity(upper, plan, false, err);
-	if (rc == 0) {
-		upper->tree_fd = openat(upper->dirfd, "tree", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (upper->tree_fd < 0)
-			rc = error_set(err, errno, "%s/tree: %s", path, strerror(errno));
-	}
-	if (rc < 0)
-		upper_close(upper);
-	return rc;
-}
-
-/* Where a private upper goes: tmpfs when there is one (stubs are empty, and
- * filling and removing a large tree on a journaling filesystem is slow),
- * else $TMPDIR or /tmp. */
-static const char *temporary_base(void)
-{
-	const char *tmp = getenv("TMPDIR");
-	struct statfs st;
-
-	if (statfs("/dev/shm", &st) == 0 && st.f_type == TMPFS_MAGIC &&
-	    access("/dev/shm", W_OK) == 0)
-		return "/dev/shm";
-	return tmp && *tmp ? tmp : "/tmp";
-}
-
-int upper_open_temporary(struct upper *upper, const struct plan *plan, struct error *err)
-{
-	char *path = xasprintf("%s/vmunionfs.XXXXXX", temporary_base());
-	int rc;
-
-	memset(upper, 0, sizeof(*upper));
-	upper->dirfd = upper->tree_fd = -1;
-	if (!mkdtemp(path)) {
-		rc = error_set(err, errno, "%s: %s", path, strerror(errno));
-		free(path);
-		return rc;
-	}
-	upper->path = path;
-	upper->temporary = true;
-	rc = open_dirs(upper, plan, err);
+		rc = check_identity(upper, plan, false, &canary, err);
+	if (rc == 0)
+		rc = open_tree(upper, canary, err);
+	free(canary);
 	if (rc < 0)
 		upper_close(upper);
 	return rc;
@@ -315,8 +407,6 @@ void upper_close(struct upper *upper)
 		close(upper->tree_fd);
 	if (upper->dirfd >= 0)
 		close(upper->dirfd);
-	if (upper->temporary && upper->path)
-		remove_tree_at(AT_FDCWD, upper->path);
 	free(upper->path);
 	memset(upper, 0, sizeof(*upper));
 	upper->dirfd = upper->tree_fd = -1;
@@ -339,47 +429,61 @@ int upper_stub_get(const char *path, int *volume, char **lower_path)
 	return 1;
 }
 
-static int copy_bytes(int from, int to)
+/* Copies the first len bytes of from to the start of to. */
+static int copy_bytes(int from, int to, off_t len)
 {
 	char buf[1 << 16];
+	off_t done = 0;
 
-	if (lseek(from, 0, SEEK_SET) < 0 || lseek(to, 0, SEEK_SET) < 0)
-		return -errno;
-	for (;;) {
-		ssize_t n = read(from, buf, sizeof(buf)), done = 0;
+	while (done < len) {
+		size_t want = (size_t)(len - done < (off_t)sizeof(buf) ? len - done : (off_t)sizeof(buf));
+		ssize_t n = pread(from, buf, want, done);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -errno;
 		if (n == 0)
-			return 0;
-		while (done < n) {
-			ssize_t m = write(to, buf + done, (size_t)(n - done));
+			return -EIO; /* the volume file shrank */
+		for (ssize_t put = 0; put < n;) {
+			ssize_t m = pwrite(to, buf + put, (size_t)(n - put), done + put);
 
 			if (m < 0 && errno != EINTR)
 				return -errno;
-			if (m > 0)
-				done += m;
+			put += m > 0 ? m : 0;
 		}
+		done += n;
 	}
+	return 0;
 }
 
-int upper_copy_up(int fd, int lower_fd, const char *path)
+int upper_copy_up(int fd, int lower_fd, const char *path, off_t keep)
 {
-	struct stat st;
-	int rc;
+	struct stat lower, stub;
+	off_t size;
+	int rc = 0;
 
-	if (fstat(lower_fd, &st) < 0)
+	if (fstat(lower_fd, &lower) < 0 || fstat(fd, &stub) < 0)
 		return -errno;
-	rc = copy_bytes(lower_fd, fd);
-	if (rc == 0 && ftruncate(fd, st.st_size) < 0)
+	size = keep < 0 ? lower.st_size : keep;
+	if (ftruncate(fd, size) < 0)
 		rc = -errno;
+	if (rc == 0)
+		rc = copy_bytes(lower_fd, fd, size < lower.st_size ? size : lower.st_size);
 	if (rc == 0 && fsync(fd) < 0)
 		rc = -errno;
 	if (rc == 0 && removexattr(path, UPPER_STUB_XATTR) < 0 && errno != ENODATA)
 		rc = -errno;
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
+	if (rc == 0)
+		return fsync(fd) < 0 ? -errno : 0;
+	{
+		/* Still a stub: give back the blocks of the partial copy (the upper
+		 * may be full), and the stub its size and times. */
+		struct timespec times[2] = { stub.st_atim, stub.st_mtim };
+
+		if (ftruncate(fd, 0) == 0)
+			(void)!ftruncate(fd, stub.st_size);
+		futimens(fd, times);
+	}
 	return rc;
 }

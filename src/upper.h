@@ -10,6 +10,7 @@
 #define VMUNION_UPPER_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "plan.h"
 #include "util.h"
@@ -20,7 +21,6 @@ struct upper {
 	char *path;
 	int dirfd;     /* UPPER */
 	int tree_fd;   /* UPPER/tree, O_RDONLY | O_DIRECTORY */
-	bool temporary; /* made for a read-only mount; removed on close */
 };
 
 /* Opens (or creates and fills from the plan) the upper at path. Refuses an
@@ -31,9 +31,6 @@ int upper_open(struct upper *upper, const char *path, const struct plan *plan,
  * anything: -EINVAL when it is no upper or belongs to other volumes. */
 int upper_open_existing(struct upper *upper, const char *path, const struct plan *plan,
 			struct error *err);
-/* A private upper for a read-only mount, on /dev/shm when it is a tmpfs,
- * else under $TMPDIR; removed by upper_close. */
-int upper_open_temporary(struct upper *upper, const struct plan *plan, struct error *err);
 void upper_close(struct upper *upper);
 
 /* Fills dirfd (an empty dir) with the plan's tree; files of volumes become
@@ -43,9 +40,11 @@ int upper_populate(int dirfd, const struct plan *plan, struct error *err);
 /* The stub reference of the file at path (a /proc/self/fd path works):
  * 1 and *volume, *lower_path set when it is a stub, 0 when not, or -errno. */
 int upper_stub_get(const char *path, int *volume, char **lower_path);
-/* Replaces a stub's content by the bytes of its volume file (copy-up); fd is
- * the stub opened O_RDWR, lower_fd the volume file. Crash-safe: the xattr goes
- * last, so an interrupted copy-up is a stub still. */
-int upper_copy_up(int fd, int lower_fd, const char *path);
+/* Replaces a stub's content by the bytes of its volume file (copy-up): the
+ * first keep bytes, or all when keep < 0 (a truncation copies only what it
+ * keeps). fd is the stub opened O_RDWR, lower_fd the volume file. Crash-safe:
+ * the xattr goes last, so an interrupted copy-up is a stub still; a failed
+ * one (ENOSPC) gives its blocks back and leaves the stub as it was. */
+int upper_copy_up(int fd, int lower_fd, const char *path, off_t keep);
 
 #endif

@@ -1,5 +1,7 @@
 #include "util.h"
 
+#include <cjson/cJSON.h>
+
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -280,4 +282,18 @@ const char *format_bytes(uint64_t bytes, char *buf, size_t len)
 	}
 	snprintf(buf, len, unit ? "%.1f %s" : "%.0f %s", value, units[unit]);
 	return buf;
+}
+
+void print_json_error(const char *message)
+{
+	cJSON *json = cJSON_CreateObject();
+	char *text;
+
+	cJSON_AddNumberToObject(json, "format", JSON_OUTPUT_FORMAT);
+	cJSON_AddStringToObject(json, "error", message);
+	text = cJSON_PrintUnformatted(json);
+	if (text)
+		puts(text);
+	cJSON_free(text);
+	cJSON_Delete(json);
 }

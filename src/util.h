@@ -7,6 +7,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* The "format" key of every --json output: raised when a key changes meaning
+ * or goes away (new keys do not raise it). */
+#define JSON_OUTPUT_FORMAT 1
+
 /* Errors travel as -errno; the text saying which file and why is kept here and
  * printed once, by whoever is at the edge (a main, a test). */
 struct error {
@@ -37,6 +41,10 @@ bool is_partition_name(const char *name);
 bool is_hex16_name(const char *name);
 bool has_suffix(const char *s, const char *suffix);
 int compare_strings(const void *a, const void *b);
+
+/* {"format": JSON_OUTPUT_FORMAT, "error": message} on stdout: what --json
+ * prints when there is nothing else to print. */
+void print_json_error(const char *message);
 
 /* Writes all of data, retrying short writes and EINTR. */
 int write_all(int fd, const void *data, size_t len);

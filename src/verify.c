@@ -231,6 +231,9 @@ static int find_extra(struct verify *v, const char *prefix, size_t *extra, struc
 			rc = error_set(err, errno, "%s/%s: %s", v->dest, path, strerror(errno));
 		} else if (!e && !*prefix && strcmp(name, "lost+found") == 0 && S_ISDIR(st.st_mode)) {
 			printf("ignored  %s/ (the filesystem's own, vmstorage ignores it)\n", path);
+		} else if (!e && !*prefix && strcmp(name, ".vmunion-commit") == 0 &&
+			   S_ISDIR(st.st_mode)) {
+			printf("ignored  %s/ (kept by materialize --into for rollback)\n", path);
 		} else if (!e) {
 			printf("extra    %s%s\n", path, S_ISDIR(st.st_mode) ? "/" : "");
 			(*extra)++;

@@ -1425,7 +1425,9 @@ static void put_quoted(struct buf *b, const uint8_t *p, size_t n)
 	buf_u8(b, '"');
 }
 
-int vm_metric_name_render(const uint8_t *name, size_t len, char **out, struct error *err)
+/* name{k="v",...}, or as a selector {__name__="name",k="v",...}. */
+static int render_metric_name(const uint8_t *name, size_t len, bool selector, char **out,
+			      struct error *err)
 {
 	struct buf raw = { 0 }, b = { 0 };
 	struct tag_span *tags = NULL;
@@ -1437,20 +1439,35 @@ int vm_metric_name_render(const uint8_t *name, size_t len, char **out, struct er
 		return error_set(err, EINVAL, "malformed MetricName of %zu bytes", len);
 	}
 	sort_tags(raw.p, tags, ntags);
-	buf_put(&b, raw.p, group_len);
+	if (selector) {
+		buf_put(&b, "{__name__=", 10);
+		put_quoted(&b, raw.p, group_len);
+	} else {
+		buf_put(&b, raw.p, group_len);
+	}
 	for (size_t i = 0; i < ntags; i++) {
-		buf_u8(&b, i ? ',' : '{');
+		buf_u8(&b, i || selector ? ',' : '{');
 		buf_put(&b, raw.p + tags[i].key, tags[i].key_len);
 		buf_u8(&b, '=');
 		put_quoted(&b, raw.p + tags[i].val, tags[i].val_len);
 	}
-	if (ntags)
+	if (ntags || selector)
 		buf_u8(&b, '}');
 	buf_u8(&b, 0);
 	free(raw.p);
 	free(tags);
 	*out = (char *)b.p;
 	return 0;
+}
+
+int vm_metric_name_render(const uint8_t *name, size_t len, char **out, struct error *err)
+{
+	return render_metric_name(name, len, false, out, err);
+}
+
+int vm_metric_name_selector(const uint8_t *name, size_t len, char **out, struct error *err)
+{
+	return render_metric_name(name, len, true, out, err);
 }
 
 int vm_indexdb_scan_metric_names(int dirfd, bool cluster, vm_metric_name_fn fn, void *arg,

@@ -184,6 +184,9 @@ int vm_decode_metric_name_item(const uint8_t *item, size_t len, bool cluster,
  * job/instance-like keys first), but it is canonical, so byte equality of
  * the marshaled names still means the same series.  *out is malloc'ed. */
 int vm_metric_name_render(const uint8_t *name, size_t len, char **out, struct error *err);
+/* The same series as a PromQL selector that matches exactly it:
+ * {__name__="name",k="v",...} (same escaping, same label order). */
+int vm_metric_name_selector(const uint8_t *name, size_t len, char **out, struct error *err);
 
 typedef int (*vm_metric_name_fn)(const struct vm_metric_name_item *mn, void *arg);
 /* Seeks to namespace 3 in the mergeset part in dirfd and calls fn for each

@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "check.h"
+#include "commit.h"
 #include "config.h"
+#include "live.h"
 #include "materialize.h"
 #include "plan.h"
 #include "plan_targets.h"
@@ -33,13 +35,25 @@ static void usage(FILE *out)
 	      "                            part dirs, required files, part headers, and\n"
 	      "                            metricIDs naming different series on different\n"
 	      "                            volumes; --deep also decodes every part;\n"
-	      "                            --cheap skips the collision scan.\n"
+	      "                            --cheap skips the collision scan; --jobs N\n"
+	      "                            threads, 1 to 256 (default: the CPUs, at most 8).\n"
 	      "                            Exit status 0 clean, 1 warnings, 2 errors.\n"
 	      "  materialize [OPTIONS] VOLUME... DEST\n"
 	      "                            write the merged view into DEST (missing or empty),\n"
 	      "                            crash-safe and resumable (see materialize --help)\n"
+	      "  materialize --into TARGET [OPTIONS] VOLUME...\n"
+	      "                            commit the merged view in place into TARGET, one\n"
+	      "                            of the VOLUMEs, keeping its previous layout\n"
+	      "  rollback TARGET           restore TARGET's layout from before the commit\n"
+	      "  finalize TARGET           drop the layout kept for rollback\n"
 	      "  verify [OPTIONS] VOLUME... DEST\n"
 	      "                            check that DEST holds exactly the merged view\n"
+	      "  verify --live URL [OPTIONS] VOLUME...\n"
+	      "                            check that a running node serves every series\n"
+	      "                            of the volumes with every sample (see\n"
+	      "                            verify --live URL --help)\n"
+	      "\n"
+	      "Each command's own options: vmunion COMMAND --help.\n"
 	      "\n"
 	      "Options:\n"
 	      "  -h, --help       show this help\n"
@@ -47,13 +61,52 @@ static void usage(FILE *out)
 	      "\n"
 	      "Exit status: 0 success, 1 the volumes cannot be merged (refused),\n"
 	      "2 an I/O error, 64 wrong usage. verify: 1 DEST differs from the merged\n"
-	      "view. materialize: 1 also when DEST is unsafe or too small (nothing was\n"
-	      "written).\n",
+	      "view. materialize: 1 also when DEST is unsafe or too small, or a vmstorage\n"
+	      "holds a volume's flock.lock (nothing was written).\n",
+	      out);
+}
+
+static void usage_plan(FILE *out)
+{
+	fputs("Usage: vmunion plan [--json] [--no-check] [--targets M] VOLUME...\n"
+	      "\n"
+	      "Shows what the merged volume will contain: per volume, per partition,\n"
+	      "indexdb roles, hidden entries with reasons, renames and refusals.\n"
+	      "\n"
+	      "  --json           the plan as JSON on stdout\n"
+	      "  --no-check       skip the metricID collision scan (the cheap checks of\n"
+	      "                   `check` always run)\n"
+	      "  --targets M      propose which volumes to merge into which of M targets\n"
+	      "                   (scale-down from N to M nodes, 1 <= M <= N)\n"
+	      "  -h, --help       show this help\n"
+	      "\n"
+	      "Exit status: 0 the volumes can be merged, 1 refused, 2 an I/O error,\n"
+	      "64 wrong usage. A volume a vmstorage runs on (its flock.lock is held)\n"
+	      "is planned with a warning: it may change under the plan.\n",
+	      out);
+}
+
+static void usage_check(FILE *out)
+{
+	fputs("Usage: vmunion check [--json] [--deep] [--cheap] [--jobs N] VOLUME...\n"
+	      "\n"
+	      "Validates the volumes: parts.json against the part dirs, required files,\n"
+	      "part headers, and metricIDs naming different series on different volumes.\n"
+	      "\n"
+	      "  --json           the report as JSON on stdout\n"
+	      "  --deep           also decode every block of every part\n"
+	      "  --cheap          skip the metricID collision scan\n"
+	      "  --jobs N         threads for the part checks, 1 to 256 (default: the\n"
+	      "                   number of CPUs, at most 8)\n"
+	      "  -h, --help       show this help\n"
+	      "\n"
+	      "Exit status: 0 clean, 1 warnings (also: a vmstorage holds a volume's\n"
+	      "flock.lock), 2 errors, 64 wrong usage.\n",
 	      out);
 }
 
 /* Opens every volume; on failure closes what was opened and says why. */
-static int open_volumes(char **paths, int count, struct volume **out)
+static int open_volumes(char **paths, int count, bool json, struct volume **out)
 {
 	struct volume *volumes = xcalloc((size_t)count, sizeof(*volumes));
 	struct error err;
@@ -61,6 +114,8 @@ static int open_volumes(char **paths, int count, struct volume **out)
 	for (int i = 0; i < count; i++) {
 		if (volume_open(&volumes[i], paths[i], &err) < 0) {
 			fprintf(stderr, "vmunion: %s\n", err.message);
+			if (json)
+				print_json_error(err.message);
 			while (i-- > 0)
 				volume_close(&volumes[i]);
 			free(volumes);
@@ -72,14 +127,31 @@ static int open_volumes(char **paths, int count, struct volume **out)
 }
 
 /* The VOLUME operands of a command: an exit status, or 0 with them open. */
-static int open_command_volumes(const char *command, char **paths, int count,
+static int open_command_volumes(const char *command, char **paths, int count, bool json,
 				struct volume **out)
 {
 	if (count < 1) {
 		fprintf(stderr, "vmunion %s: give at least one VOLUME\n", command);
 		return EXIT_USAGE;
 	}
-	return open_volumes(paths, count, out) < 0 ? 2 : 0;
+	return open_volumes(paths, count, json, out) < 0 ? 2 : 0;
+}
+
+/* Holds the volumes' flock.lock shared while they are read (see
+ * volume_lock); says which a vmstorage runs on. Returns how many. */
+static int warn_locked_volumes(const char *command, struct volume *volumes, int count)
+{
+	struct error err;
+	int locked = 0;
+
+	for (int i = 0; i < count; i++) {
+		if (volume_lock(&volumes[i], &err) < 0) {
+			fprintf(stderr, "vmunion %s: warning: %s; it may change while it is read\n",
+				command, err.message);
+			locked++;
+		}
+	}
+	return locked;
 }
 
 static void close_volumes(struct volume *volumes, int count)
@@ -167,16 +239,17 @@ static int command_plan(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 		} else if (opt == 'h') {
-			usage(stdout);
+			usage_plan(stdout);
 			return 0;
 		} else {
 			return EXIT_USAGE;
 		}
 	}
 	count = argc - optind;
-	rc = open_command_volumes("plan", argv + optind, count, &volumes);
+	rc = open_command_volumes("plan", argv + optind, count, json, &volumes);
 	if (rc != 0)
 		return rc;
+	warn_locked_volumes("plan", volumes, count);
 	rc = plan_build(&plan, volumes, (size_t)count, &err);
 	if (rc == 0 && check_before_use(&plan, !no_check, targets > 0, &report) < 0)
 		rc = error_set(&err, EINVAL, "%s", plan.refusals[0]);
@@ -220,7 +293,7 @@ static int command_check(int argc, char **argv)
 	bool json = false;
 	long jobs;
 	char *end;
-	int opt, count, status;
+	int opt, count, status, locked;
 
 	while ((opt = getopt_long(argc, argv, "jh", options, NULL)) != -1) {
 		if (opt == 'j') {
@@ -237,16 +310,17 @@ static int command_check(int argc, char **argv)
 			}
 			opts.jobs = (unsigned)jobs;
 		} else if (opt == 'h') {
-			usage(stdout);
+			usage_check(stdout);
 			return 0;
 		} else {
 			return EXIT_USAGE;
 		}
 	}
 	count = argc - optind;
-	status = open_command_volumes("check", argv + optind, count, &volumes);
+	status = open_command_volumes("check", argv + optind, count, json, &volumes);
 	if (status != 0)
 		return status;
+	locked = warn_locked_volumes("check", volumes, count);
 	/* A refused plan is still checked: its refusals are errors of the report. */
 	plan_build(&plan, volumes, (size_t)count, NULL);
 	check_run(&plan, &opts, &report, NULL);
@@ -259,6 +333,8 @@ static int command_check(int argc, char **argv)
 		check_print_text(&report, &plan, stdout);
 	}
 	status = check_exit_status(&report);
+	if (locked && status == 0)
+		status = 1; /* a warning */
 	check_report_free(&report);
 	plan_free(&plan);
 	close_volumes(volumes, count);
@@ -288,8 +364,14 @@ int main(int argc, char **argv)
 		return command_check(argc - 1, argv + 1);
 	if (strcmp(command, "materialize") == 0)
 		return command_materialize(argc - 1, argv + 1);
+	if (strcmp(command, "verify") == 0 && live_requested(argc - 1, argv + 1))
+		return command_verify_live(argc - 1, argv + 1);
 	if (strcmp(command, "verify") == 0)
 		return command_verify(argc - 1, argv + 1);
+	if (strcmp(command, "rollback") == 0)
+		return command_rollback(argc - 1, argv + 1);
+	if (strcmp(command, "finalize") == 0)
+		return command_finalize(argc - 1, argv + 1);
 	fprintf(stderr, "vmunion: unknown command '%s' (see vmunion --help)\n", command);
 	return EXIT_USAGE;
 }

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,9 @@
 #include "check.h"
 #include "config.h"
 #include "fs.h"
+#include "fs_plan.h"
+#include "log.h"
+#include "metrics.h"
 #include "plan.h"
 #include "upper.h"
 #include "volume.h"
@@ -23,18 +27,23 @@
 
 struct options {
 	char *upper;
+	char *metrics;  /* -o metrics=ADDRESS */
 	double timeout;
 	int nocheck; /* -o nocheck: skip the metricID collision scan */
 	bool help, version;
+	bool fsname, subtype; /* given by the user: theirs win */
 	struct name_list positional;
 };
 
-enum { KEY_HELP, KEY_VERSION };
+enum { KEY_HELP, KEY_VERSION, KEY_FSNAME, KEY_SUBTYPE };
 
 static const struct fuse_opt option_specs[] = {
 	{ "upper=%s", offsetof(struct options, upper), 0 },
 	{ "timeout=%lf", offsetof(struct options, timeout), 0 },
 	{ "nocheck", offsetof(struct options, nocheck), 1 },
+	{ "metrics=%s", offsetof(struct options, metrics), 0 },
+	FUSE_OPT_KEY("fsname=", KEY_FSNAME),
+	FUSE_OPT_KEY("subtype=", KEY_SUBTYPE),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -47,7 +56,8 @@ static void usage(FILE *out)
 	fputs("Usage: vmunionfs [OPTIONS] VOLUME[:VOLUME...] [VOLUME...] MOUNTPOINT\n"
 	      "\n"
 	      "Presents several VictoriaMetrics vmstorage volumes, opened read-only, as one\n"
-	      "merged vmstorage tree at MOUNTPOINT. Without -o upper the mount is read-only.\n"
+	      "merged vmstorage tree at MOUNTPOINT. Without -o upper the mount is read-only\n"
+	      "and served from memory, with the volumes' own permissions.\n"
 	      "\n"
 	      "Options:\n"
 	      "  -o upper=DIR     writable copy-on-write layer: every change lands in DIR,\n"
@@ -57,15 +67,24 @@ static void usage(FILE *out)
 	      "                   cache stays right; never change the upper while mounted)\n"
 	      "  -o nocheck       skip the metricID collision scan of the indexdb before\n"
 	      "                   mounting (the cheap checks of `vmunion check` always run)\n"
-	      "  -o OPT[,OPT...]  FUSE mount options (allow_other, ...)\n"
-	      "  -f               stay in the foreground\n"
-	      "  -d               debug output (implies -f)\n"
+	      "  -o metrics=[ADDRESS:]PORT\n"
+	      "                   serve Prometheus metrics on http://ADDRESS:PORT/metrics\n"
+	      "                   (loopback only; ADDRESS defaults to 127.0.0.1)\n"
+	      "  -o fsname=NAME   the source findmnt and df show (default: the volumes)\n"
+	      "  -o subtype=TYPE  the type is fuse.TYPE (default: vmunionfs)\n"
+	      "  -o OPT[,OPT...]  FUSE mount options (allow_other, default_permissions,\n"
+	      "                   max_threads=N, ...: see vmunionfs(1))\n"
+	      "  -f               stay in the foreground; log to stderr (else syslog)\n"
+	      "  -d               also log FUSE's request trace (implies -f)\n"
 	      "  -s               single-threaded\n"
 	      "  -h, --help       show this help\n"
 	      "  -V, --version    show the version\n"
 	      "\n"
-	      "Exit status: 0 unmounted cleanly, 1 the volumes cannot be merged (refused),\n"
-	      "2 an I/O or mount error, 64 wrong usage. Unmount with: fusermount3 -u MOUNTPOINT\n",
+	      "SIGUSR1 writes the counters to the log.\n"
+	      "\n"
+	      "Exit status: 0 mounted (in the background) or unmounted cleanly (-f),\n"
+	      "1 the volumes cannot be merged (refused), 2 an I/O or mount error,\n"
+	      "64 wrong usage. Unmount with: fusermount3 -u MOUNTPOINT\n",
 	      out);
 }
 
@@ -80,6 +99,10 @@ static int collect_option(void *data, const char *arg, int key, struct fuse_args
 	if (key == KEY_VERSION) {
 		options->version = true;
 		return 0;
+	}
+	if (key == KEY_FSNAME || key == KEY_SUBTYPE) {
+		*(key == KEY_FSNAME ? &options->fsname : &options->subtype) = true;
+		return 1; /* for libfuse */
 	}
 	if (key == FUSE_OPT_KEY_NONOPT) {
 		/* VOLUME[:VOLUME...], as in mergerfs, so it fits in /etc/fstab. */
@@ -178,7 +201,7 @@ static int open_volumes(char **paths, size_t count, struct volume **out)
 
 	for (size_t i = 0; i < count; i++) {
 		if (volume_open(&volumes[i], paths[i], &err) < 0) {
-			fprintf(stderr, "vmunionfs: %s\n", err.message);
+			log_error("%s", err.message);
 			while (i-- > 0)
 				volume_close(&volumes[i]);
 			free(volumes);
@@ -196,7 +219,7 @@ static int lock_volumes(struct volume *volumes, size_t count)
 
 	for (size_t i = 0; i < count; i++) {
 		if (volume_lock(&volumes[i], &err) < 0) {
-			fprintf(stderr, "vmunionfs: refused: %s\n", err.message);
+			log_error("refused: %s", err.message);
 			return -1;
 		}
 	}
@@ -204,13 +227,16 @@ static int lock_volumes(struct volume *volumes, size_t count)
 }
 
 /* Mounts and serves until unmounted; the volumes and the upper are ready. */
-static int serve(struct fuse_args *args, struct fuse_cmdline_opts *cmdline, struct fs *fs)
+static int serve(struct fuse_args *args, struct fuse_cmdline_opts *cmdline,
+		 const struct fuse_lowlevel_ops *operations, void *userdata, int upper_fd)
 {
+	const struct fuse_lowlevel_ops *ops = metrics_wrap_ops(operations);
 	struct fuse_loop_config *loop;
 	struct fuse_session *session;
+	struct error err;
 	int rc = EXIT_FAILURE_IO;
 
-	session = fuse_session_new(args, fs_operations(), sizeof(*fs_operations()), fs);
+	session = fuse_session_new(args, ops, sizeof(*ops), userdata);
 	if (!session)
 		return EXIT_USAGE;
 	if (fuse_set_signal_handlers(session) != 0)
@@ -218,6 +244,8 @@ static int serve(struct fuse_args *args, struct fuse_cmdline_opts *cmdline, stru
 	if (fuse_session_mount(session, cmdline->mountpoint) != 0)
 		goto out_signals;
 	fuse_daemonize(cmdline->foreground);
+	if (metrics_start(upper_fd, &err) < 0)
+		log_error("%s", err.message); /* the mount works without */
 	if (cmdline->singlethread) {
 		rc = fuse_session_loop(session);
 	} else {
@@ -228,7 +256,9 @@ static int serve(struct fuse_args *args, struct fuse_cmdline_opts *cmdline, stru
 		fuse_loop_cfg_destroy(loop);
 	}
 	rc = rc == 0 ? 0 : EXIT_FAILURE_IO;
+	metrics_stop();
 	fuse_session_unmount(session);
+	log_info("unmounted %s", cmdline->mountpoint);
 out_signals:
 	fuse_remove_signal_handlers(session);
 out_session:
@@ -236,8 +266,8 @@ out_session:
 	return rc;
 }
 
-/* The daemon holds an O_PATH fd per inode the kernel remembers, as
- * passthrough_ll does: allow as many as the hard limit. */
+/* Every file a client opens holds an fd (the daemon keeps none per inode):
+ * allow as many open files as the hard limit. */
 static void raise_fd_limit(void)
 {
 	struct rlimit limit;
@@ -248,54 +278,107 @@ static void raise_fd_limit(void)
 	}
 }
 
+static void log_start(const struct plan *plan, const struct options *options,
+		      const char *mountpoint)
+{
+	size_t files = 0;
+
+	for (size_t i = 0; i < plan->node_count; i++)
+		files += plan->nodes[i].kind != PLAN_DIR;
+	log_info("mounting %zu volume(s) at %s: generation %s, %zu files, %s%s", plan->volume_count,
+		 mountpoint, generation_name(plan->target), files,
+		 options->upper ? "upper " : "read-only, served from memory",
+		 options->upper ? options->upper : "");
+	for (size_t i = 0; i < plan->volume_count; i++)
+		log_info("volume %zu: %s", i, plan->volumes[i].path);
+}
+
+/* A read-only mount serves the plan from memory (fs_plan.c): once copied
+ * out, the plan and the volumes' scans are freed, and so is the heap they
+ * held. Permissions are the volumes' own, enforced by the kernel. */
+static int serve_read_only(struct options *options, struct fuse_args *args,
+			   struct fuse_cmdline_opts *cmdline, struct plan *plan)
+{
+	struct fs_plan *fs;
+	struct error err;
+	int rc;
+
+	fs = fs_plan_new(plan, options->timeout, &err);
+	if (!fs) {
+		log_error("%s", err.message);
+		return EXIT_FAILURE_IO;
+	}
+	log_start(plan, options, cmdline->mountpoint);
+	for (size_t i = 0; i < plan->volume_count; i++)
+		volume_forget_scan(&plan->volumes[i]);
+	plan_free(plan);
+	malloc_trim(0);
+	fuse_opt_add_arg(args, "-oro,default_permissions");
+	rc = serve(args, cmdline, fs_plan_operations(), fs, -1);
+	fs_plan_free(fs);
+	return rc;
+}
+
+/* A preview serves the upper tree, where every change lands (fs.c). */
+static int serve_preview(struct options *options, struct fuse_args *args,
+			 struct fuse_cmdline_opts *cmdline, struct plan *plan)
+{
+	struct fs_config config;
+	struct upper upper;
+	struct error err;
+	struct fs *fs;
+	int rc;
+
+	if (check_upper_location(options->upper, plan->volumes, plan->volume_count,
+				 cmdline->mountpoint) < 0)
+		return EXIT_FAILURE_IO;
+	if (upper_open(&upper, options->upper, plan, &err) < 0) {
+		log_error("%s", err.message);
+		return EXIT_FAILURE_IO;
+	}
+	config = (struct fs_config){ .plan = plan, .volumes = plan->volumes,
+				     .volume_count = plan->volume_count,
+				     .upper_tree_fd = upper.tree_fd,
+				     .timeout = options->timeout };
+	fs = fs_new(&config, &err);
+	if (!fs) {
+		log_error("%s", err.message);
+		upper_close(&upper);
+		return EXIT_FAILURE_IO;
+	}
+	/* the kernel checks access against the volumes' own permissions */
+	fuse_opt_add_arg(args, "-odefault_permissions");
+	log_start(plan, options, cmdline->mountpoint);
+	rc = serve(args, cmdline, fs_operations(), fs, upper.tree_fd);
+	fs_free(fs);
+	upper_close(&upper);
+	return rc;
+}
+
 static int run(struct options *options, struct fuse_args *args,
 	       struct fuse_cmdline_opts *cmdline)
 {
 	size_t count = options->positional.count - 1;
 	struct volume *volumes;
-	struct upper upper;
-	struct fs_config config;
 	struct plan plan;
 	struct error err;
-	struct fs *fs;
-	int rc = EXIT_FAILURE_IO;
+	int rc = EXIT_REFUSED;
 
 	raise_fd_limit();
 	if (open_volumes(options->positional.names, count, &volumes) < 0)
 		return EXIT_FAILURE_IO;
-	if (lock_volumes(volumes, count) < 0) {
-		rc = EXIT_REFUSED;
+	if (lock_volumes(volumes, count) < 0)
 		goto out_volumes;
-	}
 	if (plan_build(&plan, volumes, count, &err) < 0 ||
 	    check_run(&plan, &(struct check_options){ .collisions = !options->nocheck }, NULL,
 		      &err) < 0) {
-		fprintf(stderr, "vmunionfs: refused: %s\n", err.message);
-		rc = EXIT_REFUSED;
+		log_error("refused: %s", err.message);
 		goto out_plan;
 	}
-	if (options->upper &&
-	    check_upper_location(options->upper, volumes, count, cmdline->mountpoint) < 0)
-		goto out_plan;
-	if ((options->upper ? upper_open(&upper, options->upper, &plan, &err)
-			    : upper_open_temporary(&upper, &plan, &err)) < 0) {
-		fprintf(stderr, "vmunionfs: %s\n", err.message);
-		goto out_plan;
-	}
-	config = (struct fs_config){ .volumes = volumes, .volume_count = count,
-				     .upper_tree_fd = upper.tree_fd,
-				     .timeout = options->timeout };
-	fs = fs_new(&config, &err);
-	if (!fs) {
-		fprintf(stderr, "vmunionfs: %s\n", err.message);
-		goto out_upper;
-	}
-	if (!options->upper)
-		fuse_opt_add_arg(args, "-oro");
-	rc = serve(args, cmdline, fs);
-	fs_free(fs);
-out_upper:
-	upper_close(&upper);
+	if (options->upper)
+		rc = serve_preview(options, args, cmdline, &plan);
+	else
+		rc = serve_read_only(options, args, cmdline, &plan);
 out_plan:
 	plan_free(&plan);
 out_volumes:
@@ -305,13 +388,61 @@ out_volumes:
 	return rc;
 }
 
+/* fsname (the SOURCE column of findmnt and df) names the volumes, as in
+ * fstab; the user's own fsname and subtype win. */
+static void add_default_names(struct fuse_args *args, const struct options *options)
+{
+	size_t count = options->positional.count - 1, len = strlen("-ofsname=") + 1;
+	char *arg, *p;
+
+	if (!options->subtype)
+		fuse_opt_add_arg(args, "-osubtype=vmunionfs");
+	if (options->fsname)
+		return;
+	for (size_t i = 0; i < count; i++)
+		len += 2 * strlen(options->positional.names[i]) + 1;
+	p = arg = xmalloc(len);
+	p += sprintf(p, "-ofsname=");
+	for (size_t i = 0; i < count; i++) {
+		if (i > 0)
+			*p++ = ':';
+		for (const char *c = options->positional.names[i]; *c; c++) {
+			if (*c == ',' || *c == '\\')
+				*p++ = '\\'; /* fuse_opt's escape */
+			*p++ = *c;
+		}
+	}
+	*p = '\0';
+	fuse_opt_add_arg(args, arg);
+	free(arg);
+}
+
+/* libfuse checks its options when a session is made: make one and throw it
+ * away, so that a typo is reported before any volume is opened. */
+static int check_fuse_options(const struct fuse_args *args)
+{
+	static const struct fuse_lowlevel_ops no_operations;
+	struct fuse_args copy = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_session *session;
+
+	for (int i = 0; i < args->argc; i++)
+		fuse_opt_add_arg(&copy, args->argv[i]);
+	session = fuse_session_new(&copy, &no_operations, sizeof(no_operations), NULL);
+	fuse_opt_free_args(&copy);
+	if (!session)
+		return -1;
+	fuse_session_destroy(session);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct options options = { .timeout = 86400.0 };
 	struct fuse_cmdline_opts cmdline = { 0 };
 	const char *mountpoint;
-	int rc = EXIT_USAGE;
+	struct error err;
+	int rc = EXIT_USAGE, status;
 
 	if (fuse_opt_parse(&args, &options, option_specs, collect_option) != 0)
 		goto out;
@@ -335,12 +466,29 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	fuse_opt_add_arg(&args, mountpoint);
-	fuse_opt_add_arg(&args, "-ofsname=vmunionfs,subtype=vmunionfs");
+	add_default_names(&args, &options);
 	if (fuse_parse_cmdline(&args, &cmdline) != 0)
 		goto out;
+	/* Every option is checked before a volume is opened. */
+	if (options.timeout < 0 || !(options.timeout < 1e9)) {
+		fprintf(stderr, "vmunionfs: timeout=%g: give seconds from 0 to 1e9\n",
+			options.timeout);
+		goto out;
+	}
+	if (check_fuse_options(&args) < 0)
+		goto out;
+	log_init(cmdline.foreground, cmdline.debug);
+	status = metrics_init(options.metrics, &err);
+	if (status < 0) {
+		log_error("%s", err.message);
+		rc = status == -EINVAL ? EXIT_USAGE : EXIT_FAILURE_IO;
+		goto out;
+	}
 	rc = run(&options, &args, &cmdline);
+	metrics_stop();
 out:
 	free(cmdline.mountpoint);
+	free(options.metrics);
 	fuse_opt_free_args(&args);
 	name_list_free(&options.positional);
 	free(options.upper);

@@ -16,11 +16,27 @@ static const char *const content_files[] = {
 };
 #define CONTENT_MAX (16u << 20)
 
-/* Subtrees that are never shown: their contents are not scanned (a snapshot
- * holds a hard-linked copy of the whole volume). */
-static bool skip_contents(const char *name, int depth)
+/* Where a directory sits in the volume, which decides how its entries are scanned. */
+enum place { PLACE_OTHER, PLACE_ROOT, PLACE_DATA, PLACE_PARTITIONS };
+
+static enum place child_place(enum place place, const char *name)
 {
-	return strcmp(name, "snapshots") == 0 || (depth == 1 && strcmp(name, "cache") == 0);
+	if (place == PLACE_ROOT && strcmp(name, "data") == 0)
+		return PLACE_DATA;
+	if (place == PLACE_DATA && (strcmp(name, "small") == 0 || strcmp(name, "big") == 0 ||
+				    strcmp(name, "indexdb") == 0))
+		return PLACE_PARTITIONS;
+	return PLACE_OTHER;
+}
+
+/* Subtrees that are never shown: their contents are not scanned (a snapshot
+ * holds a hard-linked copy of the whole volume, and so does the layout that
+ * materialize --into keeps for rollback). */
+static bool skip_contents(const char *name, enum place parent)
+{
+	return strcmp(name, "snapshots") == 0 ||
+	       (parent == PLACE_ROOT &&
+		(strcmp(name, "cache") == 0 || strcmp(name, ".vmunion-commit") == 0));
 }
 
 static bool wants_content(const char *name)
@@ -36,47 +52,126 @@ static int compare_vnodes(const void *a, const void *b)
 	return strcmp(((const struct vnode *)a)->name, ((const struct vnode *)b)->name);
 }
 
-static int scan_dir(int dirfd, struct vnode *dir, const char *path, int depth,
-		    struct error *err);
-
-static int scan_entry(int dirfd, struct vnode *node, const char *path, int depth,
-		      struct error *err)
+static void keep_stat(struct vnode *node, const struct stat *st)
 {
-	int rc;
+	node->st = (struct vnode_stat){ .st_mode = st->st_mode, .st_uid = st->st_uid,
+					.st_gid = st->st_gid, .st_nlink = st->st_nlink,
+					.st_size = st->st_size, .st_blocks = st->st_blocks,
+					.st_mtim = st->st_mtim, .st_dev = st->st_dev,
+					.st_ino = st->st_ino };
+}
 
-	if (fstatat(dirfd, node->name, &node->st, AT_SYMLINK_NOFOLLOW) < 0)
-		return error_set(err, errno, "%s: %s", path, strerror(errno));
-	if (S_ISREG(node->st.st_mode) && wants_content(node->name)) {
+/* One scan of a volume; path names the entry being scanned, for messages
+ * (grown and cut back in place: no allocation per entry). */
+struct scan {
+	struct volume *volume;
+	struct error *err;
+	char *path;
+	size_t len, capacity;
+};
+
+static size_t path_push(struct scan *scan, const char *name)
+{
+	size_t old = scan->len, n = strlen(name);
+
+	if (old + n + 2 > scan->capacity) {
+		scan->capacity = (old + n + 2) * 2;
+		scan->path = xrealloc(scan->path, scan->capacity);
+	}
+	scan->path[old] = '/';
+	memcpy(scan->path + old + 1, name, n + 1);
+	scan->len = old + n + 1;
+	return old;
+}
+
+static void path_pop(struct scan *scan, size_t old)
+{
+	scan->path[old] = '\0';
+	scan->len = old;
+}
+
+static int scan_error(struct scan *scan, int errnum)
+{
+	return error_set(scan->err, errnum, "%s: %s", scan->path, strerror(errnum));
+}
+
+static int scan_dir(struct scan *scan, int fd, struct vnode *dir, enum place place);
+
+/* A partition that is a symlink: vmstorage follows it, so the scan does, and
+ * pins its target for volume_open_file. A link to no directory stays a link,
+ * which the plan hides. */
+static int scan_link(struct scan *scan, int dirfd, struct vnode *node, const char *level)
+{
+	struct volume_link *link;
+	struct stat st;
+	int fd, pinned;
+
+	fd = openat(dirfd, node->name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 && (errno == ENOENT || errno == ENOTDIR || errno == ELOOP))
+		return 0;
+	if (fd < 0 || fstat(fd, &st) < 0 || (pinned = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+		int rc = scan_error(scan, errno);
+
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	keep_stat(node, &st);
+	node->linked = true;
+	link = ARRAY_PUSH(scan->volume->links, scan->volume->link_count,
+			  scan->volume->link_capacity);
+	link->path = xasprintf("data/%s/%s", level, node->name);
+	link->dirfd = pinned;
+	return scan_dir(scan, fd, node, PLACE_OTHER);
+}
+
+static int scan_entry(struct scan *scan, int dirfd, struct vnode *node,
+		      const struct vnode *parent, enum place parent_place)
+{
+	struct stat st;
+	int fd, rc;
+
+	if (fstatat(dirfd, node->name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return scan_error(scan, errno);
+	keep_stat(node, &st);
+	if (S_ISLNK(st.st_mode) && parent_place == PLACE_PARTITIONS &&
+	    is_partition_name(node->name))
+		return scan_link(scan, dirfd, node, parent->name);
+	if (S_ISREG(st.st_mode) && wants_content(node->name)) {
 		rc = read_file_at(dirfd, node->name, CONTENT_MAX, &node->content,
 				  &node->content_len);
 		if (rc < 0)
-			return error_set(err, -rc, "%s: %s", path, strerror(-rc));
+			return scan_error(scan, -rc);
+		/* read_file_at reads into a 4 KiB buffer; a part's metadata.json
+		 * is ~150 bytes, and there is one per part. */
+		node->content = xrealloc(node->content, node->content_len + 1);
 	}
-	if (!S_ISDIR(node->st.st_mode))
+	if (!S_ISDIR(st.st_mode))
 		return 0;
-	if (skip_contents(node->name, depth)) {
+	if (skip_contents(node->name, parent_place)) {
 		node->not_scanned = true;
 		return 0;
 	}
-	return scan_dir(dirfd, node, path, depth, err);
+	fd = openat(dirfd, node->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return scan_error(scan, errno);
+	return scan_dir(scan, fd, node, child_place(parent_place, node->name));
 }
 
-/* Reads the entries of dir->name (below dirfd) into dir->children, recursively. */
-static int scan_dir(int dirfd, struct vnode *dir, const char *path, int depth,
-		    struct error *err)
+/* Reads the entries of the directory open at fd (which it closes) into
+ * dir->children, recursively. */
+static int scan_dir(struct scan *scan, int fd, struct vnode *dir, enum place place)
 {
 	size_t capacity = 0;
 	struct dirent *de;
 	DIR *stream;
-	int fd, rc = 0;
+	int rc = 0;
 
-	fd = openat(dirfd, dir->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return error_set(err, errno, "%s: %s", path, strerror(errno));
 	stream = fdopendir(fd);
 	if (!stream) {
+		rc = scan_error(scan, errno);
 		close(fd);
-		return error_set(err, errno, "%s: %s", path, strerror(errno));
+		return rc;
 	}
 	while ((de = readdir(stream))) {
 		struct vnode *child;
@@ -87,11 +182,13 @@ static int scan_dir(int dirfd, struct vnode *dir, const char *path, int depth,
 		memset(child, 0, sizeof(*child));
 		child->name = xstrdup(de->d_name);
 	}
+	if (dir->child_count < capacity) /* most dirs are parts of a few files */
+		dir->children = xrealloc(dir->children, dir->child_count * sizeof(struct vnode));
 	for (size_t i = 0; rc == 0 && i < dir->child_count; i++) {
-		char *child_path = xasprintf("%s/%s", path, dir->children[i].name);
+		size_t old = path_push(scan, dir->children[i].name);
 
-		rc = scan_entry(fd, &dir->children[i], child_path, depth + 1, err);
-		free(child_path);
+		rc = scan_entry(scan, dirfd(stream), &dir->children[i], dir, place);
+		path_pop(scan, old);
 	}
 	closedir(stream);
 	if (dir->child_count)
@@ -108,9 +205,20 @@ static void vnode_free(struct vnode *node)
 	free(node->name);
 }
 
+void volume_drop_scan(struct volume *volume)
+{
+	for (size_t i = 0; i < volume->root.child_count; i++)
+		vnode_free(&volume->root.children[i]);
+	free(volume->root.children);
+	volume->root.children = NULL;
+	volume->root.child_count = 0;
+}
+
 int volume_open(struct volume *volume, const char *path, struct error *err)
 {
-	int rc;
+	struct scan scan = { .volume = volume, .err = err };
+	struct stat st;
+	int fd, rc;
 
 	memset(volume, 0, sizeof(*volume));
 	volume->dirfd = volume->lock_fd = -1;
@@ -120,12 +228,19 @@ int volume_open(struct volume *volume, const char *path, struct error *err)
 				 strerror(errno));
 	volume->path = xstrdup(path);
 	volume->root.name = xstrdup(".");
-	if (fstat(volume->dirfd, &volume->root.st) < 0) {
+	fd = fcntl(volume->dirfd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0 || fstat(volume->dirfd, &st) < 0) {
 		rc = error_set(err, errno, "%s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		volume_close(volume);
 		return rc;
 	}
-	rc = scan_dir(volume->dirfd, &volume->root, path, 0, err);
+	keep_stat(&volume->root, &st);
+	scan.path = xstrdup(path);
+	scan.len = scan.capacity = strlen(path);
+	rc = scan_dir(&scan, fd, &volume->root, PLACE_ROOT);
+	free(scan.path);
 	if (rc < 0)
 		volume_close(volume);
 	return rc;
@@ -148,6 +263,15 @@ int volume_lock(struct volume *volume, struct error *err)
 	return 0;
 }
 
+void volume_forget_scan(struct volume *volume)
+{
+	for (size_t i = 0; i < volume->root.child_count; i++)
+		vnode_free(&volume->root.children[i]);
+	free(volume->root.children);
+	volume->root.children = NULL;
+	volume->root.child_count = 0;
+}
+
 void volume_close(struct volume *volume)
 {
 	if (volume->lock_fd >= 0)
@@ -157,22 +281,39 @@ void volume_close(struct volume *volume)
 		close(volume->dirfd);
 	volume->dirfd = -1;
 	vnode_free(&volume->root);
+	for (size_t i = 0; i < volume->link_count; i++) {
+		free(volume->links[i].path);
+		close(volume->links[i].dirfd);
+	}
+	free(volume->links);
+	volume->links = NULL;
+	volume->link_count = volume->link_capacity = 0;
 	free(volume->path);
 	volume->path = NULL;
 }
 
-int volume_open_file(const struct volume *volume, const char *path)
+static int open_beneath(int dirfd, const char *path)
 {
 	struct open_how how = {
 		.flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC,
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 	};
-	long fd = syscall(SYS_openat2, volume->dirfd, path, &how, sizeof(how));
+	long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
 
 	if (fd < 0 && errno == ENOSYS)
-		fd = strstr(path, "..") ? (errno = EXDEV, -1)
-					: openat(volume->dirfd, path, (int)how.flags);
+		fd = strstr(path, "..") ? (errno = EXDEV, -1) : openat(dirfd, path, (int)how.flags);
 	return fd < 0 ? -errno : (int)fd;
+}
+
+int volume_open_file(const struct volume *volume, const char *path)
+{
+	for (size_t i = 0; i < volume->link_count; i++) {
+		size_t len = strlen(volume->links[i].path);
+
+		if (strncmp(path, volume->links[i].path, len) == 0 && path[len] == '/')
+			return open_beneath(volume->links[i].dirfd, path + len + 1);
+	}
+	return open_beneath(volume->dirfd, path);
 }
 
 const struct vnode *vnode_child(const struct vnode *dir, const char *name)

@@ -10,14 +10,37 @@
 
 #include "util.h"
 
+/* The fields of struct stat the merge reads (a third of its size: the scan
+ * holds one per file). */
+struct vnode_stat {
+	mode_t st_mode;
+	uid_t st_uid;
+	gid_t st_gid;
+	nlink_t st_nlink;
+	off_t st_size;
+	blkcnt_t st_blocks;
+	struct timespec st_mtim;
+	dev_t st_dev;
+	ino_t st_ino;
+};
+
 struct vnode {
 	char *name;
-	struct stat st;
+	struct vnode_stat st;
 	struct vnode *children; /* sorted by name; directories only */
 	size_t child_count;
 	char *content;          /* small files the merge reads (see volume.c) */
 	size_t content_len;
 	bool not_scanned;       /* a directory whose contents the merge never shows */
+	bool linked;            /* a partition that is a symlink: st and children are
+				 * its target's, as vmstorage follows it */
+};
+
+/* A partition directory that is a symlink, pinned when the volume is scanned:
+ * files below it are opened beneath its target. */
+struct volume_link {
+	char *path; /* "data/small/2024_02" */
+	int dirfd;  /* O_PATH | O_DIRECTORY of the target */
 };
 
 struct volume {
@@ -25,6 +48,8 @@ struct volume {
 	int dirfd;    /* O_RDONLY | O_DIRECTORY: every access goes through openat */
 	int lock_fd;  /* flock.lock held shared by volume_lock, or -1 */
 	struct vnode root;
+	struct volume_link *links;
+	size_t link_count, link_capacity;
 };
 
 int volume_open(struct volume *volume, const char *path, struct error *err);
@@ -34,9 +59,18 @@ void volume_close(struct volume *volume);
  * target), and while we hold it none can start. Refused with -EBUSY when it
  * is held; a volume without flock.lock is not locked. Writes nothing. */
 int volume_lock(struct volume *volume, struct error *err);
+/* Frees the scan (root's tree) and keeps the volume open and locked: what a
+ * daemon serving a plan needs once the plan is built. */
+void volume_forget_scan(struct volume *volume);
+
+/* Frees the scanned tree (the plan keeps what it shows); the volume stays
+ * open for volume_open_file. */
+void volume_drop_scan(struct volume *volume);
 
 /* Opens a file of the volume O_RDONLY; the path may not leave the volume
- * (no "..", no symlinks), whatever a stub in an upper says. */
+ * (no "..", no symlinks), whatever a stub in an upper says. The one exception
+ * is a symlinked partition (struct volume_link): a path below it is opened
+ * beneath the target pinned at scan time, with the same rules. */
 int volume_open_file(const struct volume *volume, const char *path);
 
 const struct vnode *vnode_child(const struct vnode *dir, const char *name);

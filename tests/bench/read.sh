@@ -11,8 +11,15 @@
 #   rand  RAND_READS random 4 KiB preads (fixed seed, offsets uniform over the bytes)
 #         over the .bin files of the same set; every file is opened before the caches
 #         are dropped, so only the preads are timed
+#   reread  the seq work again with a warm cache (only the second pass is timed)
+#   par   the seq work by 4 parallel readers, each on its own share of the files
 #   walk  os.walk + lstat of every entry, over VOLUMES volumes of WALK_PARTS small parts
 #         each (5 files per part)
+#   walk2 the walk again with a warm cache (only the second pass is timed)
+# On the walk set, each FUSE method is mounted twice: with a cold cache (mount-cold) and
+# again warm (mount); the native line of both is `find VOLUME... -printf '%s %T@\n'`, the
+# floor for anything that must list and stat every file. The daemon's RSS is read after
+# the mount (rss-mount) and after the walk runs (rss-walk), also in bytes per walk-set file.
 # Methods (each FUSE file system is mounted once per set; runs go round-robin):
 #   native           the volume directories themselves: the baseline of "vs native"
 #   vmunionfs-ro     vmunionfs VOL:VOL:... MNT (read-only; private upper in $TMPDIR,
@@ -20,22 +27,22 @@
 #   vmunionfs-upper  vmunionfs -o upper=DIR VOL:VOL:... MNT (writable preview)
 #   fuse-overlayfs   fuse-overlayfs -o lowerdir=v0:v1:... MNT (no upperdir: read-only)
 #   mergerfs         mergerfs -o ro v0:v1:... MNT
+#   mergerfs-autofull  the same with -o cache.files=auto-full
 #   unionfs-fuse     unionfs -o ro v0=RO:v1=RO:... MNT
 # Every tool runs with its default options otherwise.
 #
 # Environment knobs:
 #   VOLUMES=4  WALK_PARTS=700  RAND_READS=20000  REPEAT=5 (the median is reported)
-#   WORKS="seq rand walk"  METHODS="native vmunionfs-ro vmunionfs-upper fuse-overlayfs
-#   mergerfs unionfs-fuse"  BENCH_DIR=/var/tmp (a disk: tmpfs cannot be read cold)
+#   WORKS="seq reread par rand walk walk2"  METHODS="native vmunionfs-ro vmunionfs-upper
+#   fuse-overlayfs mergerfs mergerfs-autofull unionfs-fuse"  BENCH_DIR=/var/tmp (a disk: tmpfs cannot be read cold)
 #   VMUNIONFS=path/to/vmunionfs (default: $top_builddir, the repo root, /tmp/b-bench,
 #   then PATH)   KEEP=1 keeps the generated data and the daemon logs
 #   MOUNT_TIMEOUT=300 UNMOUNT_TIMEOUT=300 WORK_TIMEOUT=600 (seconds; every wait is bounded)
+#   MANY_SET=DIR  use DIR (written by `read_gen.py many DIR --volumes VOLUMES`) as the walk
+#   set instead of generating one; it is only read
 #
-# WALK_PARTS default: vmunionfs keeps one open O_PATH fd per inode the kernel caches,
-# so a walk of more entries than its fd limit (`ulimit -Hn`) fails with EMFILE; the
-# default set (4 x 700 parts, ~17k entries) fits a 20000 limit. The header warns when
-# the set does not fit. Missing peer tools are skipped with a note (Debian:
-# apt-get install -y fuse-overlayfs mergerfs unionfs-fuse).
+# WALK_PARTS=700 (~17k entries) keeps a run of every method short. Missing peer tools
+# are skipped with a note (Debian: apt-get install -y fuse-overlayfs mergerfs unionfs-fuse).
 #
 # Exit status: 0 every run passed, 1 some run or mount failed (it shows as FAILED in
 # the table), 2 setup error.
@@ -52,8 +59,8 @@ VOLUMES=${VOLUMES:-4}
 WALK_PARTS=${WALK_PARTS:-700}
 RAND_READS=${RAND_READS:-20000}
 REPEAT=${REPEAT:-5}
-WORKS=${WORKS:-seq rand walk}
-METHODS=${METHODS:-native vmunionfs-ro vmunionfs-upper fuse-overlayfs mergerfs unionfs-fuse}
+WORKS=${WORKS:-seq reread par rand walk walk2}
+METHODS=${METHODS:-native vmunionfs-ro vmunionfs-upper fuse-overlayfs mergerfs mergerfs-autofull unionfs-fuse}
 BENCH_DIR=${BENCH_DIR:-/var/tmp}
 KEEP=${KEEP:-0}
 MOUNT_TIMEOUT=${MOUNT_TIMEOUT:-300}
@@ -111,6 +118,7 @@ esac
 work=$(mktemp -d "$BENCH_DIR/vmunionfs-bench.XXXXXX") || die "cannot create a scratch dir"
 : >"$work/raw.tsv"
 : >"$work/mounts.tsv"
+: >"$work/rss.tsv"
 mnt_list=() # mountpoints we mounted (or are mounting)
 pid_list=() # their daemons, same index
 
@@ -137,6 +145,8 @@ unmount() {
 			timeout -k 5 "$UNMOUNT_TIMEOUT" fusermount3 -u "$mnt" 2>/dev/null ||
 			timeout -k 5 30 umount -l "$mnt" 2>/dev/null ||
 			echo "read.sh: cannot unmount $mnt" >&2
+	elif [ -n "$pid" ]; then
+		kill "$pid" 2>/dev/null # interrupted while it was still mounting
 	fi
 	[ -n "$pid" ] || return 0
 	for ((i = 0; i < UNMOUNT_TIMEOUT * 10; i++)); do
@@ -183,7 +193,7 @@ have_method() {
 	case "$1" in
 	native | vmunionfs-ro | vmunionfs-upper) return 0 ;;
 	fuse-overlayfs) command -v fuse-overlayfs >/dev/null ;;
-	mergerfs) command -v mergerfs >/dev/null ;;
+	mergerfs | mergerfs-autofull) command -v mergerfs >/dev/null ;;
 	unionfs-fuse) command -v unionfs >/dev/null || command -v unionfs-fuse >/dev/null ;;
 	*) die "unknown method '$1'" ;;
 	esac
@@ -201,15 +211,23 @@ mount_command() {
 	vmunionfs-upper) echo "$VMUNIONFS -f -o upper=$work/upper-$set $colon $mnt" ;;
 	fuse-overlayfs) echo "fuse-overlayfs -f -o lowerdir=$colon $mnt" ;;
 	mergerfs) echo "mergerfs -f -o ro $colon $mnt" ;;
+	mergerfs-autofull) echo "mergerfs -f -o ro,cache.files=auto-full $colon $mnt" ;;
 	unionfs-fuse) echo "$(command -v unionfs || command -v unionfs-fuse) -f -o ro $ro $mnt" ;;
 	esac
 }
 
 declare -A mnt_of pid_of
 
-# do_mount METHOD SET: mounts at $work/mnt-METHOD; records the time to a usable mount.
+drop_caches() {
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+}
+
+# do_mount METHOD SET [LABEL]: mounts at $work/mnt-METHOD; records the time to a usable
+# mount as LABEL (default "mount").
 do_mount() {
-	local method=$1 set=$2 mnt="$work/mnt-$1" log="$work/$1-$2.log" start i cmd pid
+	local method=$1 set=$2 label=${3:-mount} mnt="$work/mnt-$1" log="$work/$1-$2.log"
+	local start i cmd pid
 	mkdir -p "$mnt"
 	[ "$method" != vmunionfs-upper ] || rm -rf "$work/upper-$set" # a fresh upper
 	cmd=$(mount_command "$method" "$set" "$mnt")
@@ -222,8 +240,8 @@ do_mount() {
 	pid_list+=("$pid")
 	for ((i = 0; i < MOUNT_TIMEOUT * 50; i++)); do
 		if is_mounted "$mnt"; then
-			printf 'mount(%s)\t%s\t%s\n' "$set" "$method" "$(elapsed "$start" "$(now)")" \
-				>>"$work/mounts.tsv"
+			printf '%s(%s)\t%s\t%s\n' "$label" "$set" "$method" \
+				"$(elapsed "$start" "$(now)")" >>"$work/mounts.tsv"
 			mnt_of[$method]=$mnt
 			pid_of[$method]=$pid
 			return 0
@@ -233,8 +251,41 @@ do_mount() {
 	done
 	echo "read.sh: $method did not mount within ${MOUNT_TIMEOUT}s: $cmd" >&2
 	sed 's/^/    /' "$log" >&2
-	printf 'mount(%s)\t%s\tFAILED\n' "$set" "$method" >>"$work/mounts.tsv"
+	printf '%s(%s)\t%s\tFAILED\n' "$label" "$set" "$method" >>"$work/mounts.tsv"
 	return 1
+}
+
+# unmount_method METHOD: unmounts one mount of do_mount (the cold one, before a warm one).
+unmount_method() {
+	local i
+	for i in "${!mnt_list[@]}"; do
+		[ "${mnt_list[$i]}" = "$work/mnt-$1" ] || continue
+		unmount "${mnt_list[$i]}" "${pid_list[$i]}"
+		unset 'mnt_list[i]' 'pid_list[i]'
+	done
+	unset 'mnt_of[$1]' 'pid_of[$1]'
+}
+
+# native_scan SET LABEL: the native floor of a mount, find -printf of every volume.
+native_scan() {
+	local set=$1 label=$2 start v roots=()
+	for ((v = 0; v < VOLUMES; v++)); do
+		roots+=("$work/$set/v$v")
+	done
+	start=$(now)
+	find "${roots[@]}" -printf '%s %T@\n' >/dev/null
+	printf '%s(%s)\tnative\t%s\n' "$label" "$set" "$(elapsed "$start" "$(now)")" \
+		>>"$work/mounts.tsv"
+}
+
+# record_rss SET LABEL: VmRSS of every mounted daemon, in KiB.
+record_rss() {
+	local set=$1 label=$2 method rss
+	for method in "${!pid_of[@]}"; do
+		rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/${pid_of[$method]}/status" 2>/dev/null)
+		[ -n "$rss" ] || continue
+		printf '%s(%s)\t%s\t%s\n' "$label" "$set" "$method" "$rss" >>"$work/rss.tsv"
+	done
 }
 
 # Unmounts every method of SET, one by one, recording the time to the daemon's exit.
@@ -277,7 +328,7 @@ run_work() {
 		pid=${pid_of[$method]}
 	fi
 	case "$w" in
-	seq) extra=(--files "$work/$set/files.txt") ;;
+	seq | reread | par) extra=(--files "$work/$set/files.txt") ;;
 	rand) extra=(--files "$work/$set/files.txt" --reads "$RAND_READS" --seed 42) ;;
 	esac
 	cpu0=$(cpu_of "$pid")
@@ -303,9 +354,9 @@ want_big=0
 want_many=0
 for w in $WORKS; do
 	case "$w" in
-	seq | rand) want_big=1 ;;
-	walk) want_many=1 ;;
-	*) die "unknown work '$w' (seq, rand, walk)" ;;
+	seq | reread | par | rand) want_big=1 ;;
+	walk | walk2) want_many=1 ;;
+	*) die "unknown work '$w' (seq, reread, par, rand, walk, walk2)" ;;
 	esac
 done
 methods=()
@@ -317,8 +368,6 @@ for m in $METHODS; do
 		skipped+=("$m")
 	fi
 done
-fd_limit=$(ulimit -Hn)
-walk_entries=$((VOLUMES * WALK_PARTS * 6 + VOLUMES * 40))
 
 {
 	echo "vmunionfs read benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ), Linux $(uname -r), $(nproc) CPUs"
@@ -336,11 +385,6 @@ walk_entries=$((VOLUMES * WALK_PARTS * 6 + VOLUMES * 40))
 	echo "  dirs (every file of every volume; parts.json, indexdb tables, lock files are not"
 	echo "  merged); vmunionfs shows the merged vmstorage tree. The part files read are the"
 	echo "  same files in every view; walk counts differ by those few merged entries."
-	if [[ "$WORKS" == *walk* ]] && [ "$fd_limit" != unlimited ] &&
-		[ "$walk_entries" -ge "$fd_limit" ]; then
-		echo "  WARNING: the walk set has ~$walk_entries entries and the fd hard limit is"
-		echo "  $fd_limit: vmunionfs keeps an fd per cached inode, expect EMFILE in its walk"
-	fi
 } | tee "$work/header.txt"
 
 if [ "$want_big" = 1 ]; then
@@ -348,7 +392,10 @@ if [ "$want_big" = 1 ]; then
 	"$PYTHON3" "$here/read_gen.py" big "$work/big" --volumes "$VOLUMES" \
 		--total-mb "$SIZE_MB" >&2 || die "read_gen.py big failed"
 fi
-if [ "$want_many" = 1 ]; then
+if [ "$want_many" = 1 ] && [ -n "${MANY_SET:-}" ]; then
+	[ -f "$MANY_SET/files.txt" ] || die "MANY_SET $MANY_SET has no files.txt (read_gen.py many)"
+	ln -s "$(cd "$MANY_SET" && pwd)" "$work/many"
+elif [ "$want_many" = 1 ]; then
 	log "generating the walk set: $VOLUMES volumes x $WALK_PARTS parts"
 	"$PYTHON3" "$here/read_gen.py" many "$work/many" --volumes "$VOLUMES" \
 		--parts "$WALK_PARTS" >&2 || die "read_gen.py many failed"
@@ -364,7 +411,7 @@ for set in big many; do
 	set_works=()
 	for w in $WORKS; do
 		case "$set:$w" in
-		big:seq | big:rand | many:walk) set_works+=("$w") ;;
+		big:seq | big:reread | big:par | big:rand | many:walk | many:walk2) set_works+=("$w") ;;
 		esac
 	done
 	[ "${#set_works[@]}" -gt 0 ] || continue
@@ -377,10 +424,20 @@ for set in big many; do
 			die "warm-up walk failed"
 	fi
 	ready=()
+	if [ "$set" = many ]; then
+		drop_caches
+		native_scan many mount-cold
+		native_scan many mount
+	fi
 	for method in "${methods[@]}"; do
 		if [ "$method" = native ]; then
 			ready+=(native)
 			continue
+		fi
+		if [ "$set" = many ]; then
+			log "[$set] mounting $method, cold"
+			drop_caches
+			do_mount "$method" "$set" mount-cold && unmount_method "$method"
 		fi
 		log "[$set] mounting $method"
 		if do_mount "$method" "$set"; then
@@ -392,6 +449,7 @@ for set in big many; do
 			done
 		fi
 	done
+	[ "$set" != many ] || record_rss many rss-mount
 	n=${#ready[@]}
 	for ((r = 0; r < REPEAT; r++)); do
 		for w in "${set_works[@]}"; do
@@ -401,6 +459,7 @@ for set in big many; do
 			done
 		done
 	done
+	[ "$set" != many ] || record_rss many rss-walk
 	log "[$set] unmounting"
 	unmount_set "$set"
 done
@@ -408,10 +467,13 @@ done
 # ---------------------------------------------------------------------------
 # The table: median per (work, method), ratio of the times against native.
 
-"$PYTHON3" - "$work/raw.tsv" "$work/mounts.tsv" "${methods[@]}" <<'EOF' | tee "$work/table.txt"
+files_many=$( [ -f "$work/many/files.txt" ] && wc -l <"$work/many/files.txt" || echo 0)
+"$PYTHON3" - "$work/raw.tsv" "$work/mounts.tsv" "$work/rss.tsv" "$files_many" "${methods[@]}" \
+	<<'EOF' | tee "$work/table.txt"
 import json, sys
 
-raw, mounts, methods = sys.argv[1], sys.argv[2], sys.argv[3:]
+raw, mounts, rss, files_many, methods = (sys.argv[1], sys.argv[2], sys.argv[3],
+                                         int(sys.argv[4]), sys.argv[5:])
 runs, failures, works = {}, {}, []
 for line in open(raw):
     work, method, out, extra = line.rstrip("\n").split("\t", 3)
@@ -443,10 +505,10 @@ for w in works:
         r = median_run(rs)
         s = r["seconds"]
         spread = "%.2f-%.2f" % (min(x["seconds"] for x in rs), max(x["seconds"] for x in rs))
-        if w == "seq":
+        if w in ("seq", "reread", "par"):
             rate = "%.0f MB/s" % (r["bytes"] / 1e6 / s)
             what = "%d files, %.0f MB" % (r["files"], r["bytes"] / 1e6)
-        elif w == "walk":
+        elif w in ("walk", "walk2"):
             rate = "%.0f entries/s" % (r["ops"] / s)
             what = "%d files + %d dirs" % (r["files"], r["dirs"])
         else:
@@ -459,14 +521,33 @@ for w in works:
         cpu = "%.2f" % r["cpu"] if m != "native" else "-"
         group.append((w, m, "%.2f" % s, rate, ratio, cpu, "%s (runs %s s)" % (what, spread)))
     rows.append(group)
-group = []
+mount_rows, native_of = [], {}
 for line in open(mounts):
     work, method, secs = line.rstrip("\n").split("\t")
+    mount_rows.append((work, method, secs))
+    if method == "native" and secs != "FAILED":
+        native_of[work] = float(secs)
+group = []
+for work, method, secs in mount_rows:
     if group and group[-1][0] != work:
         rows.append(group)
         group = []
+    native = native_of.get(work)
+    ratio = "%.2fx" % (float(secs) / native) if secs != "FAILED" and native else "-"
+    what = "find VOLUME... -printf '%s %T@\\n'" if method == "native" else ""
     group.append((work, method, secs if secs == "FAILED" else "%.2f" % float(secs),
-                  "-", "-", "-", ""))
+                  "-", ratio, "-", what))
+if group:
+    rows.append(group)
+group = []
+for line in open(rss):
+    work, method, kib = line.rstrip("\n").split("\t")
+    if group and group[-1][0] != work:
+        rows.append(group)
+        group = []
+    per_file = "%.0f bytes/file" % (int(kib) * 1024 / files_many) if files_many else "-"
+    group.append((work, method, "-", "%.1f MiB" % (int(kib) / 1024), "-", "-",
+                  "%s (%d files in the walk set)" % (per_file, files_many)))
 if group:
     rows.append(group)
 
@@ -485,6 +566,8 @@ for i, g in enumerate(rows):
 print()
 print("vs native: time / native time (lower is better). daemon CPU: user+sys of the FUSE")
 print("daemon during the run. mount: start to a usable mount (vmunionfs scans the volumes,")
-print("checks, builds the upper tree); unmount: until the daemon has exited.")
+print("checks, builds the upper tree), warm cache; mount-cold: the same after drop_caches;")
+print("native of both: find -printf of the volumes. rss-mount/rss-walk: the daemon's VmRSS")
+print("after mounting and after the walk runs. unmount: until the daemon has exited.")
 EOF
 exit "$failed"

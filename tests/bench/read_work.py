@@ -2,7 +2,11 @@
 """One timed, cold-cache workload for tests/bench/read.sh; prints one JSON line.
 
     read_work.py seq  --files FILES ROOT...   read every listed file start to end, 1 MiB buffer
+    read_work.py reread --files FILES ROOT... the same, twice; only the second (cached) pass
+                                              is timed
+    read_work.py par  --files FILES ROOT...   the same, by 4 threads on different files
     read_work.py walk ROOT...                 os.walk every ROOT and lstat every entry
+    read_work.py walk2 ROOT...                the same, twice; only the second pass is timed
     read_work.py rand --files FILES --reads N --seed S ROOT...
                                               N random 4 KiB preads over the listed files
 
@@ -20,6 +24,7 @@ import json
 import os
 import random
 import sys
+import threading
 import time
 import zlib
 
@@ -45,13 +50,10 @@ def read_list(path, roots, only_bin=False):
     return files
 
 
-def work_seq(args):
-    files = read_list(args.files, args.roots)
-    buf = bytearray(BUFFER)
-    view = memoryview(buf)
+def read_files(files):
+    """Reads every file start to end with a 1 MiB buffer; returns the bytes read."""
+    view = memoryview(bytearray(BUFFER))
     total = 0
-    drop_caches()
-    start = time.monotonic()
     for path in files:
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -62,16 +64,46 @@ def work_seq(args):
                 total += n
         finally:
             os.close(fd)
+    return total
+
+
+def work_seq(args):
+    files = read_list(args.files, args.roots)
+    if args.work == "reread":
+        read_files(files)  # the first pass fills the caches
+    else:
+        drop_caches()
+    start = time.monotonic()
+    total = read_files(files)
     seconds = time.monotonic() - start
     return {"seconds": seconds, "bytes": total, "files": len(files), "ops": len(files)}
 
 
-def work_walk(args):
-    files = dirs = 0
-    size = 0
+def work_par(args):
+    """THREADS readers, each on its own share of the files (reads release the GIL)."""
+    files = read_list(args.files, args.roots)
+    shares = [files[i::args.threads] for i in range(args.threads)]
+    totals = [None] * args.threads
+
+    def reader(i):
+        totals[i] = read_files(shares[i])
+
+    threads = [threading.Thread(target=reader, args=(i,)) for i in range(args.threads)]
     drop_caches()
     start = time.monotonic()
-    for root in args.roots:
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.monotonic() - start
+    if any(t is None for t in totals):
+        raise SystemExit("a reader failed")
+    return {"seconds": seconds, "bytes": sum(totals), "files": len(files), "ops": len(files)}
+
+
+def walk_once(roots):
+    files = dirs = size = 0
+    for root in roots:
         for top, dnames, fnames in os.walk(root):
             for name in dnames:
                 os.lstat(os.path.join(top, name))
@@ -79,6 +111,16 @@ def work_walk(args):
             for name in fnames:
                 size += os.lstat(os.path.join(top, name)).st_size
                 files += 1
+    return files, dirs, size
+
+
+def work_walk(args):
+    if args.work == "walk2":
+        walk_once(args.roots)  # the first pass fills the caches
+    else:
+        drop_caches()
+    start = time.monotonic()
+    files, dirs, size = walk_once(args.roots)
     seconds = time.monotonic() - start
     return {"seconds": seconds, "files": files, "dirs": dirs, "bytes": size,
             "ops": files + dirs}
@@ -125,15 +167,18 @@ def work_rand(args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("work", choices=["seq", "walk", "rand"])
+    ap.add_argument("work", choices=["seq", "reread", "par", "walk", "walk2", "rand"])
     ap.add_argument("roots", nargs="+")
     ap.add_argument("--files")
     ap.add_argument("--reads", type=int, default=20000)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--threads", type=int, default=4)
     args = ap.parse_args()
-    if args.work != "walk" and not args.files:
+    if not args.work.startswith("walk") and not args.files:
         ap.error("--files is required for " + args.work)
-    result = {"seq": work_seq, "walk": work_walk, "rand": work_rand}[args.work](args)
+    works = {"seq": work_seq, "reread": work_seq, "par": work_par, "walk": work_walk,
+             "walk2": work_walk, "rand": work_rand}
+    result = works[args.work](args)
     print(json.dumps(result))
     return 0
 

@@ -40,13 +40,35 @@ expect_exit 0 "plan of the v1.79.5 set" "$VMUNION" plan "${v179[@]}"
 says "generation A" "plan names the layout generation"
 says "Hidden entries" "plan lists hidden entries"
 expect_exit 0 "plan --json" "$VMUNION" plan --json "${v179[@]}"
-python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["volumes"]) == 4 and d["refusals"] == [] and len(d["partitions"]) == 4' "$TAP_OUT"
-tap_ok $? "plan --json parses: 4 volumes, 4 partitions, no refusals"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["format"] == 1 and len(d["volumes"]) == 4 and d["refusals"] == [] and len(d["partitions"]) == 4' "$TAP_OUT"
+tap_ok $? "plan --json parses: format 1, 4 volumes, 4 partitions, no refusals"
+# format_is_1 DESC CMD... : CMD's stdout is a JSON object with "format": 1.
+format_is_1() {
+	local desc=$1
+	shift
+	"$@" 2>/dev/null | python3 -c 'import json, sys; assert json.load(sys.stdin)["format"] == 1'
+	tap_ok $? "$desc: \"format\": 1"
+}
+format_is_1 "check --json" "$VMUNION" check --json --cheap "${v179[@]}"
+format_is_1 "plan --targets --json" "$VMUNION" plan --json --targets 2 "${v179[@]}"
+format_is_1 "materialize --dry-run --json" "$VMUNION" materialize --dry-run --json "${v179[@]}" \
+	"$SCRATCH/dest-dry"
 
 # Bad input: each refused, naming what is wrong.
 work=$(scratch_dir work)
 expect_exit 2 "plan of a missing volume fails" "$VMUNION" plan "$work/missing"
 says "$work/missing" "... naming it"
+# --json: the error is a JSON object on stdout too, with the format key.
+for cmd in plan check materialize; do
+	dest=()
+	[ "$cmd" = materialize ] && dest=("$work/dest-json")
+	"$VMUNION" "$cmd" --json "$work/missing" "${dest[@]}" >"$work/json.out" 2>/dev/null
+	rc=$?
+	python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["format"] == 1 and sys.argv[2] in d["error"], d' "$work/json.out" "$work/missing" 2>&1 | tap_diag
+	tap_ok "${PIPESTATUS[0]}" "$cmd --json on a missing volume: a JSON error object (exit $rc)"
+done
 mkdir -p "$work/notvm/etc"
 expect_exit 1 "plan of a dir that is not a vmstorage volume is refused" "$VMUNION" plan "$work/notvm"
 says "not a vmstorage volume" "... saying why"
@@ -66,6 +88,18 @@ says "missing on disk" "... saying which part"
 copy_volume "$DATA_DIR/v1.96.0-cluster/node2" "$work/restore"
 touch "$work/restore/restore-in-progress"
 expect_exit 1 "restore-in-progress is refused" "$VMUNION" plan "$work/restore"
+
+# Names with control bytes are escaped in the text report: a newline in a
+# directory name must not forge a report line.
+copy_volume "$DATA_DIR/v1.79.5/node0" "$work/names"
+mkdir "$work/names/evil"$'\n'"  [0] forged-entry: unknown entry" "$work/names/back\\slash"$'\t'
+expect_exit 0 "plan of a volume with a newline in a name" "$VMUNION" plan "$work/names"
+! grep -q '^  \[0\] forged-entry' "$TAP_OUT"
+tap_ok $? "no forged line from a name holding a newline" || grep -n forged "$TAP_OUT" | tap_diag
+grep -qF '  [0] evil\n  [0] forged-entry: unknown entry: unknown entry' "$TAP_OUT"
+tap_ok $? "the name is printed on one line, newline escaped" || grep -n forged "$TAP_OUT" | tap_diag
+grep -qF '  [0] back\\slash\t: unknown entry' "$TAP_OUT"
+tap_ok $? "backslash and tab escaped" || grep -n slash "$TAP_OUT" | tap_diag
 
 # Conflicting names: the same part name with other bytes in two volumes.
 copy_volume "$DATA_DIR/v1.96.0-cluster/node0" "$work/a"
@@ -94,6 +128,13 @@ wait_for 5 eval "! flock -n -s '$work/running/flock.lock' true"
 mnt_lock=$(scratch_dir mnt-lock)
 expect_exit 1 "vmunionfs refuses a volume a vmstorage runs on" "$VMUNIONFS" "$work/running" "$mnt_lock"
 says "a vmstorage is running" "... saying why"
+expect_exit 1 "materialize refuses it too (1, as the mount)" "$VMUNION" materialize \
+	"$work/running" "$work/dest-locked"
+says "a vmstorage is running" "... saying why"
+expect_exit 0 "plan still plans it" "$VMUNION" plan --no-check "$work/running"
+says "warning: .*running.*a vmstorage is running" "... with a warning naming the volume"
+expect_exit 1 "check exits 1 (a warning) on it" "$VMUNION" check --cheap "$work/running"
+says "warning: .*a vmstorage is running" "... saying why"
 kill "$locker" 2>/dev/null
 wait "$locker" 2>/dev/null
 mount_union "$mnt_lock" "$work/running"

@@ -52,6 +52,8 @@ E2E_DIR="$top_srcdir/tests/e2e"
 DATA_DIR="$top_srcdir/tests/data"
 VMUNIONFS="${VMUNIONFS:-$top_builddir/vmunionfs}"
 VMUNION="${VMUNION:-$top_builddir/vmunion}"
+# vmunion with the crash points of the crash tests (never installed).
+VMUNION_TEST="${VMUNION_TEST:-$top_builddir/tests/vmunion-test}"
 VICTORIA_METRICS="${VICTORIA_METRICS:-victoria-metrics}"
 # Only the standard library is used, so any python3 >= 3.5 will do.
 PYTHON3="${PYTHON3:-python3}"

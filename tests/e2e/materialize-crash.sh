@@ -14,7 +14,7 @@
 set -u
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 require_cmd "$PYTHON3" du
-[ -x "$VMUNION" ] || tap_bail "$VMUNION not built"
+[ -x "$VMUNION" ] && [ -x "$VMUNION_TEST" ] || tap_bail "$VMUNION or $VMUNION_TEST not built (make check builds both)"
 
 set_dir=$DATA_DIR/v1.79.5
 manifest=$set_dir/manifest.json
@@ -109,7 +109,7 @@ fi
 # the publishing renames, and between the two marks' removal.
 for point in staged publish:2 unmarked; do
 	# (a subshell, so that bash's "Killed" goes to /dev/null)
-	(VMUNION_MATERIALIZE_CRASH_AT=$point "$VMUNION" materialize -q "${vols[@]}" "$dest" >"$SCRATCH/run.out" 2>&1
+	(VMUNION_MATERIALIZE_CRASH_AT=$point "$VMUNION_TEST" materialize -q "${vols[@]}" "$dest" >"$SCRATCH/run.out" 2>&1
 		echo $? >"$SCRATCH/run.rc") 2>/dev/null
 	tap_is "$(cat "$SCRATCH/run.rc")" 137 "a rerun stopped by SIGKILL at '$point'"
 	case $point in

@@ -7,7 +7,7 @@
 set -u
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 require_cmd "$PYTHON3"
-[ -x "$VMUNION" ] || tap_bail "$VMUNION not built"
+[ -x "$VMUNION" ] && [ -x "$VMUNION_TEST" ] || tap_bail "$VMUNION or $VMUNION_TEST not built (make check builds both)"
 
 sets=(v1.79.5 v1.96.0-cluster v1.150.0-cluster)
 for s in "${sets[@]}"; do
@@ -135,8 +135,24 @@ mkdir -p "$SCRATCH/full" && echo x >"$SCRATCH/full/something"
 tap_fails "a non-empty DEST is refused" "$VMUNION" materialize -q "${vols[@]}" "$SCRATCH/full"
 grep -q "not empty" "$TAP_OUT" && [ "$(ls -A "$SCRATCH/full")" = something ]
 tap_ok $? "... with a clear message, DEST untouched" || tap_diag "$(cat "$TAP_OUT")"
-# (one no victoria-metrics ran on: that adds entries of its own)
-tap_fails "a finished DEST is refused (rerun)" "$VMUNION" materialize -q "$DATA_DIR/v1.96.0-cluster"/node* "$SCRATCH/v1.96.0-cluster-copy"
+# A rerun on a finished DEST (one no victoria-metrics ran on) says it is
+# done and writes nothing, as a restarted Kubernetes Job would need.
+finished=$SCRATCH/v1.96.0-cluster-copy
+tree_checksum --mtime "$finished" >"$SCRATCH/finished.before"
+tap_run "a rerun on a finished DEST exits 0" "$VMUNION" materialize "$DATA_DIR/v1.96.0-cluster"/node* "$finished"
+grep -q "done already" "$TAP_OUT"
+tap_ok $? "... saying it is done" || tap_diag "$(cat "$TAP_OUT")"
+tree_checksum --mtime "$finished" >"$SCRATCH/finished.after"
+cmp -s "$SCRATCH/finished.before" "$SCRATCH/finished.after"
+tap_ok $? "... and writing nothing"
+tap_run "--json of the rerun" "$VMUNION" materialize -q --json "$DATA_DIR/v1.96.0-cluster"/node* "$finished"
+tap_is "$(json_get "$TAP_OUT" 'j["already_done"] and j["files_written"] == 0')" True "... says already_done, 0 files written"
+# A DEST whose tree differs from the view (here: one parts.json changed) is
+# no finished run: refused, pointing at verify.
+changed=$SCRATCH/v1.96.0-cluster-auto
+pj=$(cd "$changed" && find data/small -name parts.json | head -n 1)
+echo ' ' >>"$changed/$pj"
+tap_fails "a DEST that differs from the view is refused" "$VMUNION" materialize -q "$DATA_DIR/v1.96.0-cluster"/node* "$changed"
 grep -q "verify" "$TAP_OUT"
 tap_ok $? "... pointing at verify" || tap_diag "$(cat "$TAP_OUT")"
 
@@ -158,7 +174,7 @@ fi
 
 # A partial DEST of another plan is refused: stop a run early, then try
 # another volume list on it.
-(VMUNION_MATERIALIZE_CRASH_AT=file:3 "$VMUNION" materialize -q --jobs 1 "${vols[@]}" "$SCRATCH/partial"; true) >/dev/null 2>&1
+(VMUNION_MATERIALIZE_CRASH_AT=file:3 "$VMUNION_TEST" materialize -q --jobs 1 "${vols[@]}" "$SCRATCH/partial"; true) >/dev/null 2>&1
 [ -e "$SCRATCH/partial/restore-in-progress" ] && [ -d "$SCRATCH/partial/.vmunion-staging" ]
 tap_ok $? "a run stopped early leaves restore-in-progress and the staging dir"
 tap_fails "a partial DEST of another plan is refused" "$VMUNION" materialize -q "${vols[@]:0:2}" "$SCRATCH/partial"

@@ -464,6 +464,140 @@ static void test_collisions(void)
 	merged_free(&m);
 }
 
+/* Renames compare only with the names shown at the time: c equals b, but b is
+ * shown renamed, so c collides with a alone and is renamed too. */
+static void test_collision_chains(void)
+{
+	struct merged m;
+
+	reset_scratch();
+	b2_volume("a", "18EB000000000100", "bytes of a");
+	b2_volume("b", "18EB000000000100", "bytes of b");
+	b2_volume("c", "18EB000000000100", "bytes of b");
+	b2_volume("d", "18EB000000000100", "bytes of a");
+	merge(&m, "a", "b", "c", "d", NULL);
+	is_int(m.rc, 0, "a chain of collisions merges");
+	is_int(m.plan.rename_count, 2, "b and c renamed, d an identical copy of a");
+	is_str(m.plan.rename_count == 2 ? m.plan.renames[1].new_name : NULL, "18EB0000000000FE",
+	       "each rename takes the next lower number");
+	ok(hidden_with(&m, "data/small/2024_01/18EB000000000100", "identical"),
+	   "d is hidden as a copy");
+	merged_free(&m);
+
+	/* No number is left below 0: refused, and nothing is freed twice. */
+	reset_scratch();
+	b2_volume("a", "0000000000000000", "x");
+	b2_volume("b", "0000000000000000", "y");
+	merge(&m, "a", "b", NULL);
+	ok(m.rc < 0 && strstr(m.err.message, "no free name below"),
+	   "a collision at number 0 is refused: %s", m.err.message);
+	merged_free(&m);
+}
+
+/* Writes the symlink scratch/volume/path -> scratch/target. */
+static void link_to(const char *volume, const char *path, const char *target)
+{
+	char *from = xasprintf("%s/%s/%s", scratch, volume, path);
+	char *to = xasprintf("%s/%s", scratch, target);
+
+	unlink(from);
+	if (symlink(to, from) < 0)
+		abort();
+	free(from);
+	free(to);
+}
+
+static void move_to(const char *volume, const char *path, const char *target)
+{
+	char *from = xasprintf("%s/%s/%s", scratch, volume, path);
+	char *to = xasprintf("%s/%s", scratch, target);
+
+	mkdirs(to);
+	rmdir(to);
+	if (rename(from, to) < 0)
+		abort();
+	free(from);
+	free(to);
+}
+
+/* Reads up to 63 bytes of a volume file through volume_open_file. */
+static const char *read_lower(const struct volume *volume, const char *path, int *rc)
+{
+	static char buf[64];
+	ssize_t n;
+	int fd = volume_open_file(volume, path);
+
+	*rc = fd < 0 ? fd : 0;
+	if (fd < 0)
+		return "";
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return buf;
+}
+
+/* A partition dir that is a symlink is followed, as vmstorage does; what is
+ * below it is still opened beneath it. */
+static void test_symlinked_partitions(void)
+{
+	const char *values = "data/small/2024_01/18EB000000000100/values.bin";
+	struct merged m;
+	const char *got;
+	int rc;
+
+	reset_scratch();
+	b2_volume("a", "18EB000000000100", "bytes of a");
+	b2_volume("b", "18EB000000000101", "bytes of b");
+	move_to("a", "data/small/2024_01", "elsewhere/small-2024_01");
+	link_to("a", "data/small/2024_01", "elsewhere/small-2024_01");
+	move_to("a", "data/big/2024_01", "elsewhere/big-2024_01");
+	link_to("a", "data/big/2024_01", "elsewhere/big-2024_01");
+	link_to("a", "data/small/2024_02", "elsewhere/missing");
+	link_to("a", "data/small/foo", "elsewhere/small-2024_01");
+	put("elsewhere", "secret", "secret");
+	link_to("elsewhere", "small-2024_01/18EB000000000100/evil", "elsewhere/secret");
+	merge(&m, "a", "b", NULL);
+	is_int(m.rc, 0, "a volume with symlinked partitions merges");
+	is_str(content(&m, "data/small/2024_01/parts.json"),
+	       "{\"Small\":[\"18EB000000000100\",\"18EB000000000101\"],\"Big\":[]}",
+	       "the parts below the symlinked partition are listed");
+	is_int(node_at(&m, values)->volume, 0, "and served from their volume");
+	is_int(node_at(&m, "data/big/2024_01")->kind, PLAN_DIR, "the big partition is shown");
+	ok(!hidden_with(&m, "data/small/2024_01", "YYYY_MM") &&
+		   !hidden_with(&m, "data/big/2024_01", "YYYY_MM"),
+	   "a symlinked partition is not called foreign");
+	ok(hidden_with(&m, "data/small/2024_02", "symlink to no directory"),
+	   "a dangling partition symlink is hidden with its reason");
+	ok(hidden_with(&m, "data/small/foo", "YYYY_MM") && m.volumes[0].link_count == 2,
+	   "a symlink not named like a partition is not followed");
+	ok(hidden_with(&m, "data/small/2024_01/18EB000000000100/evil", "not a regular file"),
+	   "a symlink inside a symlinked partition is not shown");
+
+	got = read_lower(&m.volumes[0], values, &rc);
+	ok(rc == 0 && strcmp(got, "bytes of a") == 0,
+	   "volume_open_file opens a file below a symlinked partition (%d)", rc);
+	read_lower(&m.volumes[0], "data/small/2024_01/18EB000000000100/evil", &rc);
+	is_int(rc, -ELOOP, "... but follows no symlink below it");
+	read_lower(&m.volumes[0], "data/small/2024_01/../../../flock.lock", &rc);
+	ok(rc < 0, "... and does not leave it with .. (%d)", rc);
+	read_lower(&m.volumes[0], "data/small/foo/18EB000000000100/values.bin", &rc);
+	is_int(rc, -ELOOP, "a symlink the scan did not follow is refused");
+
+	/* The target is pinned by the scan: a swapped link changes nothing. */
+	b2_volume("other", "18EB000000000100", "bytes of other");
+	link_to("a", "data/small/2024_01", "other/data/small/2024_01");
+	got = read_lower(&m.volumes[0], values, &rc);
+	ok(rc == 0 && strcmp(got, "bytes of a") == 0,
+	   "files are read from the target the scan saw (%s)", got);
+
+	/* The daemon may drop the scan once the plan is built. */
+	volume_drop_scan(&m.volumes[0]);
+	got = read_lower(&m.volumes[0], values, &rc);
+	ok(m.volumes[0].root.child_count == 0 && rc == 0 && strcmp(got, "bytes of a") == 0,
+	   "after volume_drop_scan, files below a symlinked partition still open");
+	merged_free(&m);
+}
+
 static void test_tables_and_metadata(void)
 {
 	struct merged m;
@@ -526,6 +660,66 @@ static void test_min_timestamp(void)
 	merged_free(&m);
 }
 
+static void chattr(const char *volume, const char *path, mode_t mode, uid_t uid, gid_t gid)
+{
+	char *full = xasprintf("%s/%s/%s", scratch, volume, path);
+
+	if (chmod(full, mode) < 0 || chown(full, uid, gid) < 0)
+		abort();
+	free(full);
+}
+
+static bool attr_is(struct merged *m, const char *path, mode_t mode, uid_t uid, gid_t gid)
+{
+	const struct plan_node *node = node_at(m, path);
+	bool same = node->attr.mode == mode && node->attr.uid == uid && node->attr.gid == gid;
+
+	if (!same)
+		diag("%s: mode %o uid %u gid %u", path, (unsigned)node->attr.mode,
+		     (unsigned)node->attr.uid, (unsigned)node->attr.gid);
+	return same;
+}
+
+/* What stat of the mount shows: the volume entry's attributes. */
+static void test_attributes(void)
+{
+	const char *values = "data/small/2024_01/18EB000000000101/values.bin";
+	char *full, *link_path;
+	struct stat st;
+	struct merged m;
+
+	reset_scratch();
+	b2_volume("a", "18EB000000000100", "a");
+	b2_volume("b", "18EB000000000101", "b");
+	chattr("a", "", 0751, 77, 88);
+	chattr("a", "data/small/2024_01", 0750, 11, 22);
+	chattr("b", "data/small/2024_01", 0700, 33, 44);
+	chattr("b", "data/small/2024_01/18EB000000000101", 0711, 12, 13);
+	chattr("b", values, 0600, 55, 66);
+	full = xasprintf("%s/b/%s", scratch, values);
+	link_path = xasprintf("%s/b/values.link", scratch);
+	if (link(full, link_path) < 0 || stat(full, &st) < 0)
+		abort();
+	merge(&m, "a", "b", NULL);
+	is_int(m.rc, 0, "attributes: merged");
+	ok(attr_is(&m, values, S_IFREG | 0600, 55, 66), "a file has its volume file's mode and owner");
+	ok(node_at(&m, values)->attr.blocks == (uint64_t)st.st_blocks &&
+		   node_at(&m, values)->attr.nlink == 2,
+	   "... its block count and link count");
+	ok(attr_is(&m, "data/small/2024_01/18EB000000000101", S_IFDIR | 0711, 12, 13),
+	   "a part dir has its volume dir's attributes");
+	ok(attr_is(&m, "data/small/2024_01", S_IFDIR | 0750, 11, 22),
+	   "a dir both volumes hold has the first volume's attributes");
+	ok(attr_is(&m, "", S_IFDIR | 0751, 77, 88), "the root is the first volume's root");
+	ok(attr_is(&m, "cache", S_IFDIR | 0751, 77, 88), "a dir no volume holds has its parent's");
+	ok(attr_is(&m, "data/small/2024_01/parts.json", S_IFREG | 0644, 77, 88),
+	   "a synthesized file is 0644, owned like the first volume's root");
+	is_int(node_at(&m, "data/small")->attr.nlink, 4, "a dir's nlink counts its merged subdirs");
+	merged_free(&m);
+	free(full);
+	free(link_path);
+}
+
 int main(void)
 {
 	static char resolved[4096];
@@ -542,8 +736,11 @@ int main(void)
 	test_hidden_entries();
 	test_refusals();
 	test_collisions();
+	test_collision_chains();
+	test_symlinked_partitions();
 	test_tables_and_metadata();
 	test_min_timestamp();
+	test_attributes();
 	remove_tree_at(AT_FDCWD, scratch);
 	return done_testing();
 }

@@ -591,12 +591,22 @@ static void test_metric_names(void)
 	is_str(s, "up{job=\"n\x01ode\",q=\"a\\\"b\\\\c\\n\",zone=\"z\"}",
 	       "MetricName unescaped, labels sorted, values quoted");
 	free(s);
+	ok(vm_metric_name_selector(mn.name, mn.name_len, &s, NULL) == 0,
+	   "MetricName renders as a selector");
+	is_str(s, "{__name__=\"up\",job=\"n\x01ode\",q=\"a\\\"b\\\\c\\n\",zone=\"z\"}",
+	       "selector: the name as __name__, the same labels and quoting");
+	free(s);
 	ok(vm_decode_metric_name_item(cluster, sizeof(cluster) - 1, true, &mn, NULL) == 0 &&
 	   mn.account_id == 7 && mn.project_id == 9 && mn.metric_id == 42,
 	   "ns-3 cluster item decodes with tenant 7:9");
 	ok(vm_metric_name_render(mn.name, mn.name_len, &s, NULL) == 0, "bare name renders");
 	is_str(s, "m", "a name without tags renders without braces");
 	free(s);
+	ok(vm_metric_name_selector(mn.name, mn.name_len, &s, NULL) == 0, "bare name selector");
+	is_str(s, "{__name__=\"m\"}", "a name without tags is a __name__ selector");
+	free(s);
+	is_int(vm_metric_name_selector((const uint8_t *)"m\x01k\x01", 4, &s, NULL), -EINVAL,
+	       "selector of a MetricName with a key but no value refused");
 	is_int(vm_decode_metric_name_item(single, sizeof(single) - 1, true, &mn, NULL), -EINVAL,
 	       "single-node item refused as cluster (tenants differ)");
 	is_int(vm_metric_name_render((const uint8_t *)"m\x01k\x01", 4, &s, NULL), -EINVAL,

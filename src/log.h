@@ -1,0 +1,13 @@
+/* The daemon's log: stderr in the foreground, syslog (and stderr until it
+ * is detached) in the background. */
+#ifndef VMUNION_LOG_H
+#define VMUNION_LOG_H
+
+#include <stdbool.h>
+
+/* debug: also pass libfuse's request trace through (vmunionfs -d). */
+void log_init(bool foreground, bool debug);
+void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
