@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -386,12 +387,75 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		close(fd); /* the open was interrupted: no release will come */
 }
 
+/* One read buffer per thread, kept between requests and freed with the
+ * thread (libfuse ends idle workers). */
+struct read_buffer {
+	size_t size;
+	char bytes[];
+};
+
+static pthread_key_t read_buffer_key;
+static pthread_once_t read_buffer_once = PTHREAD_ONCE_INIT;
+
+static void read_buffer_key_make(void)
+{
+	pthread_key_create(&read_buffer_key, free);
+}
+
+static char *read_buffer(size_t size)
+{
+	struct read_buffer *buffer;
+
+	pthread_once(&read_buffer_once, read_buffer_key_make);
+	buffer = pthread_getspecific(read_buffer_key);
+	if (!buffer || buffer->size < size) {
+		free(buffer);
+		buffer = xmalloc(sizeof(*buffer) + size);
+		buffer->size = size;
+		pthread_setspecific(read_buffer_key, buffer);
+	}
+	return buffer->bytes;
+}
+
+/* Reads size bytes at offset of a volume file, all of them: a read error,
+ * or fewer bytes than the plan promises (a file changed or failing
+ * underneath), is logged with the file's name and answered with EIO, never
+ * served short (the kernel would fill the page with zeros). So the bytes
+ * go through a buffer, not a splice, whose errors libfuse keeps to itself. */
+static int read_volume(const struct fs_plan *fs, const struct served_node *node, int fd,
+		       char *buf, size_t size, off_t offset)
+{
+	const struct volume *volume = &fs->volumes[node->volume];
+	size_t done = 0;
+	ssize_t n;
+
+	while (done < size) {
+		n = pread(fd, buf + done, size - done, offset + (off_t)done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			log_error("%s/%s: read at %jd: %s (EIO)", volume->path, node->data,
+				  (intmax_t)offset + (intmax_t)done, strerror(errno));
+			return -EIO;
+		}
+		if (n == 0) {
+			log_error("%s/%s: ends at %jd, the mount shows %" PRIu64
+				  " bytes: the volume changed underneath the mount (EIO)",
+				  volume->path, node->data, (intmax_t)offset + (intmax_t)done,
+				  node->size);
+			return -EIO;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		    struct fuse_file_info *fi)
 {
 	struct fs_plan *fs = fs_of(req);
 	const struct served_node *node = node_of(fs, ino);
-	struct fuse_bufvec buf;
+	char *buf;
 	int rc;
 
 	if (!node) {
@@ -408,16 +472,12 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		fuse_reply_buf(req, node->data + offset, size);
 		return;
 	}
-	rc = check_length(fs, node, (int)fi->fh);
-	if (rc < 0) {
+	buf = read_buffer(size);
+	rc = read_volume(fs, node, (int)fi->fh, buf, size, offset);
+	if (rc < 0)
 		fuse_reply_err(req, -rc);
-		return;
-	}
-	buf = (struct fuse_bufvec)FUSE_BUFVEC_INIT(size);
-	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = (int)fi->fh;
-	buf.buf[0].pos = offset;
-	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	else
+		fuse_reply_buf(req, buf, size);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

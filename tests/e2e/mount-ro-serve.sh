@@ -126,8 +126,13 @@ grep -qF "$vols/node1/$f2" "$MOUNT_LOG"
 tap_ok $? "... and the daemon's log names the file" || _log_tail "$MOUNT_LOG"
 
 # --- fds: only open files hold one -----------------------------------------
+# Files the daemon holds, and pipes: libfuse keeps a splice pipe pair per
+# worker thread (at most 10 of them by default), whatever is read.
 fd_count() {
-	ls "/proc/$pid/fd" | wc -l
+	find "/proc/$pid/fd" -mindepth 1 -printf '%l\n' | grep -vc '^pipe:'
+}
+pipe_count() {
+	find "/proc/$pid/fd" -mindepth 1 -printf '%l\n' | grep -c '^pipe:'
 }
 prlimit --pid "$pid" --nofile=64:64
 tap_ok $? "daemon limited to 64 open files"
@@ -137,7 +142,10 @@ tap_ok $? "every file read (a full walk) under the limit" || tap_diag "$(head -3
 files=$(find "$mnt" -type f | wc -l)
 # release() reaches the daemon after close() returns, late on a loaded machine.
 wait_for 30 eval '[ "$(fd_count)" -le "$before" ]'
-tap_ok $? "after reading $files files the daemon holds $(fd_count) fds ($before before)" ||
+tap_ok $? "after reading $files files the daemon holds $(fd_count) files ($before before)" ||
+	tap_diag "$(ls -l "/proc/$pid/fd" 2>&1)"
+[ "$(pipe_count)" -le 20 ]
+tap_ok $? "... and $(pipe_count) pipes, libfuse's, at most a pair per worker thread" ||
 	tap_diag "$(ls -l "/proc/$pid/fd" 2>&1)"
 ls -l "/proc/$pid/fd" >"$SCRATCH/fds" 2>&1
 grep -- '-> /dev/shm/' "$SCRATCH/fds" >"$SCRATCH/shmfds"
