@@ -1188,6 +1188,20 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_open(req, fi);
 }
 
+/* Counts the bytes a read returns (the request cut at the end of the file),
+ * by where they come from. */
+static void count_read(const struct fs_file *file, int fd, size_t size, off_t offset)
+{
+	struct stat st;
+	uint64_t n;
+
+	if (fstat(fd, &st) < 0 || st.st_size <= offset)
+		return;
+	n = (uint64_t)(st.st_size - offset);
+	metrics_add(file->lower ? METRIC_READ_VOLUME_BYTES : METRIC_READ_UPPER_BYTES,
+		    n < size ? n : size);
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		    struct fuse_file_info *fi)
 {
@@ -1202,6 +1216,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 	} else {
+		count_read(file, buf.buf[0].fd, size, offset);
 		buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 		buf.buf[0].pos = offset;
 		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);

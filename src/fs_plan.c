@@ -8,6 +8,7 @@
  * Permissions are the volumes' own, checked by the kernel (default_permissions). */
 #include "fs_plan.h"
 #include "log.h"
+#include "metrics.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -474,10 +475,12 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 	}
 	buf = read_buffer(size);
 	rc = read_volume(fs, node, (int)fi->fh, buf, size, offset);
-	if (rc < 0)
+	if (rc < 0) {
 		fuse_reply_err(req, -rc);
-	else
-		fuse_reply_buf(req, buf, size);
+		return;
+	}
+	metrics_add(METRIC_READ_VOLUME_BYTES, size);
+	fuse_reply_buf(req, buf, size);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

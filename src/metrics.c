@@ -54,10 +54,6 @@ static _Thread_local enum op current_op = OP_NONE;
 static bool implemented[OP_COUNT];
 
 static struct fuse_lowlevel_ops original, wrapped;
-/* Which open file descriptors read a volume: fs.c opens those with
- * keep_cache (their bytes never change), upper files without. */
-#define FD_LIMIT (1 << 20)
-static _Atomic bool fd_reads_volume[FD_LIMIT];
 static int upper_fd = -1;
 
 static int listen_fd = -1;
@@ -127,34 +123,8 @@ WRAP(listxattr, (fuse_req_t r, fuse_ino_t i, size_t s), (r, i, s))
 WRAP(lseek, (fuse_req_t r, fuse_ino_t i, off_t o, int w, struct fuse_file_info *fi),
      (r, i, o, w, fi))
 
-static bool reads_volume(uint64_t fd)
-{
-	return fd < FD_LIMIT && atomic_load_explicit(&fd_reads_volume[fd], memory_order_relaxed);
-}
-
-static void set_reads_volume(uint64_t fd, bool volume)
-{
-	if (fd < FD_LIMIT)
-		atomic_store_explicit(&fd_reads_volume[fd], volume, memory_order_relaxed);
-}
-
-/* The bytes a read returns: the request cut at the end of the file. */
-static void wrap_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
-		      struct fuse_file_info *fi)
-{
-	struct stat st;
-
-	if (fstat((int)fi->fh, &st) == 0 && st.st_size > offset) {
-		uint64_t n = (uint64_t)(st.st_size - offset);
-
-		metrics_add(reads_volume(fi->fh) ? METRIC_READ_VOLUME_BYTES
-						 : METRIC_READ_UPPER_BYTES,
-			    n < size ? n : size);
-	}
-	op_begin(OP_read);
-	original.read(req, ino, size, offset, fi);
-	current_op = OP_NONE;
-}
+WRAP(read, (fuse_req_t r, fuse_ino_t i, size_t s, off_t o, struct fuse_file_info *fi),
+     (r, i, s, o, fi))
 
 static void wrap_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -200,7 +170,6 @@ int __wrap_fuse_reply_open(fuse_req_t req, const struct fuse_file_info *fi)
 {
 	if (current_op == OP_open) {
 		atomic_fetch_add_explicit(&open_files, 1, memory_order_relaxed);
-		set_reads_volume(fi->fh, fi->keep_cache);
 	}
 	return __real_fuse_reply_open(req, fi);
 }
@@ -209,7 +178,6 @@ int __wrap_fuse_reply_create(fuse_req_t req, const struct fuse_entry_param *e,
 			     const struct fuse_file_info *fi)
 {
 	atomic_fetch_add_explicit(&open_files, 1, memory_order_relaxed);
-	set_reads_volume(fi->fh, false);
 	return __real_fuse_reply_create(req, e, fi);
 }
 

@@ -7,18 +7,21 @@ set -u
 require_cmd python3
 
 help=$(scratch_dir help)
-for cmd in "" plan check materialize verify; do
+for cmd in "" plan check materialize verify rollback finalize; do
 	# shellcheck disable=SC2086  # the empty command is no argument
 	"$VMUNION" $cmd --help >"$help/cli${cmd:+-$cmd}" 2>&1
 	tap_ok $? "vmunion ${cmd:+$cmd }--help exits 0"
 done
-for cmd in plan check materialize verify; do
+for cmd in plan check materialize verify rollback finalize; do
 	head -n 1 "$help/cli-$cmd" | grep -q "^Usage: vmunion $cmd "
 	tap_ok $? "vmunion $cmd --help is $cmd's own help" || head -n 3 "$help/cli-$cmd" | tap_diag
 	"$VMUNION" "$cmd" -h >"$help/short" 2>&1
 	cmp -s "$help/short" "$help/cli-$cmd"
 	tap_ok $? "vmunion $cmd -h is the same"
 done
+"$VMUNION" verify --live http://127.0.0.1:1 --help >"$help/cli-verify-live" 2>&1
+head -n 1 "$help/cli-verify-live" | grep -q "^Usage: vmunion verify --live URL "
+tap_ok $? "vmunion verify --live URL --help is its own help"
 "$VMUNIONFS" --help >"$help/daemon" 2>&1
 tap_ok $? "vmunionfs --help exits 0"
 grep -qE -- '--jobs N .*1 to 256 \(default' "$help/cli-check"
@@ -32,6 +35,9 @@ page, helps = sys.argv[1], sys.argv[2:]
 src = open(page).read()
 # Groff to text, enough for option names.
 text = re.sub(r'\\f[BIRP]|\\f\(..|\\&', '', src).replace('\\-', '-')
+# vmunionfs(1) names vmunion's options in passing ("vmunion materialize --upper").
+if page.endswith('vmunionfs.1'):
+    text = re.sub(r'vmunion [a-z]+(?: --?[a-z][a-z-]*)+', '', text)
 # Other programs' options named in passing are not ours.
 help_text = ''.join(open(h).read() for h in helps).replace('fusermount3 -u', '')
 opt = r'(?<![\w-])(--?[a-zA-Z][a-zA-Z-]*)'
