@@ -1,0 +1,51 @@
+#!/bin/bash
+# A directory merged from several volumes shows the attributes of the first
+# volume holding it (plan.c fill_attrs). A second volume whose directory is
+# private (its root 0700, as a vmstorage data dir often is) must not become
+# readable by everyone through the mount: its files sit behind that 0700 on
+# the volume, and nowhere on the mount. Read-only and preview mounts alike.
+set -u
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
+require_root_fuse
+require_cmd setpriv
+
+vols="$SCRATCH/vols"
+copy_volume "$DATA_DIR/v1.79.5/node0" "$vols/node0" &&
+	copy_volume "$DATA_DIR/v1.79.5/node1" "$vols/node1"
+tap_ok $? "copied two volumes" || tap_bail "cannot copy the sample volumes"
+chmod -R go+rX "$vols"
+# node1 is private: only its owner (root) may enter it.
+chmod 0700 "$vols/node1"
+# A part that only node1 has.
+part=
+for d in "$vols"/node1/data/small/*/*/; do
+	rel=${d#"$vols/node1/"}
+	rel=${rel%/}
+	[ -e "$vols/node0/$rel" ] || { part=$rel; break; }
+done
+[ -n "$part" ]
+tap_ok $? "a part only node1 holds: $part" || tap_bail "no such part"
+snapshot_volumes "$vols/node0" "$vols/node1"
+
+as_nobody() {
+	setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
+}
+as_nobody cat "$vols/node1/$part/index.bin" >/dev/null 2>&1
+tap_ok $(($? == 0)) "on the volume, nobody cannot read node1's index.bin"
+
+chmod 0755 "$SCRATCH"
+for mode in read-only preview; do
+	mnt=$(scratch_dir "mnt-$mode")
+	extra=(-o allow_other)
+	[ "$mode" = preview ] && extra+=(-o "upper=$SCRATCH/upper")
+	mount_union "$mnt" "$vols/node0" "$vols/node1" -- "${extra[@]}"
+	tap_ok $? "$mode: mounted with allow_other" || continue
+	as_nobody cat "$mnt/$part/index.bin" >/dev/null 2>&1
+	tap_ok $(($? == 0)) "$mode: nobody cannot read node1's index.bin through the mount either"
+	cmp -s "$vols/node1/$part/index.bin" "$mnt/$part/index.bin"
+	tap_ok $? "$mode: root still reads it"
+	unmount_union "$mnt"
+	tap_ok $? "$mode: unmounted"
+done
+assert_volumes_unchanged
+tap_done
