@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -343,6 +344,30 @@ static int open_tree(struct upper *upper, const char *canary, struct error *err)
 	return check_canary(upper, canary, err);
 }
 
+/* Whoever owns the upper could replace what it serves, or plant links where
+ * the daemon writes: it must be the daemon's own. Two daemons on one upper
+ * would each think a file a stub that the other copied up: the lock (held
+ * with dirfd, for the life of the mount) lets one in. */
+static int check_owner_and_lock(struct upper *upper, struct error *err)
+{
+	struct stat st;
+
+	if (fstat(upper->dirfd, &st) < 0)
+		return error_set(err, errno, "%s: %s", upper->path, strerror(errno));
+	if (st.st_uid != geteuid())
+		return error_set(err, EPERM,
+				 "%s: owned by uid %u, not by this daemon's user (uid %u): "
+				 "refused (its owner could change what the preview serves)",
+				 upper->path, (unsigned)st.st_uid, (unsigned)geteuid());
+	if (flock(upper->dirfd, LOCK_EX | LOCK_NB) < 0)
+		return error_set(err, errno,
+				 "%s: %s", upper->path,
+				 errno == EWOULDBLOCK ? "in use by another vmunionfs (one preview "
+							"per upper)"
+						      : strerror(errno));
+	return 0;
+}
+
 static int open_dirs(struct upper *upper, const struct plan *plan, struct error *err)
 {
 	char *canary;
@@ -351,6 +376,9 @@ static int open_dirs(struct upper *upper, const struct plan *plan, struct error 
 	upper->dirfd = open(upper->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (upper->dirfd < 0)
 		return error_set(err, errno, "%s: %s", upper->path, strerror(errno));
+	rc = check_owner_and_lock(upper, err);
+	if (rc < 0)
+		return rc;
 	rc = check_identity(upper, plan, true, &canary, err);
 	if (rc < 0)
 		return rc;
