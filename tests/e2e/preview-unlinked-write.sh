@@ -1,0 +1,39 @@
+#!/bin/bash
+# A file that is open stays usable after its name is unlinked (POSIX; vmstorage
+# deletes parts that readers still hold open). On a preview, a write to a stub
+# (a volume file not yet copied up) through an fd opened for writing before
+# the unlink must work: its copy-up has no name left to open, but the fd must
+# not fail with ENOENT.
+set -u
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
+require_root_fuse
+require_cmd python3
+
+vols="$SCRATCH/vols"
+copy_volume "$DATA_DIR/v1.79.5/node0" "$vols/node0" &&
+	copy_volume "$DATA_DIR/v1.79.5/node1" "$vols/node1"
+tap_ok $? "copied two volumes" || tap_bail "cannot copy the sample volumes"
+snapshot_volumes "$vols/node0" "$vols/node1"
+mnt=$(scratch_dir mnt)
+mount_union "$mnt" "$vols/node0" "$vols/node1" -- -o "upper=$SCRATCH/upper"
+tap_ok $? "preview mounted" || tap_bail "no mount"
+
+parts=$(cd "$mnt" && find data/small -name index.bin | sort | head -n 2)
+ro=$(printf '%s\n' "$parts" | sed -n 1p)
+rw=$(printf '%s\n' "$parts" | sed -n 2p)
+size=$(stat -c %s "$mnt/$ro")
+
+out=$(python3 - "$mnt/$rw" <<'PY' 2>&1
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+os.unlink(sys.argv[1])
+os.pwrite(fd, b"hello", 0)
+print(os.pread(fd, 5, 0).decode())
+PY
+)
+tap_is "$out" "hello" "an open stub unlinked still takes a write"
+
+unmount_union "$mnt"
+tap_ok $? "unmounted"
+assert_volumes_unchanged
+tap_done
