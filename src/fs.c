@@ -595,11 +595,16 @@ static int node_stat(struct fs *fs, struct fs_node *node, struct stat *st)
 		rc = fstat(fd, st) < 0 ? -errno : 0;
 		close(fd);
 	} else if (fd == -ENOENT) {
-		/* Unlinked, but still open. */
+		/* Unlinked, but still open: a stub's file is its volume file,
+		 * whose attributes the stub had, but for the link count. */
 		pthread_rwlock_rdlock(&node->lock);
-		for (struct fs_file *file = node->files; file && rc < 0; file = file->next)
-			if (!file->lower)
-				rc = fstat(file->fd, st) < 0 ? -errno : 0;
+		for (struct fs_file *file = node->files; file && rc < 0; file = file->next) {
+			rc = fstat(file->fd, st) < 0 ? -errno : 0;
+			if (rc == 0 && file->lower) {
+				st->st_ino = node->ino;
+				st->st_nlink = 0;
+			}
+		}
 		pthread_rwlock_unlock(&node->lock);
 	}
 	if (rc == 0)
