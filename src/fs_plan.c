@@ -371,6 +371,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fd = volume_open_file(&fs->volumes[node->volume], node->data);
+	if (fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM) {
+		/* The daemon's limit, not the volume: say so, and let it pass. */
+		fprintf(stderr, "vmunionfs: %s/%s: cannot open: %s (the daemon holds one fd "
+				"per open file)\n",
+			fs->volumes[node->volume].path, node->data, strerror(-fd));
+		fuse_reply_err(req, -fd);
+		return;
+	}
 	if (fd < 0) {
 		log_error("%s/%s: %s: the volume changed underneath the mount (EIO)",
 			  fs->volumes[node->volume].path, node->data, strerror(-fd));
