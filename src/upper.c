@@ -419,6 +419,11 @@ int upper_open_existing(struct upper *upper, const char *path, const struct plan
 	upper->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (upper->dirfd < 0)
 		rc = error_set(err, errno, "%s: %s", path, strerror(errno));
+	else if (flock(upper->dirfd, LOCK_SH | LOCK_NB) < 0)
+		rc = error_set(err, errno, "%s: %s", path,
+			       errno == EWOULDBLOCK ? "a vmunionfs preview serves it: unmount it "
+						      "first (a copy of it would be torn)"
+						    : strerror(errno));
 	else
 		rc = check_identity(upper, plan, false, &canary, err);
 	if (rc == 0)
