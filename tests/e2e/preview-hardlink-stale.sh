@@ -1,0 +1,41 @@
+#!/bin/bash
+# Two names of one file (a hard link made through the preview) are one inode
+# on any POSIX filesystem: a write through one name is seen at once through
+# the other, by stat and by an fd already open on it. The preview keys nodes
+# by (parent, name), so each name is its own FUSE inode, with its own page
+# cache and attributes cached for the timeout (a day by default): the other
+# name keeps the old size and bytes.
+set -u
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
+require_root_fuse
+require_cmd python3
+
+vols="$SCRATCH/vols"
+copy_volume "$DATA_DIR/v1.79.5/node0" "$vols/node0" &&
+	copy_volume "$DATA_DIR/v1.79.5/node1" "$vols/node1"
+tap_ok $? "copied two volumes" || tap_bail "cannot copy the sample volumes"
+snapshot_volumes "$vols/node0" "$vols/node1"
+mnt=$(scratch_dir mnt)
+mount_union "$mnt" "$vols/node0" "$vols/node1" -- -o "upper=$SCRATCH/upper"
+tap_ok $? "preview mounted" || tap_bail "no mount"
+
+file=$(cd "$mnt" && find data/small -name index.bin | sort | head -n 1)
+out=$(python3 - "$mnt/$file" "$mnt/metadata/other-name" <<'PY' 2>&1
+import os, sys
+a, b = sys.argv[1], sys.argv[2]
+os.link(a, b)
+fb = os.open(b, os.O_RDONLY)
+os.pread(fb, 16, 0)  # cached
+size = os.stat(b).st_size
+fa = os.open(a, os.O_WRONLY | os.O_APPEND)
+os.write(fa, b"appended")
+os.pwrite(fa, b"NEWBYTES", 0)
+os.close(fa)
+print(os.stat(b).st_size - size, os.pread(fb, 8, 0).decode("latin-1"))
+PY
+)
+tap_is "$out" "8 NEWBYTES" "the other name shows the new size and bytes, even through an fd open before"
+unmount_union "$mnt"
+tap_ok $? "unmounted"
+assert_volumes_unchanged
+tap_done
