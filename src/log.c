@@ -1,9 +1,10 @@
-/* The daemon's log (log.h). Before fuse_daemonize a background daemon's
- * stderr is still the caller's terminal, so a failed mount is seen there;
- * after it stderr is /dev/null and syslog is what remains. */
+/* The daemon's log (log.h): the stderr it was started with, kept across
+ * fuse_daemonize, and syslog when it runs in the background. */
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include <fuse_log.h>
 
@@ -11,6 +12,29 @@
 
 static bool to_syslog;
 static bool with_debug;
+/* The stderr the daemon was started with: fuse_daemonize points stderr at
+ * /dev/null, but whoever started it (a terminal, mount(8)'s caller, a
+ * systemd unit's journal) still reads this one. */
+static int log_fd = STDERR_FILENO;
+
+/* One write per message, so that threads do not interleave. */
+static void write_line(const char *prefix, const char *fmt, va_list ap)
+{
+	char line[1024];
+	int n = snprintf(line, sizeof(line), "%s", prefix), m;
+
+	if (n < 0)
+		return;
+	m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	n += m > 0 ? m : 0;
+	if (n >= (int)sizeof(line) - 1)
+		n = (int)sizeof(line) - 2;
+	if (n <= 0 || line[n - 1] != '\n')
+		line[n++] = '\n';
+	if (write(log_fd, line, (size_t)n) < 0) {
+		/* Nobody reads it any more: syslog is what remains. */
+	}
+}
 
 static void log_vwrite(int priority, const char *fmt, va_list ap)
 {
@@ -23,11 +47,7 @@ static void log_vwrite(int priority, const char *fmt, va_list ap)
 		vsyslog(priority, fmt, copy);
 		va_end(copy);
 	}
-	flockfile(stderr);
-	fputs("vmunionfs: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	funlockfile(stderr);
+	write_line("vmunionfs: ", fmt, ap);
 }
 
 /* libfuse's own messages ("fuse: unknown option", the -d trace) end in '\n'
@@ -43,13 +63,19 @@ static void log_from_fuse(enum fuse_log_level level, const char *fmt, va_list ap
 		vsyslog((int)level, fmt, copy);
 		va_end(copy);
 	}
-	vfprintf(stderr, fmt, ap);
+	write_line("", fmt, ap);
 }
 
 void log_init(bool foreground, bool debug)
 {
 	to_syslog = !foreground;
 	with_debug = debug;
+	if (!foreground) {
+		int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+
+		if (fd >= 0)
+			log_fd = fd;
+	}
 	if (to_syslog)
 		openlog("vmunionfs", LOG_PID, LOG_DAEMON);
 	fuse_set_log_func(log_from_fuse);

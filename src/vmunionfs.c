@@ -310,7 +310,7 @@ static int serve_read_only(struct options *options, struct fuse_args *args,
 	}
 	log_start(plan, options, cmdline->mountpoint);
 	for (size_t i = 0; i < plan->volume_count; i++)
-		volume_forget_scan(&plan->volumes[i]);
+		volume_drop_scan(&plan->volumes[i]);
 	plan_free(plan);
 	malloc_trim(0);
 	fuse_opt_add_arg(args, "-oro,default_permissions");

@@ -263,15 +263,6 @@ int volume_lock(struct volume *volume, struct error *err)
 	return 0;
 }
 
-void volume_forget_scan(struct volume *volume)
-{
-	for (size_t i = 0; i < volume->root.child_count; i++)
-		vnode_free(&volume->root.children[i]);
-	free(volume->root.children);
-	volume->root.children = NULL;
-	volume->root.child_count = 0;
-}
-
 void volume_close(struct volume *volume)
 {
 	if (volume->lock_fd >= 0)

@@ -59,12 +59,9 @@ void volume_close(struct volume *volume);
  * target), and while we hold it none can start. Refused with -EBUSY when it
  * is held; a volume without flock.lock is not locked. Writes nothing. */
 int volume_lock(struct volume *volume, struct error *err);
-/* Frees the scan (root's tree) and keeps the volume open and locked: what a
- * daemon serving a plan needs once the plan is built. */
-void volume_forget_scan(struct volume *volume);
-
 /* Frees the scanned tree (the plan keeps what it shows); the volume stays
- * open for volume_open_file. */
+ * open and locked for volume_open_file: what a daemon serving a plan needs
+ * once the plan is built. */
 void volume_drop_scan(struct volume *volume);
 
 /* Opens a file of the volume O_RDONLY; the path may not leave the volume
