@@ -891,7 +891,9 @@ static int parse_options(struct live *l, int argc, char **argv)
 		case 'T':
 			errno = 0;
 			n = strtoull(optarg, &end, 10);
+			/* strtoull takes blanks and a sign: "-1" would be 2^64-1 */
 			if (*end || end == optarg || errno || (c != 'S' && n < 1) ||
+			    optarg[0] < '0' || optarg[0] > '9' ||
 			    (c == 'T' && n > 86400)) {
 				fprintf(stderr, "vmunion verify: --%s wants a number%s, not '%s'\n",
 					c == 's' ? "sample" : c == 'S' ? "seed" : "timeout",
