@@ -839,6 +839,11 @@ int commit_materialize(const struct materialize_options *opt, char **volumes, si
 			error_set(&err, -rc, "%s/%s: cannot remove: %s", tg->path, COMMIT_DIR,
 				  strerror(-rc));
 		} else {
+			/* Killed between the mark and the swap journal: the mark
+			 * is ours (the plan refuses a volume with one). */
+			if (phase == PHASE_STAGING && !opt->dry_run &&
+			    (rc = unmark_restore(tg, &err)) < 0)
+				goto out;
 			rc = stage_and_swap(&c, volumes, count, target, &err);
 			goto done; /* an exit status, reported */
 		}
@@ -921,7 +926,10 @@ static int roll_back_cleanup(struct target *tg, struct error *err)
 
 	for (size_t i = 0; rc == 0 && i < sizeof(subs) / sizeof(subs[0]); i++)
 		rc = remove_commit_sub(tg, subs[i], err);
-	if (rc == 0 && tg->journal.phase != PHASE_STAGING)
+	/* Even at staging: a volume with the mark is refused by the plan, so
+	 * one here is ours (a kill between the mark and the swap journal of
+	 * an older vmunion). */
+	if (rc == 0)
 		rc = unmark_restore(tg, err);
 	if (rc < 0)
 		return rc;
