@@ -292,13 +292,17 @@ static int target_lock(struct target *tg, struct error *err)
 				 "%s: %s", tg->path,
 				 errno == EWOULDBLOCK ? "another vmunion is working on it"
 						      : strerror(errno));
-	/* Made when missing (vmstorage makes it too): else a vmstorage
-	 * starting mid-commit would find nothing locked. */
-	tg->lock_fd = openat(tg->fd, "flock.lock", O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-			     0644);
-	if (tg->lock_fd < 0)
+	/* Made when missing before the swap (vmstorage makes it too): else a
+	 * vmstorage starting mid-commit would find nothing locked. From the
+	 * swap on, restore-in-progress keeps it off, and a flock.lock made here
+	 * would stand in the way of the stage's. */
+	bool untouched = tg->journal.phase <= PHASE_STAGING;
+
+	tg->lock_fd = openat(tg->fd, "flock.lock",
+			     O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (untouched ? O_CREAT : 0), 0644);
+	if (tg->lock_fd < 0 && (untouched || errno != ENOENT))
 		return error_set(err, errno, "%s/flock.lock: %s", tg->path, strerror(errno));
-	if (flock(tg->lock_fd, LOCK_EX | LOCK_NB) < 0)
+	if (tg->lock_fd >= 0 && flock(tg->lock_fd, LOCK_EX | LOCK_NB) < 0)
 		return error_set(err, errno == EWOULDBLOCK ? EBUSY : errno,
 				 "%s: flock.lock is locked: %s", tg->path,
 				 errno == EWOULDBLOCK ? "a vmstorage is running on it (stop it first; "
