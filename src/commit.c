@@ -742,7 +742,7 @@ static int stage_and_swap(struct commit *c, char **volumes, size_t count, int ta
 			"vmunion materialize: %s: the commit is unfinished (phase %s); rerun the "
 			"same command to complete it, or run vmunion rollback %s\n",
 			err->message, tg->path, phase_names[tg->journal.phase], tg->path);
-		return exit_status(rc);
+		return EXIT_IO; /* written in part: not a refusal, even on ENOSPC */
 	}
 	report(c, &sp, now_seconds() - start);
 	return 0;
