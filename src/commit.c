@@ -115,6 +115,17 @@ static void names_free(struct names *names)
 	memset(names, 0, sizeof(*names));
 }
 
+/* TARGET's original entries that are not in the merged view (an operator's
+ * notes, what the plan hides as unknown): only previous/ holds them, so
+ * finalize must not drop them. The first one, or NULL. */
+static const char *not_merged(const struct journal *j)
+{
+	for (size_t i = 0; i < j->previous.count; i++)
+		if (!names_has(&j->merged, j->previous.items[i]))
+			return j->previous.items[i];
+	return NULL;
+}
+
 static bool exists_at(int dirfd, const char *path)
 {
 	struct stat st;
@@ -658,6 +669,10 @@ static void report(struct commit *c, const struct stage_space *sp, double second
 		fprintf(stderr, "vmunion materialize: %s: the previous layout is kept in %s/%s: "
 			"`vmunion rollback %s` restores it, `vmunion finalize %s` drops it\n",
 			c->tg.path, c->tg.path, COMMIT_DIR, c->tg.path, c->tg.path);
+	if (!c->opt->dry_run && not_merged(&c->tg.journal))
+		fprintf(stderr, "vmunion materialize: %s: not part of the merged view, now only in "
+			"%s/%s/%s (finalize refuses to drop it)\n", c->tg.path, COMMIT_DIR,
+			PREVIOUS_DIR, not_merged(&c->tg.journal));
 }
 
 /* staging: the journal first (it records TARGET's root mtime, which the
@@ -973,6 +988,16 @@ static int finalize(struct target *tg, struct error *err)
 	int rc = 0;
 
 	if (tg->journal.phase == PHASE_COMMITTED) {
+		const char *name = not_merged(&tg->journal);
+		int prev_fd = open_dir_at(tg->commit_fd, PREVIOUS_DIR);
+		bool kept = name && prev_fd >= 0 && exists_at(prev_fd, name);
+
+		if (prev_fd >= 0)
+			close(prev_fd);
+		if (kept)
+			return error_set(err, EINVAL, "%s/%s/%s/%s is not part of the merged view, and "
+					 "finalize would delete it: move it out and rerun finalize",
+					 tg->path, COMMIT_DIR, PREVIOUS_DIR, name);
 		if ((rc = finish_commit(tg, err)) < 0 ||
 		    (rc = journal_write(tg, PHASE_FINALIZING, err)) < 0)
 			return rc;

@@ -20,7 +20,7 @@ mkdir "$target/lost+found" && echo recovered >"$target/lost+found/#1234"
 snapshot_volumes "$work/node0" "$work/node2" "$work/node3"
 
 tap_run "materialize --into with a notes file in TARGET" \
-	"$VMUNION" materialize --into "$target" -q "${vols[@]}"
+	"$VMUNION" materialize --into "$target" "${vols[@]}"
 [ -f "$target/lost+found/#1234" ]
 tap_ok $? "lost+found survives the commit"
 [ -f "$target/NOTES.txt" ] || grep -q "NOTES.txt" "$TAP_OUT"
