@@ -322,6 +322,32 @@ static int target_lock(struct target *tg, struct error *err)
 	return 0;
 }
 
+/* Once TARGET is locked: the journal read before the lock may be stale, as
+ * another vmunion may have worked on TARGET meanwhile. */
+static int target_recheck(const struct target *tg, struct error *err)
+{
+	int fd = open_dir_at(tg->fd, COMMIT_DIR);
+	enum phase now = PHASE_NONE;
+	struct journal j;
+	char *text;
+	size_t len;
+
+	if (fd >= 0 && read_file_at(fd, JOURNAL, 1 << 20, &text, &len) == 0) {
+		now = PHASE_COUNT;
+		if (journal_parse(text, &j) == 0) {
+			now = j.phase;
+			journal_free(&j);
+		}
+		free(text);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (now != tg->journal.phase || (fd >= 0) != tg->has_commit_dir)
+		return error_set(err, EBUSY, "%s: another vmunion changed it while this one waited "
+				 "for its lock: rerun the command", tg->path);
+	return 0;
+}
+
 static int make_commit_dir(struct target *tg, struct error *err)
 {
 	if (tg->commit_fd >= 0)
@@ -835,6 +861,8 @@ int commit_materialize(const struct materialize_options *opt, char **volumes, si
 		goto out;
 	}
 	rc = target_lock(tg, &err);
+	if (rc == 0)
+		rc = target_recheck(tg, &err);
 	if (rc == 0 && opt->dry_run && phase >= PHASE_SWAPPING) {
 		say(tg, "dry run: the commit is %s; a rerun would complete it", phase_names[phase]);
 		print_state(tg, "would complete");
@@ -1103,6 +1131,8 @@ static int command_target(int argc, char **argv, bool rollback)
 		goto out;
 	}
 	rc = target_lock(&tg, &err);
+	if (rc == 0)
+		rc = target_recheck(&tg, &err);
 	if (rc == 0 && phase == PHASE_NONE) {
 		/* Killed before its first journal: only the dir is there. */
 		rc = remove_tree_at(tg.fd, COMMIT_DIR);
