@@ -12,9 +12,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
+# The build, the demo, and what the test suite (Quick start command 2) uses.
 PACKAGES="build-essential autoconf automake libtool pkg-config libfuse3-dev fuse3
 libzstd-dev libcjson-dev libcurl4-openssl-dev libmicrohttpd-dev victoria-metrics python3
-curl ca-certificates"
+python3-yaml curl ca-certificates util-linux procps xfsprogs e2fsprogs attr strace
+bash-completion systemd"
 
 if [ "${1:-}" = --install ]; then
 	echo "== installing: $PACKAGES" | tr '\n' ' '
