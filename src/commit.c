@@ -41,6 +41,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "stage.h"
@@ -348,10 +349,51 @@ static int target_recheck(const struct target *tg, struct error *err)
 	return 0;
 }
 
+/* TARGET's root mtime from before the commit, kept on the root itself (an
+ * xattr changes no mtime) from before the mkdir of the commit's dir until
+ * the journal has it: a run killed in between would else lose it. */
+#define ROOT_MTIME_XATTR "user.vmunion.root-mtime"
+
+static void root_mtime_save(const struct target *tg, struct timespec mtime)
+{
+	char value[64];
+	int n = snprintf(value, sizeof(value), "%jd.%09ld", (intmax_t)mtime.tv_sec, mtime.tv_nsec);
+
+	/* Where user xattrs are not supported, that window stays open. */
+	if (fsetxattr(tg->fd, ROOT_MTIME_XATTR, value, (size_t)n, 0) < 0 && errno != ENOTSUP)
+		fprintf(stderr, "vmunion: %s: cannot keep its mtime in %s: %s\n", tg->path,
+			ROOT_MTIME_XATTR, strerror(errno));
+}
+
+/* The mtime an earlier, killed run saved, if any. */
+static bool root_mtime_saved(const struct target *tg, struct timespec *mtime)
+{
+	char value[64];
+	ssize_t n = fgetxattr(tg->fd, ROOT_MTIME_XATTR, value, sizeof(value) - 1);
+	intmax_t sec;
+	long nsec;
+
+	if (n <= 0)
+		return false;
+	value[n] = '\0';
+	if (sscanf(value, "%jd.%ld", &sec, &nsec) != 2 || nsec < 0 || nsec >= 1000000000L)
+		return false;
+	*mtime = (struct timespec){ .tv_sec = (time_t)sec, .tv_nsec = nsec };
+	return true;
+}
+
+static void root_mtime_forget(const struct target *tg)
+{
+	if (fremovexattr(tg->fd, ROOT_MTIME_XATTR) < 0 && errno != ENODATA && errno != ENOTSUP)
+		fprintf(stderr, "vmunion: %s: cannot remove %s: %s\n", tg->path, ROOT_MTIME_XATTR,
+			strerror(errno));
+}
+
 static int make_commit_dir(struct target *tg, struct error *err)
 {
 	if (tg->commit_fd >= 0)
 		return 0;
+	root_mtime_save(tg, tg->journal.root_mtime);
 	if (mkdirat(tg->fd, COMMIT_DIR, 0700) < 0 && errno != EEXIST)
 		return error_set(err, errno, "%s/%s: cannot create: %s", tg->path, COMMIT_DIR,
 				 strerror(errno));
@@ -837,6 +879,8 @@ int commit_materialize(const struct materialize_options *opt, char **volumes, si
 	rc = target_open(tg, opt->into, &err);
 	if (rc == 0 && fstat(tg->fd, &st) == 0)
 		c.root_mtime = st.st_mtim;
+	if (rc == 0)
+		root_mtime_saved(tg, &c.root_mtime); /* a killed run's mkdir changed it */
 	phase = tg->journal.phase;
 	if (rc == 0 && phase != PHASE_NONE && phase != PHASE_FINALIZED &&
 	    !same_volumes(&tg->journal, volumes, count, target, opt->upper))
@@ -991,6 +1035,7 @@ static int roll_back_cleanup(struct target *tg, struct error *err)
 		return target_error(tg, "cannot remove " COMMIT_DIR, err);
 	if (futimens(tg->fd, times) < 0 || fsync(tg->fd) < 0)
 		return target_error(tg, "cannot restore its mtime", err);
+	root_mtime_forget(tg);
 	return 0;
 }
 
@@ -1035,6 +1080,8 @@ static int finalize(struct target *tg, struct error *err)
 		rc = remove_commit_sub(tg, subs[i], err);
 	if (rc == 0 && fsync(tg->commit_fd) < 0)
 		rc = target_error(tg, "cannot sync", err);
+	if (rc == 0)
+		root_mtime_forget(tg);
 	return rc < 0 ? rc : journal_write(tg, PHASE_FINALIZED, err);
 }
 
