@@ -83,8 +83,9 @@ static void usage(FILE *out)
 	      "SIGUSR1 writes the counters to the log.\n"
 	      "\n"
 	      "Exit status: 0 mounted (in the background) or unmounted cleanly (-f),\n"
-	      "1 the volumes cannot be merged (refused), 2 an I/O or mount error,\n"
-	      "64 wrong usage. Unmount with: fusermount3 -u MOUNTPOINT\n",
+	      "1 the volumes cannot be merged (refused), 2 an I/O or mount error (also\n"
+	      "a mountpoint or upper that is, lies inside or holds a volume), 64 wrong\n"
+	      "usage. Unmount with: fusermount3 -u MOUNTPOINT\n",
 	      out);
 }
 
@@ -143,6 +144,30 @@ static int check_mountpoint(const char *mountpoint)
 		fprintf(stderr, "vmunionfs: mountpoint %s is busy: something is mounted there\n",
 			mountpoint);
 		return -1;
+	}
+	return 0;
+}
+
+/* A mountpoint that is a volume, lies inside one or holds one would hide that
+ * volume behind the mount from whatever opens its path next (a vmstorage, a
+ * remount), and a preview there would take the writes meant for it. */
+static int check_mountpoint_location(const char *mountpoint, char **volumes, size_t count)
+{
+	char real_mountpoint[PATH_MAX], real[PATH_MAX];
+
+	if (!realpath(mountpoint, real_mountpoint)) {
+		fprintf(stderr, "vmunionfs: mountpoint %s: %s\n", mountpoint, strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < count; i++) {
+		if (!realpath(volumes[i], real))
+			continue; /* volume_open reports it */
+		if (path_within(real_mountpoint, real) || path_within(real, real_mountpoint)) {
+			fprintf(stderr, "vmunionfs: mountpoint %s must not be the volume %s, lie "
+					"inside it, nor hold it: the mount would hide it\n",
+				mountpoint, volumes[i]);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -487,7 +512,9 @@ int main(int argc, char **argv)
 	}
 	mountpoint = options.positional.names[options.positional.count - 1];
 	/* Checked here: fuse_parse_cmdline would report it as a usage error. */
-	if (check_mountpoint(mountpoint) < 0) {
+	if (check_mountpoint(mountpoint) < 0 ||
+	    check_mountpoint_location(mountpoint, options.positional.names,
+				      options.positional.count - 1) < 0) {
 		rc = EXIT_FAILURE_IO;
 		goto out;
 	}
