@@ -1241,33 +1241,56 @@ static void finish_nodes(struct plan *plan)
 }
 
 /* The directory at node's path in the first volume (in the order given) that has one. */
-static const struct vnode *first_volume_dir(const struct plan *plan, uint32_t node)
+/* The permission bits a volume directory grants the owner uid, its group gid
+ * and others, placed as user, group and other bits; with its setuid, setgid
+ * and sticky bits. */
+static uint32_t granted_mode(const struct vnode_stat *st, uid_t uid, gid_t gid)
+{
+	uint32_t user = st->st_uid == uid ? st->st_mode >> 6 : st->st_gid == gid ? st->st_mode >> 3
+										: st->st_mode;
+	uint32_t group = st->st_gid == gid ? st->st_mode >> 3 : st->st_mode;
+
+	return (user & 07) << 6 | (group & 07) << 3 | (st->st_mode & 07) |
+	       (st->st_mode & (S_ISUID | S_ISGID | S_ISVTX));
+}
+
+/* A directory several volumes hold is owned as the first volume's, and grants
+ * no one more than each volume's directory at its path grants: a private
+ * volume stays private through the mount. False if no volume holds it. */
+static bool merged_dir_attr(const struct plan *plan, uint32_t node, struct plan_attr *attr,
+			    struct timespec *mtime)
 {
 	char *path = plan_path(plan, node);
-	const struct vnode *found = NULL;
+	bool found = false;
 
-	for (size_t v = 0; !found && v < plan->volume_count; v++) {
-		found = vnode_at(&plan->volumes[v].root, path);
-		if (!vnode_is_dir(found))
-			found = NULL;
+	for (size_t v = 0; v < plan->volume_count; v++) {
+		const struct vnode *dir = vnode_at(&plan->volumes[v].root, path);
+
+		if (!vnode_is_dir(dir))
+			continue;
+		if (!found) {
+			*attr = attr_of(&dir->st);
+			*mtime = dir->st.st_mtim;
+			found = true;
+		}
+		attr->mode &= S_IFMT | granted_mode(&dir->st, attr->uid, attr->gid);
 	}
 	free(path);
 	return found;
 }
 
 /* What stat shows of the nodes add_lower and add_parts did not take from a
- * volume entry. A directory has the attributes and mtime of the first volume
- * holding a directory at its path, else its parent's (a merged table, a dir
- * the merge makes); its nlink counts the plan's subdirectories. A
- * synthesized file is 0644, owned by the first volume's root. Parents come
- * before their children in nodes[]. */
+ * volume entry. A directory has the owner and mtime of the first volume
+ * holding a directory at its path and the mode they all grant (above), else
+ * its parent's (a merged table, a dir the merge makes); its nlink counts the
+ * plan's subdirectories. A synthesized file is 0644, owned by the first
+ * volume's root. Parents come before their children in nodes[]. */
 static void fill_attrs(struct plan *plan)
 {
 	const struct vnode_stat *root = &plan->volumes[0].root.st;
 
 	for (uint32_t i = 0; i < plan->node_count; i++) {
 		struct plan_node *node = &plan->nodes[i];
-		const struct vnode *dir;
 
 		if (node->kind == PLAN_SYNTH_FILE)
 			node->attr = (struct plan_attr){ .mode = S_IFREG | 0644, .uid = root->st_uid,
@@ -1275,10 +1298,9 @@ static void fill_attrs(struct plan *plan)
 							 .blocks = (node->size + 511) / 512 };
 		if (node->kind != PLAN_DIR)
 			continue;
-		if (node->attr.mode == 0) {
-			dir = first_volume_dir(plan, i);
-			node->attr = dir ? attr_of(&dir->st) : plan->nodes[node->parent].attr;
-			node->mtime = dir ? dir->st.st_mtim : plan->nodes[node->parent].mtime;
+		if (node->attr.mode == 0 && !merged_dir_attr(plan, i, &node->attr, &node->mtime)) {
+			node->attr = plan->nodes[node->parent].attr;
+			node->mtime = plan->nodes[node->parent].mtime;
 		}
 		node->attr.nlink = 2;
 	}

@@ -83,8 +83,9 @@ static void usage(FILE *out)
 	      "SIGUSR1 writes the counters to the log.\n"
 	      "\n"
 	      "Exit status: 0 mounted (in the background) or unmounted cleanly (-f),\n"
-	      "1 the volumes cannot be merged (refused), 2 an I/O or mount error,\n"
-	      "64 wrong usage. Unmount with: fusermount3 -u MOUNTPOINT\n",
+	      "1 the volumes cannot be merged (refused), 2 an I/O or mount error (also\n"
+	      "a mountpoint or upper that is, lies inside or holds a volume), 64 wrong\n"
+	      "usage. Unmount with: fusermount3 -u MOUNTPOINT\n",
 	      out);
 }
 
@@ -147,6 +148,30 @@ static int check_mountpoint(const char *mountpoint)
 	return 0;
 }
 
+/* A mountpoint that is a volume, lies inside one or holds one would hide that
+ * volume behind the mount from whatever opens its path next (a vmstorage, a
+ * remount), and a preview there would take the writes meant for it. */
+static int check_mountpoint_location(const char *mountpoint, char **volumes, size_t count)
+{
+	char real_mountpoint[PATH_MAX], real[PATH_MAX];
+
+	if (!realpath(mountpoint, real_mountpoint)) {
+		fprintf(stderr, "vmunionfs: mountpoint %s: %s\n", mountpoint, strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < count; i++) {
+		if (!realpath(volumes[i], real))
+			continue; /* volume_open reports it */
+		if (path_within(real_mountpoint, real) || path_within(real, real_mountpoint)) {
+			fprintf(stderr, "vmunionfs: mountpoint %s must not be the volume %s, lie "
+					"inside it, nor hold it: the mount would hide it\n",
+				mountpoint, volumes[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* The resolved path of a file that may not exist yet: its parent must. */
 static int resolve_new_path(const char *path, char out[PATH_MAX])
 {
@@ -169,25 +194,48 @@ static int resolve_new_path(const char *path, char out[PATH_MAX])
 	return rc;
 }
 
-/* The upper must lie outside every volume and the mountpoint, and the other way round. */
-static int check_upper_location(const char *upper, struct volume *volumes, size_t count,
-				const char *mountpoint)
+/* Where the upper really is: all of it resolved if it exists, else its
+ * parent resolved plus its name; a dangling symlink would make mkdir create
+ * its target, wherever that is, so it is refused. */
+static int resolve_upper(const char *upper, char out[PATH_MAX])
 {
-	char real_upper[PATH_MAX], real[PATH_MAX];
+	struct stat st;
 
-	if (resolve_new_path(upper, real_upper) < 0) {
+	if (realpath(upper, out))
+		return 0;
+	if (errno != ENOENT) {
 		fprintf(stderr, "vmunionfs: upper %s: %s\n", upper, strerror(errno));
 		return -1;
 	}
+	if (lstat(upper, &st) == 0) {
+		fprintf(stderr, "vmunionfs: upper %s is a symlink to nothing: give an existing "
+				"directory or a new name\n",
+			upper);
+		return -1;
+	}
+	if (resolve_new_path(upper, out) < 0) {
+		fprintf(stderr, "vmunionfs: upper %s: %s\n", upper, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* The upper (resolved) must lie outside every volume and the mountpoint, and
+ * the other way round. */
+static int check_upper_location(const char *upper, const char *real_upper,
+				struct volume *volumes, size_t count, const char *mountpoint)
+{
+	char real[PATH_MAX];
+
 	for (size_t i = 0; i <= count; i++) {
 		const char *other = i < count ? volumes[i].path : mountpoint;
 
 		if (!realpath(other, real))
 			continue;
 		if (path_within(real_upper, real) || path_within(real, real_upper)) {
-			fprintf(stderr, "vmunionfs: upper %s must not be inside %s %s, nor it inside "
-					"the upper\n",
-				upper, i < count ? "the volume" : "the mountpoint", other);
+			fprintf(stderr, "vmunionfs: upper %s (%s) must not be inside %s %s, nor it "
+					"inside the upper\n",
+				upper, real_upper, i < count ? "the volume" : "the mountpoint", other);
 			return -1;
 		}
 	}
@@ -323,16 +371,19 @@ static int serve_read_only(struct options *options, struct fuse_args *args,
 static int serve_preview(struct options *options, struct fuse_args *args,
 			 struct fuse_cmdline_opts *cmdline, struct plan *plan)
 {
+	char real_upper[PATH_MAX];
 	struct fs_config config;
 	struct upper upper;
 	struct error err;
 	struct fs *fs;
 	int rc;
 
-	if (check_upper_location(options->upper, plan->volumes, plan->volume_count,
+	if (resolve_upper(options->upper, real_upper) < 0 ||
+	    check_upper_location(options->upper, real_upper, plan->volumes, plan->volume_count,
 				 cmdline->mountpoint) < 0)
 		return EXIT_FAILURE_IO;
-	if (upper_open(&upper, options->upper, plan, &err) < 0) {
+	/* the path checked above, not the symlink the user named */
+	if (upper_open(&upper, real_upper, plan, &err) < 0) {
 		log_error("%s", err.message);
 		return EXIT_FAILURE_IO;
 	}
@@ -461,7 +512,9 @@ int main(int argc, char **argv)
 	}
 	mountpoint = options.positional.names[options.positional.count - 1];
 	/* Checked here: fuse_parse_cmdline would report it as a usage error. */
-	if (check_mountpoint(mountpoint) < 0) {
+	if (check_mountpoint(mountpoint) < 0 ||
+	    check_mountpoint_location(mountpoint, options.positional.names,
+				      options.positional.count - 1) < 0) {
 		rc = EXIT_FAILURE_IO;
 		goto out;
 	}

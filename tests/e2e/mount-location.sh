@@ -30,8 +30,10 @@ for where in "$vols/node1" "$vols/node0/inside" "$vols"; do
 		if [ "$rc" -eq 0 ]; then
 			unmount_union "$where"
 		else
-			grep -q "$where" "$MOUNT_LOG"
-			tap_ok $? "$mode: ... naming it" || _log_tail "$MOUNT_LOG"
+			# the refusal itself (the log's first line is the command)
+			grep -q "^vmunionfs: mountpoint $where must not be the volume $vols/node" \
+				"$MOUNT_LOG"
+			tap_ok $? "$mode: ... naming it and the volume" || _log_tail "$MOUNT_LOG"
 		fi
 	done
 done

@@ -30,7 +30,11 @@ secret="$p0/values.bin"
 chmod 0600 "$vols/node0/$secret"
 chown 1234:2345 "$vols/node0/$p0/index.bin" && chmod 0640 "$vols/node0/$p0/index.bin"
 touch -d '2021-02-03 04:05:06.123456789' "$vols/node0/$p0/timestamps.bin"
-chown 4321:5432 "$vols/node0/data/small/2024_02" && chmod 0750 "$vols/node0/data/small/2024_02"
+# Both volumes hold 2024_02: a merged dir grants only what every volume's dir
+# grants (plan-t, merged-dir-perms.sh), so both get the same owner and mode.
+for v in node0 node1; do
+	chown 4321:5432 "$vols/$v/data/small/2024_02" && chmod 0750 "$vols/$v/data/small/2024_02"
+done
 snapshot_volumes "$vols/node0" "$vols/node1"
 
 # Other users reach the mountpoint (the scratch dir is 0700).

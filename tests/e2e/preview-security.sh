@@ -24,8 +24,12 @@ locked=$(cd "$vol0" && find data/small -name timestamps.bin | sort | head -n 1)
 part=$(dirname "$locked")
 chown 1234:5678 "$vol0/$secret" && chmod 0600 "$vol0/$secret"
 chmod 0000 "$vol0/$locked"
-chown 1234:5678 "$vol0/data/small/2024_01" && chmod 0750 "$vol0/data/small/2024_01"
-chmod 0777 "$vol0/metadata"
+# Both volumes hold these dirs: a merged dir grants only what every volume's
+# dir grants (plan-t, merged-dir-perms.sh), so both get the same owner and mode.
+for v in "$vol0" "$vol1"; do
+	chown 1234:5678 "$v/data/small/2024_01" && chmod 0750 "$v/data/small/2024_01"
+	chmod 0777 "$v/metadata"
+done
 snapshot_volumes "$vol0" "$vol1"
 
 # nobody must reach the mountpoint; the upper stays private (0700).

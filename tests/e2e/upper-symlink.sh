@@ -22,5 +22,17 @@ tap_ok $((rc == 0)) "an upper that is a symlink into a volume is refused"
 [ "$rc" -ne 0 ] || unmount_union "$mnt"
 [ -z "$(ls -A "$vols/node0/preview")" ]
 tap_ok $? "nothing was written into the volume" || tap_diag "$(ls -A "$vols/node0/preview")"
+
+# A dangling symlink: its target (in a volume) must not be created.
+ln -s "$vols/node0/newdir" "$SCRATCH/dangling"
+MOUNT_TIMEOUT=5 mount_union "$mnt" "$vols/node0" "$vols/node1" -- -o "upper=$SCRATCH/dangling" \
+	2>/dev/null
+rc=$?
+tap_ok $((rc == 0)) "an upper that is a dangling symlink is refused"
+[ "$rc" -ne 0 ] || unmount_union "$mnt"
+[ ! -e "$vols/node0/newdir" ]
+tap_ok $? "its target was not created"
+grep -q "upper $SCRATCH/dangling is a symlink to nothing" "$MOUNT_LOG"
+tap_ok $? "... the message names it" || _log_tail "$MOUNT_LOG"
 assert_volumes_unchanged
 tap_done

@@ -692,8 +692,9 @@ static void test_attributes(void)
 	b2_volume("a", "18EB000000000100", "a");
 	b2_volume("b", "18EB000000000101", "b");
 	chattr("a", "", 0751, 77, 88);
+	chattr("b", "", 0755, 77, 99);
 	chattr("a", "data/small/2024_01", 0750, 11, 22);
-	chattr("b", "data/small/2024_01", 0700, 33, 44);
+	chattr("b", "data/small/2024_01", 0770, 11, 22);
 	chattr("b", "data/small/2024_01/18EB000000000101", 0711, 12, 13);
 	chattr("b", values, 0600, 55, 66);
 	full = xasprintf("%s/b/%s", scratch, values);
@@ -709,8 +710,9 @@ static void test_attributes(void)
 	ok(attr_is(&m, "data/small/2024_01/18EB000000000101", S_IFDIR | 0711, 12, 13),
 	   "a part dir has its volume dir's attributes");
 	ok(attr_is(&m, "data/small/2024_01", S_IFDIR | 0750, 11, 22),
-	   "a dir both volumes hold has the first volume's attributes");
-	ok(attr_is(&m, "", S_IFDIR | 0751, 77, 88), "the root is the first volume's root");
+	   "a dir both volumes hold, the second granting more, has the first volume's");
+	ok(attr_is(&m, "", S_IFDIR | 0751, 77, 88),
+	   "the root is the first volume's root when the others grant as much");
 	ok(attr_is(&m, "cache", S_IFDIR | 0751, 77, 88), "a dir no volume holds has its parent's");
 	ok(attr_is(&m, "data/small/2024_01/parts.json", S_IFREG | 0644, 77, 88),
 	   "a synthesized file is 0644, owned like the first volume's root");
@@ -718,6 +720,40 @@ static void test_attributes(void)
 	merged_free(&m);
 	free(full);
 	free(link_path);
+}
+
+/* A dir several volumes hold: the first volume's owner, and per class (that
+ * owner, its group, others) only what every volume's dir grants that class. */
+static void test_merged_dir_mode(void)
+{
+	struct merged m;
+
+	reset_scratch();
+	b2_volume("a", "18EB000000000100", "a");
+	b2_volume("b", "18EB000000000101", "b");
+	b2_volume("c", "18EB000000000102", "c");
+	chattr("a", "", 0755, 77, 88);
+	chattr("b", "", 0700, 77, 0);
+	chattr("c", "", 0755, 77, 88);
+	/* owner 11/22; b's dir: another owner, the same group; c's: another
+	 * owner and group */
+	chattr("a", "data/small/2024_01", 03777, 11, 22);
+	chattr("b", "data/small/2024_01", 02755, 33, 22);
+	chattr("c", "data/small/2024_01", 01755, 44, 55);
+	chattr("a", "data/big", 0755, 11, 22);
+	chattr("b", "data/big", 0750, 11, 66);
+	chattr("c", "data/big", 0755, 99, 22);
+	merge(&m, "a", "b", "c", NULL);
+	is_int(m.rc, 0, "merged dir mode: merged");
+	ok(attr_is(&m, "", S_IFDIR | 0700, 77, 88),
+	   "a private volume root makes the merged root private to its owner");
+	ok(attr_is(&m, "cache", S_IFDIR | 0700, 77, 88), "... and the dirs no volume holds");
+	ok(attr_is(&m, "data/small/2024_01", S_IFDIR | 0555, 11, 22),
+	   "each class gets what every volume's dir grants it; setgid/sticky only if all have them");
+	ok(attr_is(&m, "data/big", S_IFDIR | 0500, 11, 22),
+	   "the owner gets a dir's user bits if it owns it, its group bits if its group does; "
+	   "the group gets the other bits of a dir another group owns");
+	merged_free(&m);
 }
 
 int main(void)
@@ -741,6 +777,7 @@ int main(void)
 	test_tables_and_metadata();
 	test_min_timestamp();
 	test_attributes();
+	test_merged_dir_mode();
 	remove_tree_at(AT_FDCWD, scratch);
 	return done_testing();
 }
