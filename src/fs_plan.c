@@ -4,7 +4,8 @@
  * indexes + 1 (the root, nodes[0], is FUSE_ROOT_ID), lookups need no
  * counting, and the kernel may cache entries, attributes, listings and file
  * pages for as long as it likes. Besides each volume's dir and lock, the only
- * fds held are those of open files: one per open(), closed at release().
+ * fds held are those of open files: one per file however often it is open
+ * (struct open_file), so that no user's opens can take the daemon's fds.
  * Permissions are the volumes' own, checked by the kernel (default_permissions). */
 #include "fs_plan.h"
 #include "log.h"
@@ -35,6 +36,17 @@ struct served_node {
 	enum plan_node_kind kind;
 };
 
+/* A volume file open at least once; opens of one node share its fd (reads
+ * are pread at an offset), which is closed at the last release. */
+struct open_file {
+	struct open_file *next; /* in its bucket */
+	uint32_t node;
+	unsigned int refs;
+	int fd;
+};
+
+#define OPEN_BUCKETS 1024
+
 struct fs_plan {
 	struct served_node *nodes;
 	size_t node_count;
@@ -43,6 +55,8 @@ struct fs_plan {
 	const struct volume *volumes;
 	uint64_t lower_bytes;
 	double timeout;
+	pthread_mutex_t open_lock; /* guards open_files */
+	struct open_file *open_files[OPEN_BUCKETS];
 };
 
 #define NO_FD UINT64_MAX /* fi->fh of a synthesized file */
@@ -94,6 +108,7 @@ struct fs_plan *fs_plan_new(const struct plan *plan, double timeout, struct erro
 	fs->volumes = plan->volumes;
 	fs->lower_bytes = plan_lower_bytes(plan);
 	fs->timeout = timeout;
+	pthread_mutex_init(&fs->open_lock, NULL);
 	children = 0;
 	for (size_t i = 0; i < plan->node_count; i++) {
 		const struct plan_node *from = &plan->nodes[i];
@@ -123,6 +138,14 @@ void fs_plan_free(struct fs_plan *fs)
 {
 	if (!fs)
 		return;
+	for (size_t i = 0; i < OPEN_BUCKETS; i++) {
+		for (struct open_file *file = fs->open_files[i], *next; file; file = next) {
+			next = file->next;
+			close(file->fd);
+			free(file);
+		}
+	}
+	pthread_mutex_destroy(&fs->open_lock);
 	free(fs->nodes);
 	free(fs->children);
 	free(fs->strings);
@@ -210,6 +233,76 @@ static int check_length(const struct fs_plan *fs, const struct served_node *node
 		return -EIO;
 	}
 	return 0;
+}
+
+/* ---- open files ---- */
+
+static int open_volume_file(const struct fs_plan *fs, const struct served_node *node)
+{
+	const struct volume *volume = &fs->volumes[node->volume];
+	int fd, rc;
+
+	fd = volume_open_file(volume, node->data);
+	if (fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM) {
+		/* The daemon's limit, not the volume: say so, and let it pass. */
+		log_error("%s/%s: cannot open: %s (the daemon holds one fd per distinct "
+			  "open file)", volume->path, node->data, strerror(-fd));
+		return fd;
+	}
+	if (fd < 0) {
+		log_error("%s/%s: %s: the volume changed underneath the mount (EIO)",
+			  volume->path, node->data, strerror(-fd));
+		return -EIO;
+	}
+	rc = check_length(fs, node, fd);
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+/* The node's open file with one more reference, opened if it is not yet;
+ * NULL and *rc a -errno if it cannot be. */
+static struct open_file *open_file_get(struct fs_plan *fs, const struct served_node *node,
+				       int *rc)
+{
+	uint32_t index = (uint32_t)(node - fs->nodes);
+	struct open_file **bucket = &fs->open_files[index % OPEN_BUCKETS], *file;
+
+	pthread_mutex_lock(&fs->open_lock);
+	for (file = *bucket; file && file->node != index; file = file->next)
+		;
+	if (file) {
+		file->refs++;
+	} else {
+		/* Opened under the lock, so that two first opens make one fd. */
+		int fd = open_volume_file(fs, node);
+
+		if (fd >= 0) {
+			file = xmalloc(sizeof(*file));
+			*file = (struct open_file){ .next = *bucket, .node = index, .refs = 1, .fd = fd };
+			*bucket = file;
+		}
+		*rc = fd;
+	}
+	pthread_mutex_unlock(&fs->open_lock);
+	return file;
+}
+
+static void open_file_put(struct fs_plan *fs, struct open_file *file)
+{
+	struct open_file **link = &fs->open_files[file->node % OPEN_BUCKETS];
+
+	pthread_mutex_lock(&fs->open_lock);
+	if (--file->refs == 0) {
+		while (*link != file)
+			link = &(*link)->next;
+		*link = file->next;
+		close(file->fd);
+		free(file);
+	}
+	pthread_mutex_unlock(&fs->open_lock);
 }
 
 /* ---- operations ---- */
@@ -349,7 +442,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_plan *fs = fs_of(req);
 	const struct served_node *node = node_of(fs, ino);
-	int fd, rc;
+	struct open_file *file;
+	int rc;
 
 	if (!node) {
 		fuse_reply_err(req, ESTALE);
@@ -370,30 +464,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_open(req, fi);
 		return;
 	}
-	fd = volume_open_file(&fs->volumes[node->volume], node->data);
-	if (fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM) {
-		/* The daemon's limit, not the volume: say so, and let it pass. */
-		fprintf(stderr, "vmunionfs: %s/%s: cannot open: %s (the daemon holds one fd "
-				"per open file)\n",
-			fs->volumes[node->volume].path, node->data, strerror(-fd));
-		fuse_reply_err(req, -fd);
-		return;
-	}
-	if (fd < 0) {
-		log_error("%s/%s: %s: the volume changed underneath the mount (EIO)",
-			  fs->volumes[node->volume].path, node->data, strerror(-fd));
-		fuse_reply_err(req, EIO);
-		return;
-	}
-	rc = check_length(fs, node, fd);
-	if (rc < 0) {
-		close(fd);
+	file = open_file_get(fs, node, &rc);
+	if (!file) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	fi->fh = (uint64_t)fd;
+	fi->fh = (uintptr_t)file;
 	if (fuse_reply_open(req, fi) != 0)
-		close(fd); /* the open was interrupted: no release will come */
+		open_file_put(fs, file); /* the open was interrupted: no release will come */
 }
 
 /* One read buffer per thread, kept between requests and freed with the
@@ -482,7 +560,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		return;
 	}
 	buf = read_buffer(size);
-	rc = read_volume(fs, node, (int)fi->fh, buf, size, offset);
+	rc = read_volume(fs, node, ((struct open_file *)(uintptr_t)fi->fh)->fd, buf, size,
+			 offset);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -495,7 +574,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	(void)ino;
 	if (fi->fh != NO_FD)
-		close((int)fi->fh);
+		open_file_put(fs_of(req), (struct open_file *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
