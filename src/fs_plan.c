@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 /* A plan node, reduced to what serving needs; strings live in fs->strings. */
@@ -314,6 +315,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
 	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
 		conn->want |= FUSE_CAP_SPLICE_MOVE;
+	/* The kernel checks the volumes' ACLs too, asking getxattr for them. */
+	if (conn->capable & FUSE_CAP_POSIX_ACL)
+		conn->want |= FUSE_CAP_POSIX_ACL;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -599,21 +603,88 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &st);
 }
 
+/* The only extended attributes served: a volume file's POSIX ACL, part of
+ * its permissions. A synthesized file or a merged dir has none. */
+static const char *const acl_names[] = { "system.posix_acl_access",
+					 "system.posix_acl_default" };
+
+static bool is_acl_name(const char *name)
+{
+	for (size_t i = 0; i < sizeof(acl_names) / sizeof(*acl_names); i++)
+		if (strcmp(name, acl_names[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Like fgetxattr on the node's volume file: the value's length, or -errno;
+ * -ENODATA for a node with no volume file. */
+static ssize_t volume_xattr(const struct fs_plan *fs, const struct served_node *node,
+			    const char *name, char *buf, size_t size)
+{
+	ssize_t len;
+	int fd;
+
+	if (node->kind != PLAN_LOWER_FILE)
+		return -ENODATA;
+	fd = open_volume_file(fs, node);
+	if (fd < 0)
+		return fd;
+	len = fgetxattr(fd, name, buf, size);
+	if (len < 0)
+		len = errno == ENOTSUP ? -ENODATA : -errno;
+	close(fd);
+	return len;
+}
+
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	(void)ino;
-	(void)name;
-	(void)size;
-	fuse_reply_err(req, ENODATA);
+	struct fs_plan *fs = fs_of(req);
+	const struct served_node *node = node_of(fs, ino);
+	char *buf = size ? read_buffer(size) : NULL;
+	ssize_t len;
+
+	if (!node) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	len = is_acl_name(name) ? volume_xattr(fs, node, name, buf, size) : -ENODATA;
+	if (len < 0)
+		fuse_reply_err(req, (int)-len);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)len);
+	else
+		fuse_reply_buf(req, buf, (size_t)len);
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	(void)ino;
+	struct fs_plan *fs = fs_of(req);
+	const struct served_node *node = node_of(fs, ino);
+	char list[64];
+	size_t used = 0;
+
+	if (!node) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(acl_names) / sizeof(*acl_names); i++) {
+		ssize_t len = volume_xattr(fs, node, acl_names[i], NULL, 0);
+
+		if (len == -ENODATA)
+			continue;
+		if (len < 0) {
+			fuse_reply_err(req, (int)-len);
+			return;
+		}
+		memcpy(list + used, acl_names[i], strlen(acl_names[i]) + 1);
+		used += strlen(acl_names[i]) + 1;
+	}
 	if (size == 0)
-		fuse_reply_xattr(req, 0);
+		fuse_reply_xattr(req, used);
+	else if (size < used)
+		fuse_reply_err(req, ERANGE);
 	else
-		fuse_reply_buf(req, NULL, 0);
+		fuse_reply_buf(req, list, used);
 }
 
 /* Writes: the kernel refuses them on the read-only mount already. */
