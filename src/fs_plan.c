@@ -263,31 +263,53 @@ static int open_volume_file(const struct fs_plan *fs, const struct served_node *
 	return fd;
 }
 
+static struct open_file *open_file_find(struct fs_plan *fs, uint32_t index)
+{
+	struct open_file *file = fs->open_files[index % OPEN_BUCKETS];
+
+	while (file && file->node != index)
+		file = file->next;
+	return file;
+}
+
 /* The node's open file with one more reference, opened if it is not yet;
- * NULL and *rc a -errno if it cannot be. */
+ * NULL and *rc a -errno if it cannot be. The volume is opened outside the
+ * lock (a slow volume holds up no other open); of two first opens racing,
+ * the second closes its fd and shares the first's. */
 static struct open_file *open_file_get(struct fs_plan *fs, const struct served_node *node,
 				       int *rc)
 {
 	uint32_t index = (uint32_t)(node - fs->nodes);
-	struct open_file **bucket = &fs->open_files[index % OPEN_BUCKETS], *file;
+	struct open_file *file;
+	int fd;
 
 	pthread_mutex_lock(&fs->open_lock);
-	for (file = *bucket; file && file->node != index; file = file->next)
-		;
+	file = open_file_find(fs, index);
+	if (file)
+		file->refs++;
+	pthread_mutex_unlock(&fs->open_lock);
+	if (file)
+		return file;
+	fd = open_volume_file(fs, node);
+	if (fd < 0) {
+		*rc = fd;
+		return NULL;
+	}
+	pthread_mutex_lock(&fs->open_lock);
+	file = open_file_find(fs, index);
 	if (file) {
 		file->refs++;
 	} else {
-		/* Opened under the lock, so that two first opens make one fd. */
-		int fd = open_volume_file(fs, node);
+		struct open_file **bucket = &fs->open_files[index % OPEN_BUCKETS];
 
-		if (fd >= 0) {
-			file = xmalloc(sizeof(*file));
-			*file = (struct open_file){ .next = *bucket, .node = index, .refs = 1, .fd = fd };
-			*bucket = file;
-		}
-		*rc = fd;
+		file = xmalloc(sizeof(*file));
+		*file = (struct open_file){ .next = *bucket, .node = index, .refs = 1, .fd = fd };
+		*bucket = file;
+		fd = -1;
 	}
 	pthread_mutex_unlock(&fs->open_lock);
+	if (fd >= 0)
+		close(fd);
 	return file;
 }
 
