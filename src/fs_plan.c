@@ -4,7 +4,8 @@
  * indexes + 1 (the root, nodes[0], is FUSE_ROOT_ID), lookups need no
  * counting, and the kernel may cache entries, attributes, listings and file
  * pages for as long as it likes. Besides each volume's dir and lock, the only
- * fds held are those of open files: one per open(), closed at release().
+ * fds held are those of open files: one per file however often it is open
+ * (struct open_file), so that no user's opens can take the daemon's fds.
  * Permissions are the volumes' own, checked by the kernel (default_permissions). */
 #include "fs_plan.h"
 #include "log.h"
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 /* A plan node, reduced to what serving needs; strings live in fs->strings. */
@@ -35,6 +37,17 @@ struct served_node {
 	enum plan_node_kind kind;
 };
 
+/* A volume file open at least once; opens of one node share its fd (reads
+ * are pread at an offset), which is closed at the last release. */
+struct open_file {
+	struct open_file *next; /* in its bucket */
+	uint32_t node;
+	unsigned int refs;
+	int fd;
+};
+
+#define OPEN_BUCKETS 1024
+
 struct fs_plan {
 	struct served_node *nodes;
 	size_t node_count;
@@ -43,6 +56,8 @@ struct fs_plan {
 	const struct volume *volumes;
 	uint64_t lower_bytes;
 	double timeout;
+	pthread_mutex_t open_lock; /* guards open_files */
+	struct open_file *open_files[OPEN_BUCKETS];
 };
 
 #define NO_FD UINT64_MAX /* fi->fh of a synthesized file */
@@ -94,6 +109,7 @@ struct fs_plan *fs_plan_new(const struct plan *plan, double timeout, struct erro
 	fs->volumes = plan->volumes;
 	fs->lower_bytes = plan_lower_bytes(plan);
 	fs->timeout = timeout;
+	pthread_mutex_init(&fs->open_lock, NULL);
 	children = 0;
 	for (size_t i = 0; i < plan->node_count; i++) {
 		const struct plan_node *from = &plan->nodes[i];
@@ -123,6 +139,14 @@ void fs_plan_free(struct fs_plan *fs)
 {
 	if (!fs)
 		return;
+	for (size_t i = 0; i < OPEN_BUCKETS; i++) {
+		for (struct open_file *file = fs->open_files[i], *next; file; file = next) {
+			next = file->next;
+			close(file->fd);
+			free(file);
+		}
+	}
+	pthread_mutex_destroy(&fs->open_lock);
 	free(fs->nodes);
 	free(fs->children);
 	free(fs->strings);
@@ -212,6 +236,98 @@ static int check_length(const struct fs_plan *fs, const struct served_node *node
 	return 0;
 }
 
+/* ---- open files ---- */
+
+static int open_volume_file(const struct fs_plan *fs, const struct served_node *node)
+{
+	const struct volume *volume = &fs->volumes[node->volume];
+	int fd, rc;
+
+	fd = volume_open_file(volume, node->data);
+	if (fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM) {
+		/* The daemon's limit, not the volume: say so, and let it pass. */
+		log_error("%s/%s: cannot open: %s (the daemon holds one fd per distinct "
+			  "open file)", volume->path, node->data, strerror(-fd));
+		return fd;
+	}
+	if (fd < 0) {
+		log_error("%s/%s: %s: the volume changed underneath the mount (EIO)",
+			  volume->path, node->data, strerror(-fd));
+		return -EIO;
+	}
+	rc = check_length(fs, node, fd);
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+static struct open_file *open_file_find(struct fs_plan *fs, uint32_t index)
+{
+	struct open_file *file = fs->open_files[index % OPEN_BUCKETS];
+
+	while (file && file->node != index)
+		file = file->next;
+	return file;
+}
+
+/* The node's open file with one more reference, opened if it is not yet;
+ * NULL and *rc a -errno if it cannot be. The volume is opened outside the
+ * lock (a slow volume holds up no other open); of two first opens racing,
+ * the second closes its fd and shares the first's. */
+static struct open_file *open_file_get(struct fs_plan *fs, const struct served_node *node,
+				       int *rc)
+{
+	uint32_t index = (uint32_t)(node - fs->nodes);
+	struct open_file *file;
+	int fd;
+
+	pthread_mutex_lock(&fs->open_lock);
+	file = open_file_find(fs, index);
+	if (file)
+		file->refs++;
+	pthread_mutex_unlock(&fs->open_lock);
+	if (file)
+		return file;
+	fd = open_volume_file(fs, node);
+	if (fd < 0) {
+		*rc = fd;
+		return NULL;
+	}
+	pthread_mutex_lock(&fs->open_lock);
+	file = open_file_find(fs, index);
+	if (file) {
+		file->refs++;
+	} else {
+		struct open_file **bucket = &fs->open_files[index % OPEN_BUCKETS];
+
+		file = xmalloc(sizeof(*file));
+		*file = (struct open_file){ .next = *bucket, .node = index, .refs = 1, .fd = fd };
+		*bucket = file;
+		fd = -1;
+	}
+	pthread_mutex_unlock(&fs->open_lock);
+	if (fd >= 0)
+		close(fd);
+	return file;
+}
+
+static void open_file_put(struct fs_plan *fs, struct open_file *file)
+{
+	struct open_file **link = &fs->open_files[file->node % OPEN_BUCKETS];
+
+	pthread_mutex_lock(&fs->open_lock);
+	if (--file->refs == 0) {
+		while (*link != file)
+			link = &(*link)->next;
+		*link = file->next;
+		close(file->fd);
+		free(file);
+	}
+	pthread_mutex_unlock(&fs->open_lock);
+}
+
 /* ---- operations ---- */
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -221,6 +337,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
 	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
 		conn->want |= FUSE_CAP_SPLICE_MOVE;
+	/* The kernel checks the volumes' ACLs too, asking getxattr for them. */
+	if (conn->capable & FUSE_CAP_POSIX_ACL)
+		conn->want |= FUSE_CAP_POSIX_ACL;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -349,7 +468,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_plan *fs = fs_of(req);
 	const struct served_node *node = node_of(fs, ino);
-	int fd, rc;
+	struct open_file *file;
+	int rc;
 
 	if (!node) {
 		fuse_reply_err(req, ESTALE);
@@ -370,30 +490,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_open(req, fi);
 		return;
 	}
-	fd = volume_open_file(&fs->volumes[node->volume], node->data);
-	if (fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM) {
-		/* The daemon's limit, not the volume: say so, and let it pass. */
-		fprintf(stderr, "vmunionfs: %s/%s: cannot open: %s (the daemon holds one fd "
-				"per open file)\n",
-			fs->volumes[node->volume].path, node->data, strerror(-fd));
-		fuse_reply_err(req, -fd);
-		return;
-	}
-	if (fd < 0) {
-		log_error("%s/%s: %s: the volume changed underneath the mount (EIO)",
-			  fs->volumes[node->volume].path, node->data, strerror(-fd));
-		fuse_reply_err(req, EIO);
-		return;
-	}
-	rc = check_length(fs, node, fd);
-	if (rc < 0) {
-		close(fd);
+	file = open_file_get(fs, node, &rc);
+	if (!file) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	fi->fh = (uint64_t)fd;
+	fi->fh = (uintptr_t)file;
 	if (fuse_reply_open(req, fi) != 0)
-		close(fd); /* the open was interrupted: no release will come */
+		open_file_put(fs, file); /* the open was interrupted: no release will come */
 }
 
 /* One read buffer per thread, kept between requests and freed with the
@@ -482,7 +586,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		return;
 	}
 	buf = read_buffer(size);
-	rc = read_volume(fs, node, (int)fi->fh, buf, size, offset);
+	rc = read_volume(fs, node, ((struct open_file *)(uintptr_t)fi->fh)->fd, buf, size,
+			 offset);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -495,7 +600,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	(void)ino;
 	if (fi->fh != NO_FD)
-		close((int)fi->fh);
+		open_file_put(fs_of(req), (struct open_file *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -520,21 +625,88 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &st);
 }
 
+/* The only extended attributes served: a volume file's POSIX ACL, part of
+ * its permissions. A synthesized file or a merged dir has none. */
+static const char *const acl_names[] = { "system.posix_acl_access",
+					 "system.posix_acl_default" };
+
+static bool is_acl_name(const char *name)
+{
+	for (size_t i = 0; i < sizeof(acl_names) / sizeof(*acl_names); i++)
+		if (strcmp(name, acl_names[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Like fgetxattr on the node's volume file: the value's length, or -errno;
+ * -ENODATA for a node with no volume file. */
+static ssize_t volume_xattr(const struct fs_plan *fs, const struct served_node *node,
+			    const char *name, char *buf, size_t size)
+{
+	ssize_t len;
+	int fd;
+
+	if (node->kind != PLAN_LOWER_FILE)
+		return -ENODATA;
+	fd = open_volume_file(fs, node);
+	if (fd < 0)
+		return fd;
+	len = fgetxattr(fd, name, buf, size);
+	if (len < 0)
+		len = errno == ENOTSUP ? -ENODATA : -errno;
+	close(fd);
+	return len;
+}
+
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	(void)ino;
-	(void)name;
-	(void)size;
-	fuse_reply_err(req, ENODATA);
+	struct fs_plan *fs = fs_of(req);
+	const struct served_node *node = node_of(fs, ino);
+	char *buf = size ? read_buffer(size) : NULL;
+	ssize_t len;
+
+	if (!node) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	len = is_acl_name(name) ? volume_xattr(fs, node, name, buf, size) : -ENODATA;
+	if (len < 0)
+		fuse_reply_err(req, (int)-len);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)len);
+	else
+		fuse_reply_buf(req, buf, (size_t)len);
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	(void)ino;
+	struct fs_plan *fs = fs_of(req);
+	const struct served_node *node = node_of(fs, ino);
+	char list[64];
+	size_t used = 0;
+
+	if (!node) {
+		fuse_reply_err(req, ESTALE);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(acl_names) / sizeof(*acl_names); i++) {
+		ssize_t len = volume_xattr(fs, node, acl_names[i], NULL, 0);
+
+		if (len == -ENODATA)
+			continue;
+		if (len < 0) {
+			fuse_reply_err(req, (int)-len);
+			return;
+		}
+		memcpy(list + used, acl_names[i], strlen(acl_names[i]) + 1);
+		used += strlen(acl_names[i]) + 1;
+	}
 	if (size == 0)
-		fuse_reply_xattr(req, 0);
+		fuse_reply_xattr(req, used);
+	else if (size < used)
+		fuse_reply_err(req, ERANGE);
 	else
-		fuse_reply_buf(req, NULL, 0);
+		fuse_reply_buf(req, list, used);
 }
 
 /* Writes: the kernel refuses them on the read-only mount already. */

@@ -109,7 +109,34 @@ static int apply_attr(int dirfd, const char *path, const struct stat *st)
 	return 0;
 }
 
-static int write_stub(int dirfd, const char *path, const struct plan_node *node)
+/* A stub gets its volume file's POSIX ACL, part of its permissions, which
+ * the preview serves from the stub. */
+static int copy_acl(const struct volume *volume, const char *lower_path, int to)
+{
+	const char *name = "system.posix_acl_access";
+	char *value = NULL;
+	ssize_t len;
+	int from, rc = 0;
+
+	from = volume_open_file(volume, lower_path);
+	if (from < 0)
+		return from;
+	len = fgetxattr(from, name, NULL, 0);
+	if (len > 0) {
+		value = xmalloc((size_t)len);
+		len = fgetxattr(from, name, value, (size_t)len);
+	}
+	if (len < 0)
+		rc = errno == ENODATA || errno == ENOTSUP ? 0 : -errno;
+	else if (len > 0 && fsetxattr(to, name, value, (size_t)len, 0) < 0)
+		rc = -errno;
+	free(value);
+	close(from);
+	return rc;
+}
+
+static int write_stub(int dirfd, const char *path, const struct plan *plan,
+		      const struct plan_node *node)
 {
 	char *ref = xasprintf("%d:%s", node->volume, node->lower_path);
 	int fd, rc = 0;
@@ -122,6 +149,8 @@ static int write_stub(int dirfd, const char *path, const struct plan_node *node)
 	if (ftruncate(fd, (off_t)node->size) < 0 ||
 	    fsetxattr(fd, UPPER_STUB_XATTR, ref, strlen(ref), 0) < 0)
 		rc = -errno;
+	if (rc == 0)
+		rc = copy_acl(&plan->volumes[node->volume], node->lower_path, fd);
 	close(fd);
 	free(ref);
 	return rc;
@@ -163,7 +192,7 @@ int upper_populate(int dirfd, const struct plan *plan, struct error *err)
 		if (node->kind == PLAN_DIR) {
 			rc = mkdirat(dirfd, path, 0700) < 0 ? -errno : 0;
 		} else {
-			rc = node->kind == PLAN_LOWER_FILE ? write_stub(dirfd, path, node)
+			rc = node->kind == PLAN_LOWER_FILE ? write_stub(dirfd, path, plan, node)
 							   : write_synth(dirfd, path, node);
 			node_attr(&plan->nodes[i], &st);
 			if (rc == 0)
