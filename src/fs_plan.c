@@ -333,11 +333,8 @@ static void open_file_put(struct fs_plan *fs, struct open_file *file)
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
-	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
-		conn->want |= FUSE_CAP_SPLICE_WRITE;
-	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
-		conn->want |= FUSE_CAP_SPLICE_MOVE;
-	/* The kernel checks the volumes' ACLs too, asking getxattr for them. */
+	/* No splice: reads go through a buffer (read_volume). The kernel
+	 * checks the volumes' ACLs too, asking getxattr for them. */
 	if (conn->capable & FUSE_CAP_POSIX_ACL)
 		conn->want |= FUSE_CAP_POSIX_ACL;
 }
