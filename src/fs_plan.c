@@ -128,8 +128,9 @@ struct fs_plan *fs_plan_new(const struct plan *plan, double timeout, struct erro
 		node->volume = from->kind == PLAN_LOWER_FILE ? from->volume : -1;
 		node->first_child = (uint32_t)children;
 		node->child_count = (uint32_t)from->child_count;
-		memcpy(&fs->children[children], from->children,
-		       from->child_count * sizeof(*from->children));
+		if (from->child_count) /* an empty dir has no array */
+			memcpy(&fs->children[children], from->children,
+			       from->child_count * sizeof(*from->children));
 		children += from->child_count;
 	}
 	return fs;
