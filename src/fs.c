@@ -549,6 +549,19 @@ static void recheck_stub(struct fs *fs, struct fs_node *node)
 	close(fd);
 }
 
+/* recheck_stub, when a linked file was copied up since node last looked. */
+static void node_recheck(struct fs *fs, struct fs_node *node)
+{
+	if (__atomic_load_n(&node->linked_copy_ups, __ATOMIC_RELAXED) ==
+	    __atomic_load_n(&fs->linked_copy_ups, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&node->copy_up_lock);
+	pthread_rwlock_wrlock(&node->lock);
+	recheck_stub(fs, node);
+	pthread_rwlock_unlock(&node->lock);
+	pthread_mutex_unlock(&node->copy_up_lock);
+}
+
 /* Gives a stub its own bytes before the first write to it: the first keep
  * bytes (all when keep < 0). Copy-ups of different nodes run in parallel. */
 static int copy_up(struct fs *fs, struct fs_node *node, off_t keep)
@@ -604,6 +617,15 @@ static int copy_up(struct fs *fs, struct fs_node *node, off_t keep)
 
 /* ---- lookup and attributes ---- */
 
+/* A file of several names is one node per name, so one kernel inode per
+ * name, each with its own attributes and page cache: it asks again at every
+ * stat and read (auto_inval_data then drops stale pages), so that a write
+ * through one name shows through the others. */
+static double attr_timeout(const struct fs *fs, const struct stat *st)
+{
+	return !S_ISDIR(st->st_mode) && st->st_nlink > 1 ? 0 : fs->config->timeout;
+}
+
 /* What stat shows of a stub is its volume file's, blocks included. */
 static void node_fix_attr(struct fs_node *node, struct stat *st)
 {
@@ -657,6 +679,7 @@ static int do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
 	close(fd);
 	if (rc < 0)
 		return rc;
+	e->attr_timeout = attr_timeout(fs, &e->attr);
 	node_fix_attr(node, &e->attr);
 	e->ino = (fuse_ino_t)(uintptr_t)node;
 	return 0;
@@ -705,13 +728,16 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct fs *fs = fs_of(req);
 	struct stat st;
-	int rc = node_stat(fs_of(req), node_of(req, ino), &st);
+	int rc;
 
+	node_recheck(fs, node_of(req, ino));
+	rc = node_stat(fs, node_of(req, ino), &st);
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
-		fuse_reply_attr(req, &st, fs_of(req)->config->timeout);
+		fuse_reply_attr(req, &st, attr_timeout(fs, &st));
 }
 
 /* The fd of an open file, stable until file_fd_put. */
@@ -819,7 +845,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
-		fuse_reply_attr(req, &st, fs->config->timeout);
+		fuse_reply_attr(req, &st, attr_timeout(fs, &st));
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -1195,14 +1221,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -fd);
 		return;
 	}
-	if (__atomic_load_n(&node->linked_copy_ups, __ATOMIC_RELAXED) !=
-	    __atomic_load_n(&fs->linked_copy_ups, __ATOMIC_ACQUIRE)) {
-		pthread_mutex_lock(&node->copy_up_lock);
-		pthread_rwlock_wrlock(&node->lock);
-		recheck_stub(fs, node);
-		pthread_rwlock_unlock(&node->lock);
-		pthread_mutex_unlock(&node->copy_up_lock);
-	}
+	node_recheck(fs, node);
 	pthread_rwlock_wrlock(&node->lock);
 	if (node->stub == STUB_REFUSED) {
 		fd = -EIO;
@@ -1251,6 +1270,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 	int rc = 0;
 
+	/* A stub copied up through another of its names is read from the upper. */
+	node_recheck(fs_of(req), file->node);
 	/* Held across the read: a copy-up may not switch the fd meanwhile. */
 	buf.buf[0].fd = file_fd_get(file);
 	if (file->lower)
@@ -1347,6 +1368,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
 	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
 		conn->want |= FUSE_CAP_SPLICE_MOVE;
+	/* A read that finds another size or mtime drops the cached pages: see
+	 * attr_timeout. libfuse's default, relied on. */
+	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
+		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
 	/* Keep page-cache writes going straight to the upper: vmstorage fsyncs. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 }
