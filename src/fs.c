@@ -77,6 +77,9 @@ struct fs_file {
 	int fd;
 	int flags;  /* of the open, for the fd a copy-up gives */
 	bool lower; /* fd is the volume file of a stub: copied up at the first write */
+	/* A stub opened for writing: its upper file, O_RDWR, so that the copy-up
+	 * needs no name (it may have been unlinked since). -1 otherwise. */
+	int upper_fd;
 };
 
 struct fs {
@@ -474,17 +477,26 @@ static int lower_open(struct fs *fs, const struct fs_node *node)
 	return fd;
 }
 
-/* After a copy-up, files open on the stub read the upper file. Under
+/* After a copy-up, files open on the stub read the upper file, reopened
+ * from upper (an fd of it) with each open's flags: no name is needed. Under
  * node->lock held for writing. */
-static void switch_files(struct fs *fs, struct fs_node *node)
+static void switch_files(struct fs_node *node, int upper)
 {
+	char path[64];
+
+	proc_path(path, sizeof(path), upper);
 	for (struct fs_file *file = node->files; file; file = file->next) {
 		int fd;
 
 		if (!file->lower)
 			continue;
 		file->lower = false;
-		fd = node_open(fs, node, NULL, file->flags & OPEN_FLAGS & ~O_TRUNC);
+		if (file->upper_fd >= 0) {
+			close(file->upper_fd);
+			file->upper_fd = -1;
+		}
+		fd = open(path, (file->flags & OPEN_FLAGS & ~O_TRUNC) | O_CLOEXEC);
+		fd = fd < 0 ? -errno : fd;
 		if (fd < 0) {
 			/* Still the volume file, opened O_RDONLY: writes fail. */
 			log_error("cannot reopen a copied-up file: %s", strerror(-fd));
@@ -493,6 +505,20 @@ static void switch_files(struct fs *fs, struct fs_node *node)
 		close(file->fd);
 		file->fd = fd;
 	}
+}
+
+/* An fd of node's upper file: that of a stub open for writing (whose name
+ * may be gone), or else opened by path with flags. Under node->lock. */
+static int node_upper_open(struct fs *fs, const struct fs_node *node, int flags)
+{
+	for (const struct fs_file *file = node->files; file; file = file->next) {
+		if (file->upper_fd >= 0) {
+			int fd = fcntl(file->upper_fd, F_DUPFD_CLOEXEC, 0);
+
+			return fd < 0 ? -errno : fd;
+		}
+	}
+	return node_open(fs, node, NULL, flags);
 }
 
 /* A hard link of a stub may have been copied up through another node: the
@@ -506,22 +532,34 @@ static void recheck_stub(struct fs *fs, struct fs_node *node)
 
 	if (node->stub != STUB_OK || node->linked_copy_ups == now)
 		return;
-	fd = node_open(fs, node, NULL, O_PATH);
+	fd = node_upper_open(fs, node, O_PATH);
 	if (fd < 0)
 		return;
 	proc_path(path, sizeof(path), fd);
 	rc = upper_stub_get(path, &volume, &lower);
-	close(fd);
 	free(lower);
-	if (rc < 0)
-		return;
-	__atomic_store_n(&node->linked_copy_ups, now, __ATOMIC_RELAXED);
+	if (rc >= 0)
+		__atomic_store_n(&node->linked_copy_ups, now, __ATOMIC_RELAXED);
 	if (rc == 0) {
 		node->stub = STUB_NONE;
 		free(node->stub_path);
 		node->stub_path = NULL;
-		switch_files(fs, node);
+		switch_files(node, fd);
 	}
+	close(fd);
+}
+
+/* recheck_stub, when a linked file was copied up since node last looked. */
+static void node_recheck(struct fs *fs, struct fs_node *node)
+{
+	if (__atomic_load_n(&node->linked_copy_ups, __ATOMIC_RELAXED) ==
+	    __atomic_load_n(&fs->linked_copy_ups, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&node->copy_up_lock);
+	pthread_rwlock_wrlock(&node->lock);
+	recheck_stub(fs, node);
+	pthread_rwlock_unlock(&node->lock);
+	pthread_mutex_unlock(&node->copy_up_lock);
 }
 
 /* Gives a stub its own bytes before the first write to it: the first keep
@@ -537,13 +575,14 @@ static int copy_up(struct fs *fs, struct fs_node *node, off_t keep)
 	pthread_rwlock_wrlock(&node->lock);
 	recheck_stub(fs, node);
 	stub = node->stub;
+	if (stub == STUB_OK)
+		fd = node_upper_open(fs, node, O_RDWR);
 	pthread_rwlock_unlock(&node->lock);
 	/* Only a copy-up changes the stub fields, and we hold its lock. */
 	if (stub != STUB_OK) {
 		pthread_mutex_unlock(&node->copy_up_lock);
 		return stub == STUB_REFUSED ? -EIO : 0;
 	}
-	fd = node_open(fs, node, NULL, O_RDWR);
 	rc = fd < 0 ? fd : (lower = lower_open(fs, node));
 	if (rc >= 0) {
 		proc_path(path, sizeof(path), fd);
@@ -565,7 +604,7 @@ static int copy_up(struct fs *fs, struct fs_node *node, off_t keep)
 		node->stub = STUB_NONE;
 		free(node->stub_path);
 		node->stub_path = NULL;
-		switch_files(fs, node);
+		switch_files(node, fd);
 		pthread_rwlock_unlock(&node->lock);
 	}
 	if (fd >= 0)
@@ -577,6 +616,15 @@ static int copy_up(struct fs *fs, struct fs_node *node, off_t keep)
 }
 
 /* ---- lookup and attributes ---- */
+
+/* A file of several names is one node per name, so one kernel inode per
+ * name, each with its own attributes and page cache: it asks again at every
+ * stat and read (auto_inval_data then drops stale pages), so that a write
+ * through one name shows through the others. */
+static double attr_timeout(const struct fs *fs, const struct stat *st)
+{
+	return !S_ISDIR(st->st_mode) && st->st_nlink > 1 ? 0 : fs->config->timeout;
+}
 
 /* What stat shows of a stub is its volume file's, blocks included. */
 static void node_fix_attr(struct fs_node *node, struct stat *st)
@@ -631,6 +679,7 @@ static int do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
 	close(fd);
 	if (rc < 0)
 		return rc;
+	e->attr_timeout = attr_timeout(fs, &e->attr);
 	node_fix_attr(node, &e->attr);
 	e->ino = (fuse_ino_t)(uintptr_t)node;
 	return 0;
@@ -679,13 +728,16 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct fs *fs = fs_of(req);
 	struct stat st;
-	int rc = node_stat(fs_of(req), node_of(req, ino), &st);
+	int rc;
 
+	node_recheck(fs, node_of(req, ino));
+	rc = node_stat(fs, node_of(req, ino), &st);
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
-		fuse_reply_attr(req, &st, fs_of(req)->config->timeout);
+		fuse_reply_attr(req, &st, attr_timeout(fs, &st));
 }
 
 /* The fd of an open file, stable until file_fd_put. */
@@ -793,7 +845,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
-		fuse_reply_attr(req, &st, fs->config->timeout);
+		fuse_reply_attr(req, &st, attr_timeout(fs, &st));
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -1081,7 +1133,7 @@ static bool wants_write(int flags)
 
 /* A file open on node, listed so that a copy-up can switch its fd. */
 static struct fs_file *file_add(struct fs *fs, struct fs_node *node, int fd, int flags,
-			       bool lower)
+			       bool lower, int upper_fd)
 {
 	struct fs_file *file = xcalloc(1, sizeof(*file));
 
@@ -1089,6 +1141,7 @@ static struct fs_file *file_add(struct fs *fs, struct fs_node *node, int fd, int
 	file->fd = fd;
 	file->flags = flags;
 	file->lower = lower;
+	file->upper_fd = upper_fd;
 	file->next = node->files; /* under node->lock, held for writing */
 	node->files = file;
 	pthread_mutex_lock(&fs->mutex);
@@ -1109,6 +1162,8 @@ static void file_remove(struct fs *fs, struct fs_file *file)
 		*link = file->next;
 	pthread_rwlock_unlock(&node->lock);
 	close(file->fd);
+	if (file->upper_fd >= 0)
+		close(file->upper_fd);
 	free(file);
 	pthread_mutex_lock(&fs->mutex);
 	node->refs--;
@@ -1146,7 +1201,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	node = (struct fs_node *)(uintptr_t)e.ino;
 	pthread_rwlock_wrlock(&node->lock);
-	fi->fh = (uint64_t)(uintptr_t)file_add(fs, node, fd, fi->flags, false);
+	fi->fh = (uint64_t)(uintptr_t)file_add(fs, node, fd, fi->flags, false, -1);
 	pthread_rwlock_unlock(&node->lock);
 	fuse_reply_create(req, &e, fi);
 }
@@ -1156,7 +1211,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs *fs = fs_of(req);
 	struct fs_node *node = node_of(req, ino);
 	bool lower = false;
-	int fd = 0;
+	int fd = 0, upper_fd = -1;
 
 	/* A stub opened for writing is copied up at its first write or
 	 * truncation, which may keep less; O_TRUNC keeps nothing. */
@@ -1166,26 +1221,27 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -fd);
 		return;
 	}
-	if (__atomic_load_n(&node->linked_copy_ups, __ATOMIC_RELAXED) !=
-	    __atomic_load_n(&fs->linked_copy_ups, __ATOMIC_ACQUIRE)) {
-		pthread_mutex_lock(&node->copy_up_lock);
-		pthread_rwlock_wrlock(&node->lock);
-		recheck_stub(fs, node);
-		pthread_rwlock_unlock(&node->lock);
-		pthread_mutex_unlock(&node->copy_up_lock);
-	}
+	node_recheck(fs, node);
 	pthread_rwlock_wrlock(&node->lock);
 	if (node->stub == STUB_REFUSED) {
 		fd = -EIO;
 	} else if (node->stub == STUB_OK) {
-		fd = lower_open(fs, node);
+		/* Held for the copy-up: the name may be unlinked before the
+		 * first write, which a POSIX file still takes. */
+		if (wants_write(fi->flags))
+			fd = upper_fd = node_upper_open(fs, node, O_RDWR);
+		if (fd >= 0)
+			fd = lower_open(fs, node);
+		if (fd < 0 && upper_fd >= 0)
+			close(upper_fd);
 		lower = true;
 		fi->keep_cache = 1; /* volume files never change */
 	} else {
 		fd = node_open(fs, node, NULL, fi->flags & OPEN_FLAGS);
 	}
 	if (fd >= 0)
-		fi->fh = (uint64_t)(uintptr_t)file_add(fs, node, fd, fi->flags, lower);
+		fi->fh = (uint64_t)(uintptr_t)file_add(fs, node, fd, fi->flags, lower,
+						       upper_fd);
 	pthread_rwlock_unlock(&node->lock);
 	if (fd < 0)
 		fuse_reply_err(req, -fd);
@@ -1214,6 +1270,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 	int rc = 0;
 
+	/* A stub copied up through another of its names is read from the upper. */
+	node_recheck(fs_of(req), file->node);
 	/* Held across the read: a copy-up may not switch the fd meanwhile. */
 	buf.buf[0].fd = file_fd_get(file);
 	if (file->lower)
@@ -1310,6 +1368,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
 	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
 		conn->want |= FUSE_CAP_SPLICE_MOVE;
+	/* A read that finds another size or mtime drops the cached pages: see
+	 * attr_timeout. libfuse's default, relied on. */
+	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
+		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
 	/* Keep page-cache writes going straight to the upper: vmstorage fsyncs. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 }

@@ -29,6 +29,8 @@ os.pread(fb, 16, 0)  # cached
 size = os.stat(b).st_size
 fa = os.open(a, os.O_WRONLY | os.O_APPEND)
 os.write(fa, b"appended")
+os.close(fa)
+fa = os.open(a, os.O_WRONLY)  # pwrite on an O_APPEND fd appends on Linux
 os.pwrite(fa, b"NEWBYTES", 0)
 os.close(fa)
 print(os.stat(b).st_size - size, os.pread(fb, 8, 0).decode("latin-1"))
