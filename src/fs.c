@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -1282,7 +1283,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		count_read(file, buf.buf[0].fd, size, offset);
 		buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 		buf.buf[0].pos = offset;
-		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+		fuse_reply_data(req, &buf, 0);
 	}
 	file_fd_put(file);
 }
@@ -1362,12 +1363,50 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_statfs(req, &st);
 }
 
+/* Serves the POSIX ACLs that populate copied from the volumes onto the
+ * upper (and those set on the upper's own files): the kernel checks them.
+ * The daemon's own xattrs (stub references) stay hidden. */
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	char path[64], *buf = NULL;
+	ssize_t len;
+	int fd;
+
+	if (strcmp(name, "system.posix_acl_access") != 0 &&
+	    strcmp(name, "system.posix_acl_default") != 0) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	fd = node_open(fs_of(req), node_of(req, ino), NULL, O_PATH);
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	if (size > 0)
+		buf = xmalloc(size);
+	proc_path(path, sizeof(path), fd);
+	len = getxattr(path, name, buf, size);
+	if (len < 0)
+		fuse_reply_err(req, errno == ENOTSUP ? ENODATA : errno);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)len);
+	else
+		fuse_reply_buf(req, buf, (size_t)len);
+	free(buf);
+	close(fd);
+}
+
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
+	/* Splice, but never SPLICE_MOVE: stealing pages upsets the kernel
+	 * ("trying to steal weird page") and close() then failed with EIO. */
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
-	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
-		conn->want |= FUSE_CAP_SPLICE_MOVE;
+	conn->want &= ~FUSE_CAP_SPLICE_MOVE;
+	/* The kernel checks the volumes' ACLs too, asking getxattr for them;
+	 * it still applies the caller's umask (no FUSE_CAP_DONT_MASK). */
+	if (conn->capable & FUSE_CAP_POSIX_ACL)
+		conn->want |= FUSE_CAP_POSIX_ACL;
 	/* A read that finds another size or mtime drops the cached pages: see
 	 * attr_timeout. libfuse's default, relied on. */
 	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
@@ -1379,6 +1418,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 static const struct fuse_lowlevel_ops operations = {
 	.init = op_init,
 	.lookup = op_lookup,
+	.getxattr = op_getxattr,
 	.forget = op_forget,
 	.forget_multi = op_forget_multi,
 	.getattr = op_getattr,
