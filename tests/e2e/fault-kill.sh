@@ -99,13 +99,22 @@ python3 - "$mnt/$victim" "${vols[0]}/$victim" "$acked" <<'PY'
 import hashlib, sys
 got = open(sys.argv[1], "rb").read()
 orig = open(sys.argv[2], "rb").read()
-names = [l.split()[1] for l in open(sys.argv[3]) if l.startswith("append ")]
+acked = [l.split()[:2] for l in open(sys.argv[3]) if len(l.split()) >= 2]
+names = [n for kind, n in acked if kind == "append"]
 def body(name, size):
     seed = hashlib.sha256(name.encode()).digest()
     return (seed * (size // len(seed) + 1))[:size]
-want = orig + b"".join(body(n, 100) for n in names)
-# An append after the last acknowledged one may have landed too.
-ok = got.startswith(want) and len(got) - len(want) in (0, 100)
+# Per round (kill), the acknowledged appends in order; then the append of
+# the round's last file may have landed without its acknowledgement.
+ok, pos = got.startswith(orig), len(orig)
+for r in sorted({n.split("-")[0] for _, n in acked}, key=lambda x: int(x[1:])):
+    files = [n for kind, n in acked if kind == "file" and n.startswith(r + "-")]
+    for n in [n for n in names if n.startswith(r + "-")]:
+        ok = ok and got[pos:pos + 100] == body(n, 100)
+        pos += 100
+    if files and files[-1] not in names and got[pos:pos + 100] == body(files[-1], 100):
+        pos += 100
+ok = ok and pos == len(got)
 print("victim: %d bytes, %d acknowledged appends: %s" % (len(got), len(names), "ok" if ok else "LOST"))
 sys.exit(0 if ok else 1)
 PY
