@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The demo of the README's Quick start: build if needed, then walk the
 # scale-down of docs/scale-down.md on the shipped sample volumes (four
 # v1.79.5 nodes): the plan and the 4 -> 2 targets, check, a read-only mount,

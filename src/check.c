@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vmunion check: see check.h. The plan says which parts are live; this file
  * only judges them (cheap checks on the in-memory tree, then optional
  * decoding with the vmformat decoders) and looks for metricIDs that name

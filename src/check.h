@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vmunion check: validation of the volumes of a plan, and of the metricID
  * collisions that silently corrupt a merge (vmstorage-layout.md §8).
  *

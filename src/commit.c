@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vmunion materialize --into TARGET, rollback and finalize: commit the merged
  * view in place into TARGET, one of the volumes, with no spare disk.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The in-place commit: vmunion materialize --into TARGET, rollback and
  * finalize. The merged view is staged inside TARGET (one of the volumes),
  * swapped in under restore-in-progress, and TARGET's previous layout is kept

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* FUSE low-level operations of the writable preview: a passthrough over the
  * upper tree, where a stub is read from its volume file and copied up before
  * its first write. Modelled on libfuse's example/passthrough_ll.c and

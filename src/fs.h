@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The FUSE low-level filesystem over an upper tree (see upper.h). */
 #ifndef VMUNION_FS_H
 #define VMUNION_FS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* FUSE low-level operations of a read-only mount, served from the plan.
  *
  * The tree never changes while mounted, so the node ids are the plan's node

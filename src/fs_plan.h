@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The FUSE low-level filesystem of a read-only mount: the plan served from
  * memory, file bytes read from the volume file opened beneath its volume.
  * Nothing is written anywhere, so nothing is left behind by a kill -9. */

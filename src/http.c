@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* HTTP GET through libcurl. The body is handed over one line at a time so
  * that an export of millions of series never sits in memory whole. */
 #include "http.h"

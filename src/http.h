@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* HTTP GET through libcurl, for talking to a running VictoriaMetrics. */
 #ifndef VMUNION_HTTP_H
 #define VMUNION_HTTP_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vmunion verify --live URL VOLUME...: does the running node serve what the
  * volumes hold?
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vmunion verify --live: does a running VictoriaMetrics (single-node, or
  * vmselect for a cluster) serve every series of the volumes with every
  * sample? */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The daemon's log (log.h): the stderr it was started with, kept across
  * fuse_daemonize, and syslog when it runs in the background. */
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The daemon's log: stderr in the foreground, syslog (and stderr until it
  * is detached) in the background. */
 #ifndef VMUNION_LOG_H

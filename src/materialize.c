@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vmunion materialize: write the merged view (the plan, or an upper on top of
  * it) onto a real directory, crash-safe and resumable.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vmunion materialize and verify: write the merged view onto a real
  * directory, and compare a directory with it. */
 #ifndef VMUNION_MATERIALIZE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The daemon's counters (metrics.h). FUSE requests are counted by a wrapper
  * around each operation, so fs.c does not know about them; errors by the
  * linker wrap of fuse_reply_err (-Wl,--wrap, see Makefile.am), which sees

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The daemon's counters, served in the Prometheus text format on
  * -o metrics=127.0.0.1:PORT and written to the log on SIGUSR1. */
 #ifndef VMUNION_METRICS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The merged view as a flat list of entries, for the commands that write it
  * out (materialize) or compare a directory with it (verify). It comes either
  * from the plan, or from an upper directory (UPPER/tree, where a stub stands

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* parts.json and part metadata: parse (strictly) and write, in vmstorage's format. */
 #ifndef VMUNION_PARTSJSON_H
 #define VMUNION_PARTSJSON_H

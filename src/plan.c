@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* merge(volumes) -> plan. The rules follow vmstorage-layout.md sections 4 and 8:
  * show exactly the tree a vmstorage of the newest source generation would
  * accept, holding every live part of every volume. */

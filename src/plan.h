@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The merge model: merge(volumes) -> plan, the one merged vmstorage tree.
  * Every rule of what is live, hidden, renamed, synthesized or refused lives in
  * plan.c; the daemon, materialize and `vmunion plan` only read the result. */

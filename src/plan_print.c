@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* `vmunion plan`: the plan as a human report or as JSON. */
 #include <cjson/cJSON.h>
 #include <inttypes.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vmunion plan --targets: a greedy scale-down proposal (see plan_targets.h).
  * Largest-first onto the least loaded target is within 4/3 of the best
  * possible largest target, which is plenty for a handful of volumes. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vmunion plan --targets M: for a scale-down from N to M nodes, which
  * volumes to merge into which target so that bytes and series balance. */
 #ifndef VMUNION_PLAN_TARGETS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Writing the merged view into a staging directory: what materialize and the
  * in-place commit (materialize --into) share. One file at a time is written to
  * NAME.vmunion-tmp, fsynced with its mtime, and renamed to NAME, so a file is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The upper directory: the merged tree as real directories on a writable
  * filesystem, where every file of a volume is a stub (a sparse file of the
  * right size and mtime whose xattr names the volume file). vmstorage's writes,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Small helpers shared by every module: error text, growable arrays, strings. */
 #ifndef VMUNION_UTIL_H
 #define VMUNION_UTIL_H

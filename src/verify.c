@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vmunion verify: does DEST hold exactly the merged view? Every entry of the
  * view must be in DEST with the same type, and files with the same size and
  * bytes; every entry of DEST must be in the view. Modes and mtimes are not

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Decoders for the VictoriaMetrics on-disk formats; see vmformat.h and
  * vmstorage-layout.md §7.  Written from the format description, not from
  * VictoriaMetrics code. */

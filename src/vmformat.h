@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Decoders for the VictoriaMetrics on-disk formats (vmstorage-layout.md §7):
  * zstd frames, data parts, mergeset (indexdb) parts, indexdb items and
  * metadata/minTimestampForCompositeIndex.  Everything works on file

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vmunion: the offline tool (plan, and later check, materialize, verify). */
 #include <errno.h>
 #include <getopt.h>

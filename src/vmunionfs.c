@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vmunionfs: mount several vmstorage volumes as one merged vmstorage tree. */
 #include <errno.h>
 #include <fuse_lowlevel.h>

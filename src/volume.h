@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A source volume: opened read-only and scanned into memory once.
  * The scan records facts only (names, stats, small metadata files); what is
  * live, hidden or refused is decided by the plan (plan.c). */

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # shellcheck source-path=SCRIPTDIR
 # tests/bench/check.sh - throughput of `vmunion check` against a plain read
 # (cat to /dev/null) of the same files.

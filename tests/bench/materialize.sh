@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/bench/materialize.sh - time vmunion materialize in each mode against
 # `cp -a` of the same volumes into one directory, from one run.
 #

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/bench/read.sh - read-path benchmark of vmunionfs against the volumes themselves
 # (native) and against other FUSE union file systems, on the same work.
 #

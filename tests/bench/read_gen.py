@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Synthetic vmstorage volumes with the real gen-B2 layout, for tests/bench/read.sh.
 
 The layout is the one of tests/data/v1.96.0-cluster/nodeN (what vmstorage v1.92 to

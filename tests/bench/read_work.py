@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """One timed, cold-cache workload for tests/bench/read.sh; prints one JSON line.
 
     read_work.py seq  --files FILES ROOT...   read every listed file start to end, 1 MiB buffer

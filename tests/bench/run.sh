@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/bench/run.sh - the benchmark of issue 11 in one bounded run (`make bench`).
 #
 # Usage: tests/bench/run.sh        (as root: mounts, drop_caches)

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # shellcheck source-path=SCRIPTDIR
 # tests/e2e/check.sh - `vmunion check` on the sample volumes, and a metricID
 # collision (written by tests/unit/make-collision) that `vmunion check`,

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # -o timeout=SECS must be a number of seconds >= 0: a negative one or nan is
 # accepted today and mounts (libfuse converts nan to an unsigned long: UB, and
 # a negative timeout silently means 0). Refuse them with a usage error (2),

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The command lines as a user meets them: help, version, exit codes, and bad
 # input refused with a message that names the volume and the file.
 set -u

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Review (issue 9): two `materialize --into` at once on the same TARGET.
 # The journal is read BEFORE TARGET is locked, and not read again after:
 # B reads "no commit", waits for the lock (held 3 s here by strace's delay

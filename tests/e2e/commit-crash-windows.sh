@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Review (issue 9): a kill -9 window the crash points do not reach,
 # reproduced by leaving exactly the state such a kill leaves.
 # (a) begin_swap creates restore-in-progress, THEN writes the journal's

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # kill -9 of vmunion materialize --into at several points of the staging and
 # of the swap (crash points of the test build tests/vmunion-test): TARGET is
 # either untouched (staging) or guarded by restore-in-progress (swap), never

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Review (issue 9): a full disk DURING the staging (TARGET on a small loop
 # ext4, --no-space-check so that the copy runs into ENOSPC). The man page
 # says materialize exits 1 only when it refuses BEFORE writing anything and

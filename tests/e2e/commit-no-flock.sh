@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Review (issue 9): "TARGET is never written while a vmstorage holds it".
 # target_lock() locks TARGET/flock.lock only if it exists: an operator who
 # removed a "stale" flock.lock (or a volume vmrestore wrote) leaves TARGET

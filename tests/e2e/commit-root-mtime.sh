@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # A kill -9 window the crash points do not reach,
 # reproduced by leaving exactly the state such a kill leaves.
 # (b) the commit makes .vmunion-commit, THEN writes its first journal (with

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Review (issue 9): files in TARGET that are not vmstorage's (an operator's
 # notes file, a lost+found with something in it) must survive
 # materialize --into AND finalize. The merged view hides unknown root entries,

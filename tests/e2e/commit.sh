@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # vmunion materialize --into TARGET on each sample set (copies in the
 # scratch dir): a dry run writes nothing; TARGET then equals the merged view
 # (verify against untouched copies of the volumes), its own part files kept

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # contrib/: the bash completion loads and completes both programs, the
 # systemd unit passes `systemd-analyze verify`, the fstab example has the
 # right fields.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The daemon says which file failed (a volume file truncated underneath the
 # mount, a copy-up without space, an edited stub) on stderr. Without -f it
 # daemonizes, and fuse_daemonize points stderr at /dev/null: in the default

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """A stand-in for a cluster vmselect, for tests/e2e/verify-live.sh.
 
 Usage: fake_vmselect.py PORT_FILE REQUEST_LOG [--dedup INTERVAL] [--lifetime S]

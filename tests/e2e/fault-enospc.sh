@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The upper fills up while victoria-metrics runs on the preview: ENOSPC
 # reaches vmstorage (it fails its flush, it does not see zeros or a hang),
 # the union keeps serving, nothing is written to a volume, and once space

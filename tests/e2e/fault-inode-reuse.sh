@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The upper's filesystem reuses the inode number of a file vmstorage deleted
 # while it still holds the file open (a part merged away): the new file
 # must read as itself, and the open deleted one as itself, never each

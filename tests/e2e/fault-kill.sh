@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The daemon killed (-9) in the middle of writes, three times: after each
 # remount every write that was fsynced before the kill is there with its
 # bytes (new files, atomic renames, appends to a copied-up volume file), the

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Faults of a volume under a mount: one file unreadable (EIO from the disk)
 # fails that file alone, with a log line naming it; a file that became
 # shorter than the plan says fails, it is never padded with zeros; a volume

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # shellcheck source-path=SCRIPTDIR
 # shellcheck disable=SC2034  # E2E_TIMEOUT is read by lib.sh; success and created_outdir by an on_exit string
 # tests/e2e/gen_volumes.sh - write fresh vmstorage volumes with the real

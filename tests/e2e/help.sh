@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # --help and the man pages agree: every option a --help lists is in the man
 # page, every long option of a man page is in some --help, each subcommand
 # has its own help, and the whatis lines name every command.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # `make install DESTDIR=...` lays out every file an operator needs: both
 # binaries, their man pages, the mount helper, the docs and licence, the
 # bash completion and the systemd unit; the installed programs report

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Checks contrib/kubernetes/ and prints the vmunion command lines it runs.
 
 Usage: k8s_manifests.py DIR

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # kill -9 at random moments, as a Kubernetes node failure would: 10 times
 # for `materialize` and 10 times for `materialize --into`. After each kill,
 # a rerun of the same command ends with the merged view (verify passes),

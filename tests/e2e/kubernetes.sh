@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # contrib/kubernetes: the manifests hold what the runbook asks for (checked
 # by k8s_manifests.py: fuse sidecar, read-only retiring PVCs, emptyDir upper,
 # mount propagation, the surviving PVC writable only for the commit, a

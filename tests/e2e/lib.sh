@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # shellcheck shell=bash
 # shellcheck disable=SC2034  # variables are for the tests that source us
 # tests/e2e/lib.sh - helpers for the end-to-end TAP shell tests.

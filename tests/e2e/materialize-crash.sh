@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # kill -9 of vmunion materialize at several points of a ~310 MB set: while
 # DEST is unfinished victoria-metrics refuses it (restore-in-progress) and
 # nothing is published; each rerun of the same command resumes without

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # materialize --upper copies the preview's upper into a real volume. While
 # the preview is mounted (a vmstorage on it writing parts, replacing
 # parts.json), the copy is a torn snapshot of a live tree. materialize

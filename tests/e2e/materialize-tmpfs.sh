@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # A DEST on a small tmpfs: the free-space check refuses before anything is
 # written; with the check skipped, running out of space mid-copy fails
 # clearly with nothing published, and once the tmpfs is grown the same

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # materialize --upper: victoria-metrics runs on a writable preview of the
 # v1.79.5 volumes (new samples, flush, merges that delete parts, a snapshot);
 # then the upper is materialized: verify --upper passes, verify without it

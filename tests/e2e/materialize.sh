@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # vmunion materialize writes the merged view of every sample set in every
 # mode; vmunion verify agrees; Debian's victoria-metrics serves every series
 # of the v1.79.5 set from a copied and from a hard-linked DEST; a dry run

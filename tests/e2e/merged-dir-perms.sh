@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # A directory merged from several volumes shows the attributes of the first
 # volume holding it (plan.c fill_attrs). A second volume whose directory is
 # private (its root 0700, as a vmstorage data dir often is) must not become

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The daemon's log and metrics: -f logs the start and the unmount to stderr,
 # -o metrics=127.0.0.1:PORT serves the Prometheus text format (every line
 # parses; the counters move with what the test does), SIGUSR1 dumps the

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Mount conventions, as mount(8), fstab and findmnt see them: the user's
 # fsname and subtype win; every option is checked before a volume is
 # touched; an fstab line mounts through mount.fuse3 (fuse.vmunionfs) and

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # A mountpoint that is a volume, lies inside one, or holds one hides that
 # volume behind the merged tree: whatever later opens the volume's path (a
 # vmstorage restarted on it, `vmunion check`, the daemon itself remounting

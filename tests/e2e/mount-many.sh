@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # A tree far larger than the daemon's fd limit: every entry can be looked up
 # and stat'ed (the daemon keeps file handles, not an fd per inode), read-only
 # and with an upper.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Every file open through a read-only mount holds one fd of the daemon
 # (opens of one file share it). When they run out (many files open, a low
 # limit), an open

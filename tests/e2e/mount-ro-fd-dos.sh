@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Through an allow_other read-only mount, any local user can take every fd
 # of the daemon by opening one file many times (each open() holds one fd of
 # the daemon, closed only at release), and every other user's open then

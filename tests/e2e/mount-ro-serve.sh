@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The read-only mount is the plan served from memory: what stat shows is the
 # volumes' own (mode, owner, size, mtime, blocks), the kernel enforces those
 # permissions for other users of an allow_other mount, a volume file that

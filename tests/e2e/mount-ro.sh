@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The read-only mount of each sample set: every live part of every volume is
 # there byte for byte, parts.json is the exact union, tables are merged by
 # role, writes fail with EROFS, and the volumes are untouched afterwards.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The preview never serves zeros nor stale bytes, and a copy-up costs only
 # what it keeps (issue 8, items 4, 6, 7, 10, 11, 14): every open fd sees a
 # copy-up, a volume file truncated underneath fails with EIO, an upper that

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # kill -9 of the daemon loses nothing that was fsynced: remounting the same
 # upper shows it. An upper whose first fill was interrupted is rebuilt.
 set -u

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The preview's open fds stay bounded whatever the tree size and the upper's
 # filesystem (issue 8, items 8, 9, 13): a daemon without CAP_DAC_READ_SEARCH
 # (no file handles) and an upper on overlayfs (no file handles without

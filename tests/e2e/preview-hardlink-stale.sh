@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Two names of one file (a hard link made through the preview) are one inode
 # on any POSIX filesystem: a write through one name is seen at once through
 # the other, by stat and by an fd already open on it. The preview keys nodes

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The writable preview for the layout generations Debian has no binary for
 # (v1.96 cluster: B2, v1.150: C): replay vmstorage's startup, a merge and a
 # snapshot on the mount (replay_vmstorage.py), remount, and check the state

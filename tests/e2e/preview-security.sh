@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The writable preview as a hostile local user meets it through an
 # allow_other mount (issue 8: items 1, 2, 3, 5): the kernel enforces the
 # volumes' own permissions, what a user creates is that user's, stat shows the

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # A file that is open stays usable after its name is unlinked (POSIX; vmstorage
 # deletes parts that readers still hold open). On a preview, a write to a stub
 # (a volume file not yet copied up) through an fd opened for writing before

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The upper is the preview's private state: one daemon at a time, owned by
 # the daemon's user. A second preview on the same upper (two vmstorage
 # processes writing one tree, each daemon with its own idea of which files

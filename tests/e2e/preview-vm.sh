@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The zero-copy preview: a real victoria-metrics (Debian's 1.79.x) runs on
 # the merged mount of the four v1.79.5 sample volumes with an upper, serves
 # every series of every volume, ingests, flushes, merges and snapshots

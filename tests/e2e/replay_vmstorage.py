@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Replays on a merged mount what vmstorage does at startup and during a
 merge (vmstorage-layout.md sections 3, 4 and 6), for layout generations
 whose binaries Debian does not ship (v1.96 cluster: B2, v1.150: C).

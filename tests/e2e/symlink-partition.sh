@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # A partition directory that is a symlink (vmstorage follows them) is merged
 # as if it were a directory: plan shows its parts, check does not call it
 # foreign, materialize writes real directories holding the same bytes as for

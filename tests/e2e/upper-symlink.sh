@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # -o upper=DIR must not lie inside a volume (check_upper_location), but the
 # check resolves only DIR's parent: DIR itself a symlink to an empty
 # directory inside a volume passes, and the daemon writes vmunionfs.json and

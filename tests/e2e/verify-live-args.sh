@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Review (issue 9): vmunion verify --live takes --sample -1 (strtoull wraps
 # it to 2^64-1: every series checked, no word said); a
 # negative number must be a usage error (64) naming the option, as 0 is.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # vmunion verify --live: Debian's victoria-metrics on a correct merged tree
 # serves every series with every sample (exit 0, whole and --sample); on a
 # tree missing one volume it fails naming that volume and its counts; with

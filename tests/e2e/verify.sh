@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # vmunion verify: passes on a materialized DEST (copied or hard-linked) and
 # finds every kind of difference: a changed byte, a changed size, a missing
 # file, a missing directory, a file where a directory belongs, an extra

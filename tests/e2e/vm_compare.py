@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Compare what a running VictoriaMetrics returns with a fixture manifest.
 
 Usage:

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # A volume file's POSIX ACL is part of its permissions: an entry
 # "user:nobody:---" on a 0644 file denies nobody on the volume. The mount
 # checks only the mode bits (default_permissions, no ACL served), so nobody

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* faultfs: a read-only FUSE passthrough of a directory that fails chosen
  * files, for the fault tests (tests/e2e/fault-*.sh). Test-only: never
  * installed.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A data part (metaindex.bin, index.bin; timestamps.bin and values.bin only
  * by their sizes, which is all the checker reads of them), as a bundle:
  *   <u64 LE timestamps.bin size><u64 LE values.bin size><metaindex.bin>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Shared by the fuzz harnesses in tests/fuzz: each defines
  * LLVMFuzzerTestOneInput and is linked either with libFuzzer (make fuzz,
  * clang) or with replay.c (make check: replays the corpus and regressions).

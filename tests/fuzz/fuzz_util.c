@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Helpers for the fuzz harnesses (see fuzz.h). */
 #include "fuzz.h"
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Writes the seed corpora of the fuzz harnesses (tests/fuzz/corpus/NAME/)
 from the sample volumes in tests/data. Deterministic; rerun it after the
 sample volumes change:  python3 tests/fuzz/make-corpus.py"""

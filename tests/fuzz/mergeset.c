@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A mergeset (indexdb) part as a bundle:
  *   <metaindex.bin> SEP <index.bin> SEP <items.bin> SEP <lens.bin>
  *   [SEP <seek key> [SEP <metadata.json>]]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A part's metadata.json (data and mergeset parts), and
  * metadata/minTimestampForCompositeIndex: no crash, no undefined behaviour
  * on any number (huge, negative, fractional, NaN-like). */

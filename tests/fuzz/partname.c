@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Part directory names: gen-A data (<rows>_<blocks>_<min>_<max>_<16HEX>) and
  * mergeset (<items>_<blocks>_<16HEX>) names, as a string. A name that parses
  * has its 16-hex suffix where legacy_name_suffix says. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* parts.json of a partition ({"Small":[...],"Big":[...]}) and of an indexdb
  * table (["...", ...]): no crash, and what parses survives a round trip
  * through the writer unchanged (as a set of names). */

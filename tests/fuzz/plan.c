@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The plan builder on a generated tree. The input describes up to four
  * volumes, one entry a line:
  *   V                  start the next volume (the first is implicit)

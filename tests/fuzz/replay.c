@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Replays files through a fuzz harness without libFuzzer, as a TAP test:
  *   replay-NAME [FILE|DIR...]
  * Without arguments it replays $top_srcdir/tests/fuzz/corpus/NAME and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The upper's identity file (UPPER/vmunionfs.json), through
  * upper_open_existing on a generated upper for a sample volume: any bytes
  * but the identity of these volumes are refused with a message. */

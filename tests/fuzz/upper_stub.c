@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The stub attribute (user.vmunionfs.lower = "<volume>:<path>") of a file
  * in an upper, read by upper_stub_get, and the volume file it names opened
  * the way the daemon and materialize open it: whatever the attribute says,

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Load for the soak test (tests/soak/soak.sh); standard library only.
 
   load.py ingest URL SECONDS RATE      import RATE samples/s (in batches of

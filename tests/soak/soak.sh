@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Soak: victoria-metrics ingests (a bounded rate over loopback) and merges
 # on the preview of the four v1.79.5 volumes while two readers walk and read
 # the mount and queries run, for SOAK_SECONDS (default 300). Then: no

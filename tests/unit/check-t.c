@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vmunion check: the real sample volumes check clean with the counts their
  * manifests promise; crafted corruption in temp copies is found and named by
  * file; metricID collisions built with vm_mergeset_write_part are reported

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Crafted generation-C volumes for the check tests: an empty data
  * partition and one indexdb part written by vm_mergeset_write_part, holding
  * namespace-1 (tag), namespace-3 (MetricID->MetricName) and namespace-5

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* make-collision: writes the crafted volumes of tests/e2e/check.sh.
  *
  *   make-collision [--single] [--series N] [--collide K] DIR

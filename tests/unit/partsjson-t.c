@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* parts.json and part headers: strict parsing, vmstorage's output format. */
 #include <errno.h>
 #include <stdlib.h>

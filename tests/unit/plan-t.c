@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The merge model: on the real sample volumes and on crafted trees, one rule
  * at a time. */
 #include <errno.h>

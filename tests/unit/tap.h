@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A tiny TAP producer for the unit tests: one plan line, ok/not ok lines. */
 #ifndef VMUNION_TAP_H
 #define VMUNION_TAP_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vmformat: decode every part of the real sample volumes under tests/data,
  * check crafted corruption is reported with the file name, and round-trip
  * the test-only mergeset writer through the reader. */
