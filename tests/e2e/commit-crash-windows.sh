@@ -1,15 +1,20 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
-# Review (issue 9): a kill -9 window the crash points do not reach,
-# reproduced by leaving exactly the state such a kill leaves.
+# kill -9 windows the crash points do not reach, reproduced by leaving
+# exactly the state such a kill leaves.
 # (a) begin_swap creates restore-in-progress, THEN writes the journal's
-#     "swapping": killed between the two, the journal says staging and
-#     TARGET has restore-in-progress. rollback of a "staging" journal never
-#     removes the mark: TARGET is left with restore-in-progress (vmstorage
-#     refuses to start on it) and is not byte-identical; a rerun of the
-#     commit is refused: "restore-in-progress exists: vmrestore did not finish".
+#     "swapping": killed between the two, the journal says staging and TARGET
+#     has restore-in-progress. A rollback must remove the mark (vmstorage
+#     refuses to start on it) and restore TARGET byte for byte; a rerun of
+#     the commit must complete it.
+# (b) the commit makes .vmunion-commit, THEN writes its first journal (with
+#     TARGET's root mtime from before the mkdir). Killed between the two, the
+#     root's mtime is the mkdir's: the rerun must take the original from the
+#     xattr user.vmunion.root-mtime the commit set on the root before the
+#     mkdir, or the rollback restores the wrong mtime.
 set -u
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
+require_cmd setfattr getfattr
 [ -x "$VMUNION" ] && [ -x "$VMUNION_TEST" ] || tap_bail "$VMUNION or $VMUNION_TEST not built"
 
 work=$SCRATCH/set
@@ -47,6 +52,19 @@ tap_run "(a) a rerun of the commit in the same state completes it" "$VMUNION" "$
 tap_run "(a) rollback of it" "$VMUNION" rollback "$target"
 same_as_original
 tap_ok $? "(a) TARGET is byte-identical to the original again"
+
+# (b)
+touch -d '2020-01-01 00:00:00' "$target"
+tree_checksum --mtime "$target" >"$SCRATCH/original"
+# what make_commit_dir did before the kill
+setfattr -n user.vmunion.root-mtime -v "$(stat -c %Y "$target").000000000" "$target" &&
+	mkdir "$target/.vmunion-commit"
+tap_run "(b) rerun of the commit after a kill before the first journal" "$VMUNION" "${commit[@]}"
+tap_run "(b) rollback" "$VMUNION" rollback "$target"
+same_as_original
+tap_ok $? "(b) rollback restores TARGET's root mtime too"
+getfattr -n user.vmunion.root-mtime "$target" >/dev/null 2>&1
+tap_ok $((!$?)) "... and removes the xattr that kept it"
 
 assert_volumes_unchanged "the other volumes are byte-identical"
 tap_done

@@ -699,6 +699,33 @@ copy_volume() {
 	mkdir -p "$(dirname "$2")" && cp -a "$1" "$2" && chmod -R u+w "$2"
 }
 
+# as_nobody CMD... : runs CMD as nobody (65534), with no supplementary groups.
+as_nobody() {
+	setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
+}
+
+# nobody_cannot_read SOURCE REL WHAT VOLUME... : mounts the VOLUMEs read-only
+# and as a preview, both allow_other, and checks on each that nobody cannot
+# read REL (WHAT, for the messages) while root reads SOURCE's bytes there.
+nobody_cannot_read() {
+	local source=$1 rel=$2 what=$3 mode mnt extra
+	shift 3
+	chmod 0755 "$SCRATCH"
+	for mode in read-only preview; do
+		mnt=$(scratch_dir "mnt-$mode")
+		extra=(-o allow_other)
+		[ "$mode" = preview ] && extra+=(-o "upper=$SCRATCH/upper")
+		mount_union "$mnt" "$@" -- "${extra[@]}"
+		tap_ok $? "$mode: mounted with allow_other" || continue
+		as_nobody cat "$mnt/$rel" >/dev/null 2>&1
+		tap_ok $(($? == 0)) "$mode: nobody cannot read $what through the mount either"
+		cmp -s "$source" "$mnt/$rel"
+		tap_ok $? "$mode: root still reads it"
+		unmount_union "$mnt"
+		tap_ok $? "$mode: unmounted"
+	done
+}
+
 # ---------------------------------------------------------------------------
 # VictoriaMetrics
 

@@ -28,25 +28,9 @@ done
 tap_ok $? "a part only node1 holds: $part" || tap_bail "no such part"
 snapshot_volumes "$vols/node0" "$vols/node1"
 
-as_nobody() {
-	setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
-}
 as_nobody cat "$vols/node1/$part/index.bin" >/dev/null 2>&1
 tap_ok $(($? == 0)) "on the volume, nobody cannot read node1's index.bin"
 
-chmod 0755 "$SCRATCH"
-for mode in read-only preview; do
-	mnt=$(scratch_dir "mnt-$mode")
-	extra=(-o allow_other)
-	[ "$mode" = preview ] && extra+=(-o "upper=$SCRATCH/upper")
-	mount_union "$mnt" "$vols/node0" "$vols/node1" -- "${extra[@]}"
-	tap_ok $? "$mode: mounted with allow_other" || continue
-	as_nobody cat "$mnt/$part/index.bin" >/dev/null 2>&1
-	tap_ok $(($? == 0)) "$mode: nobody cannot read node1's index.bin through the mount either"
-	cmp -s "$vols/node1/$part/index.bin" "$mnt/$part/index.bin"
-	tap_ok $? "$mode: root still reads it"
-	unmount_union "$mnt"
-	tap_ok $? "$mode: unmounted"
-done
+nobody_cannot_read "$vols/node1/$part/index.bin" "$part/index.bin" "node1's index.bin" "$vols/node0" "$vols/node1"
 assert_volumes_unchanged
 tap_done

@@ -49,9 +49,6 @@ pid=${pid%% *}
 tap_ok $? "daemon pid known ($pid)" || tap_bail "no daemon pid"
 
 # --- permissions are the volumes', enforced for other users ----------------
-as_nobody() {
-	setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
-}
 as_nobody cat "$mnt/$p0/metaindex.bin" >/dev/null 2>"$SCRATCH/nobody.err"
 tap_ok $? "nobody reads a 0644 volume file through the mount" || tap_diag "$(cat "$SCRATCH/nobody.err")"
 as_nobody cat "$mnt/$secret" >/dev/null 2>"$SCRATCH/nobody.err"

@@ -11,9 +11,6 @@ require_root_fuse
 require_cmd setpriv setfattr tar python3
 
 NOBODY=65534
-as_nobody() {
-	setpriv --reuid=$NOBODY --regid=$NOBODY --clear-groups "$@"
-}
 
 vol0="$SCRATCH/node0"
 vol1="$SCRATCH/node1"

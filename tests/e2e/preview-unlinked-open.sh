@@ -3,8 +3,8 @@
 # A file that is open stays usable after its name is unlinked (POSIX; vmstorage
 # deletes parts that readers still hold open). On a preview, a stub (a volume
 # file not yet copied up) open when it is unlinked must still fstat, and a
-# write to it through an fd opened for writing must work (it has no name left
-# to copy up into, but the fd must not fail with ENOENT: preview-unlinked-write.sh).
+# write to it through an fd opened for writing before the unlink must work: its
+# copy-up has no name left to open, but the fd must not fail with ENOENT.
 set -u
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 require_root_fuse
@@ -33,6 +33,17 @@ print(os.fstat(fd).st_size, len(os.pread(fd, 16, 0)))
 PY
 )
 tap_is "$out" "$size 16" "an open stub unlinked still fstats (and reads)"
+
+# Open for writing, unlink, write and read back.
+out=$(python3 - "$mnt/$rw" <<'PY' 2>&1
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+os.unlink(sys.argv[1])
+os.pwrite(fd, b"hello", 0)
+print(os.pread(fd, 5, 0).decode())
+PY
+)
+tap_is "$out" "hello" "an open stub unlinked still takes a write"
 
 unmount_union "$mnt"
 tap_ok $? "unmounted"

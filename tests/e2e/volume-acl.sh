@@ -27,25 +27,9 @@ PY
 [ $? -eq 0 ] || tap_skip_all "no POSIX ACLs where the scratch dir is"
 snapshot_volumes "$vols/node0" "$vols/node1"
 
-as_nobody() {
-	setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
-}
 as_nobody cat "$vols/node0/$file" >/dev/null 2>&1
 tap_ok $(($? == 0)) "on the volume, nobody cannot read it"
 
-chmod 0755 "$SCRATCH"
-for mode in read-only preview; do
-	mnt=$(scratch_dir "mnt-$mode")
-	extra=(-o allow_other)
-	[ "$mode" = preview ] && extra+=(-o "upper=$SCRATCH/upper")
-	mount_union "$mnt" "$vols/node0" "$vols/node1" -- "${extra[@]}"
-	tap_ok $? "$mode: mounted with allow_other" || continue
-	as_nobody cat "$mnt/$file" >/dev/null 2>&1
-	tap_ok $(($? == 0)) "$mode: nobody cannot read it through the mount either"
-	cmp -s "$vols/node0/$file" "$mnt/$file"
-	tap_ok $? "$mode: root still reads it"
-	unmount_union "$mnt"
-	tap_ok $? "$mode: unmounted"
-done
+nobody_cannot_read "$vols/node0/$file" "$file" "it" "$vols/node0" "$vols/node1"
 assert_volumes_unchanged
 tap_done
