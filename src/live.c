@@ -256,34 +256,27 @@ static int name_series(const struct vm_metric_name_item *mn, void *arg)
 
 /* Namespace 4: metricIDs deleted through the API. vmstorage serves none of
  * their samples although their blocks stay until a merge drops them. */
+static int mark_deleted_item(const uint8_t *item, size_t len, void *arg)
+{
+	struct live_volume *lv = arg;
+	size_t prefix = lv->cluster ? 9 : 1; /* 04 [account project] metricID */
+	uint64_t id = 0;
+	size_t first;
+
+	if (len != prefix + 8)
+		return 0;
+	for (size_t i = 0; i < 8; i++)
+		id = id << 8 | item[prefix + i];
+	first = first_count(lv, id);
+	if (first < lv->count_count)
+		lv->counts[first].deleted = true;
+	return 0;
+}
+
 static int mark_deleted(int dirfd, struct live_volume *lv, struct error *err)
 {
-	static const uint8_t ns = VM_NS_DELETED_METRIC_ID;
-	size_t prefix = lv->cluster ? 9 : 1; /* 04 [account project] metricID */
-	struct vm_mergeset_iter *it;
-	const uint8_t *item;
-	size_t len, first;
-	uint64_t id;
-	int rc = vm_mergeset_open(dirfd, NULL, &it, err);
-
-	if (rc < 0)
-		return rc;
-	rc = vm_mergeset_seek(it, &ns, 1, err);
-	while (rc == 0 && (rc = vm_mergeset_next(it, &item, &len, err)) == 1) {
-		rc = 0;
-		if (item[0] != ns)
-			break;
-		if (len != prefix + 8)
-			continue;
-		id = 0;
-		for (size_t i = 0; i < 8; i++)
-			id = id << 8 | item[prefix + i];
-		first = first_count(lv, id);
-		if (first < lv->count_count)
-			lv->counts[first].deleted = true;
-	}
-	vm_mergeset_close(it);
-	return rc;
+	return vm_mergeset_scan_namespace(dirfd, VM_NS_DELETED_METRIC_ID, mark_deleted_item, lv,
+					  err);
 }
 
 static int scan_index_part(void *arg, int volume, const char *lower, bool mergeset)

@@ -1471,12 +1471,10 @@ int vm_metric_name_selector(const uint8_t *name, size_t len, char **out, struct 
 	return render_metric_name(name, len, true, out, err);
 }
 
-int vm_indexdb_scan_metric_names(int dirfd, bool cluster, vm_metric_name_fn fn, void *arg,
-				 struct error *err)
+int vm_mergeset_scan_namespace(int dirfd, uint8_t ns, vm_item_fn fn, void *arg,
+			       struct error *err)
 {
-	static const uint8_t ns = VM_NS_METRIC_ID_TO_METRIC_NAME;
 	struct vm_mergeset_iter *it;
-	struct vm_metric_name_item mn;
 	const uint8_t *item;
 	size_t len;
 	int rc = vm_mergeset_open(dirfd, NULL, &it, err);
@@ -1488,12 +1486,35 @@ int vm_indexdb_scan_metric_names(int dirfd, bool cluster, vm_metric_name_fn fn, 
 		rc = 0;
 		if (item[0] != ns)
 			break;
-		rc = vm_decode_metric_name_item(item, len, cluster, &mn, err);
-		if (rc == 0)
-			rc = fn(&mn, arg);
+		rc = fn(item, len, arg);
 	}
 	vm_mergeset_close(it);
 	return rc;
+}
+
+struct metric_name_scan {
+	bool cluster;
+	vm_metric_name_fn fn;
+	void *arg;
+	struct error *err;
+};
+
+static int scan_metric_name(const uint8_t *item, size_t len, void *arg)
+{
+	struct metric_name_scan *scan = arg;
+	struct vm_metric_name_item mn;
+	int rc = vm_decode_metric_name_item(item, len, scan->cluster, &mn, scan->err);
+
+	return rc < 0 ? rc : scan->fn(&mn, scan->arg);
+}
+
+int vm_indexdb_scan_metric_names(int dirfd, bool cluster, vm_metric_name_fn fn, void *arg,
+				 struct error *err)
+{
+	struct metric_name_scan scan = { .cluster = cluster, .fn = fn, .arg = arg, .err = err };
+
+	return vm_mergeset_scan_namespace(dirfd, VM_NS_METRIC_ID_TO_METRIC_NAME, scan_metric_name,
+					  &scan, err);
 }
 
 /* ---- metadata/minTimestampForCompositeIndex ---- */

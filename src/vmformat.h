@@ -189,6 +189,13 @@ int vm_metric_name_render(const uint8_t *name, size_t len, char **out, struct er
  * {__name__="name",k="v",...} (same escaping, same label order). */
 int vm_metric_name_selector(const uint8_t *name, size_t len, char **out, struct error *err);
 
+typedef int (*vm_item_fn)(const uint8_t *item, size_t len, void *arg);
+/* Seeks to namespace ns (the first byte of an item) in the mergeset part in
+ * dirfd and calls fn for each of its items.  A non-zero return from fn
+ * stops the scan and is returned. */
+int vm_mergeset_scan_namespace(int dirfd, uint8_t ns, vm_item_fn fn, void *arg,
+			       struct error *err);
+
 typedef int (*vm_metric_name_fn)(const struct vm_metric_name_item *mn, void *arg);
 /* Seeks to namespace 3 in the mergeset part in dirfd and calls fn for each
  * MetricID->MetricName item (duplicates included).  A non-zero return from
