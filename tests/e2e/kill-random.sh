@@ -15,19 +15,10 @@ seed=${KILL_SEED:-$(date +%s)}
 RANDOM=$seed
 tap_diag "KILL_SEED=$seed"
 
-# Four v1.79.5 volumes whose values.bin files carry 8 MB of random bytes at
-# their end (victoria-metrics never reads past its blocks): big enough for a
-# kill to land in the middle of the work.
-head -c 8000000 /dev/urandom >"$SCRATCH/pad.bin" || tap_bail "cannot write the padding"
-vols=() refs=()
-for n in 0 1 2 3; do
-	copy_volume "$DATA_DIR/v1.79.5/node$n" "$SCRATCH/set/node$n" || tap_bail "cannot copy node$n"
-	for f in "$SCRATCH/set/node$n"/data/small/*/*/values.bin; do
-		cat "$SCRATCH/pad.bin" >>"$f"
-	done
-	vols+=("$SCRATCH/set/node$n")
-done
-rm -f "$SCRATCH/pad.bin"
+# Four v1.79.5 volumes padded by 8 MB per values.bin: big enough for a kill
+# to land in the middle of the work.
+padded_set 8000000
+refs=()
 # Untouched copies: the merged view that verify compares TARGET with.
 for n in 0 1 2 3; do
 	copy_volume "$SCRATCH/set/node$n" "$SCRATCH/ref/node$n" || tap_bail "cannot copy node$n"

@@ -699,6 +699,40 @@ copy_volume() {
 	mkdir -p "$(dirname "$2")" && cp -a "$1" "$2" && chmod -R u+w "$2"
 }
 
+# padded_set BYTES : writable copies of the four v1.79.5 volumes in
+# $SCRATCH/set, each values.bin carrying BYTES of random bytes at its end
+# (victoria-metrics reads blocks at the offsets its index gives and never
+# looks at the tail, so it still serves the set in full): big enough for a
+# kill to land in the middle of a copy. Sets the array vols.
+padded_set() {
+	local n f
+	head -c "$1" /dev/urandom >"$SCRATCH/pad.bin" || tap_bail "cannot write the padding"
+	vols=()
+	for n in 0 1 2 3; do
+		copy_volume "$DATA_DIR/v1.79.5/node$n" "$SCRATCH/set/node$n" ||
+			tap_bail "cannot copy node$n"
+		for f in "$SCRATCH/set/node$n"/data/small/*/*/values.bin; do
+			cat "$SCRATCH/pad.bin" >>"$f"
+		done
+		vols+=("$SCRATCH/set/node$n")
+	done
+	rm -f "$SCRATCH/pad.bin"
+}
+
+# preview_of_two : writable copies of v1.79.5 node0 and node1 in
+# $SCRATCH/vols (snapshotted), mounted as a preview at $mnt (upper
+# $SCRATCH/upper).
+preview_of_two() {
+	vols="$SCRATCH/vols"
+	copy_volume "$DATA_DIR/v1.79.5/node0" "$vols/node0" &&
+		copy_volume "$DATA_DIR/v1.79.5/node1" "$vols/node1"
+	tap_ok $? "copied two volumes" || tap_bail "cannot copy the sample volumes"
+	snapshot_volumes "$vols/node0" "$vols/node1"
+	mnt=$(scratch_dir mnt)
+	mount_union "$mnt" "$vols/node0" "$vols/node1" -- -o "upper=$SCRATCH/upper"
+	tap_ok $? "preview mounted" || tap_bail "no mount"
+}
+
 # as_nobody CMD... : runs CMD as nobody (65534), with no supplementary groups.
 as_nobody() {
 	setpriv --reuid=65534 --regid=65534 --clear-groups "$@"

@@ -19,16 +19,7 @@ require_cmd "$PYTHON3" du
 
 set_dir=$DATA_DIR/v1.79.5
 manifest=$set_dir/manifest.json
-head -c 20000000 /dev/urandom >"$SCRATCH/pad.bin" || tap_bail "cannot write the padding"
-vols=()
-for n in 0 1 2 3; do
-	copy_volume "$set_dir/node$n" "$SCRATCH/set/node$n" || tap_bail "cannot copy node$n"
-	for f in "$SCRATCH/set/node$n"/data/small/*/*/values.bin; do
-		cat "$SCRATCH/pad.bin" >>"$f"
-	done
-	vols+=("$SCRATCH/set/node$n")
-done
-rm -f "$SCRATCH/pad.bin"
+padded_set 20000000
 snapshot_volumes "${vols[@]}"
 total=$(du -sb --apparent-size "${vols[@]}" | awk '{ s += $1 } END { print s }')
 tap_diag "set: $((total / 1000000)) MB in 4 volumes"

@@ -10,14 +10,7 @@ set -u
 require_root_fuse
 require_cmd python3
 
-vols="$SCRATCH/vols"
-copy_volume "$DATA_DIR/v1.79.5/node0" "$vols/node0" &&
-	copy_volume "$DATA_DIR/v1.79.5/node1" "$vols/node1"
-tap_ok $? "copied two volumes" || tap_bail "cannot copy the sample volumes"
-snapshot_volumes "$vols/node0" "$vols/node1"
-mnt=$(scratch_dir mnt)
-mount_union "$mnt" "$vols/node0" "$vols/node1" -- -o "upper=$SCRATCH/upper"
-tap_ok $? "preview mounted" || tap_bail "no mount"
+preview_of_two
 
 parts=$(cd "$mnt" && find data/small -name index.bin | sort | head -n 2)
 ro=$(printf '%s\n' "$parts" | sed -n 1p)
