@@ -212,7 +212,8 @@ struct check_ctx {
 	struct finding_list findings;
 	struct part_job *jobs;
 	size_t job_count, job_capacity;
-	size_t next_job; /* atomic */
+	size_t *order;   /* jobs by decreasing size: the order workers take them */
+	size_t next_job; /* atomic, into order */
 	struct id_set *ids; /* per volume */
 };
 
@@ -837,7 +838,7 @@ static void *worker(void *arg)
 
 		if (i >= c->job_count)
 			return NULL;
-		run_job(c, &c->jobs[i]);
+		run_job(c, &c->jobs[c->order[i]]);
 	}
 }
 
@@ -849,11 +850,34 @@ static unsigned worker_count(const struct check_options *opts, size_t jobs)
 	return jobs < n ? (unsigned)(jobs ? jobs : 1) : n;
 }
 
+static int compare_job_size(const void *a, const void *b, void *arg)
+{
+	const struct part_job *jobs = arg;
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+	if (jobs[x].decode_bytes != jobs[y].decode_bytes)
+		return jobs[x].decode_bytes > jobs[y].decode_bytes ? -1 : 1;
+	return x < y ? -1 : x > y;
+}
+
+/* The biggest parts first, so that no worker starts a big one when the
+ * others are nearly done. The findings are merged in part order all the
+ * same: the order the workers took the parts in shows nowhere. */
+static void order_jobs(struct check_ctx *c)
+{
+	c->order = xcalloc(c->job_count ? c->job_count : 1, sizeof(*c->order));
+	for (size_t i = 0; i < c->job_count; i++)
+		c->order[i] = i;
+	qsort_r(c->order, c->job_count, sizeof(*c->order), compare_job_size, c->jobs);
+}
+
 static void run_jobs(struct check_ctx *c)
 {
 	unsigned n = worker_count(c->opts, c->job_count);
 	pthread_t *threads = xcalloc(n, sizeof(*threads));
 	unsigned started = 0;
+
+	order_jobs(c);
 
 	/* The calling thread is one of the workers. */
 	for (unsigned i = 1; i < n; i++)
@@ -865,6 +889,8 @@ static void run_jobs(struct check_ctx *c)
 	for (unsigned i = 1; i <= started; i++)
 		pthread_join(threads[i], NULL);
 	free(threads);
+	free(c->order);
+	c->order = NULL;
 	for (size_t i = 0; i < c->job_count; i++) {
 		struct part_job *job = &c->jobs[i];
 

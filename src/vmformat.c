@@ -170,6 +170,33 @@ static void buf_str(struct buf *b, const char *s)
 	buf_put(b, s, strlen(s));
 }
 
+/* ---- reusable buffers ---- */
+
+/* Memory a part walk keeps from block to block. Thousands of blocks each
+ * with its own malloc and free of up to megabytes made glibc grow and trim
+ * the heap (brk) around every block; the trims flush the TLB of every CPU. */
+struct scratch {
+	uint8_t *p;
+	size_t cap;
+};
+
+/* Room for n bytes and a NUL after them; keeps the contents. */
+static uint8_t *scratch_reserve(struct scratch *s, size_t n)
+{
+	if (n + 1 > s->cap) {
+		s->cap = n + 1 > 2 * s->cap ? n + 1 : 2 * s->cap;
+		s->p = xrealloc(s->p, s->cap);
+	}
+	return s->p;
+}
+
+static void scratch_free(struct scratch *s)
+{
+	free(s->p);
+	s->p = NULL;
+	s->cap = 0;
+}
+
 /* ---- zstd ---- */
 
 static int zstd_fail(struct error *err, const char *what, size_t code)
@@ -177,63 +204,59 @@ static int zstd_fail(struct error *err, const char *what, size_t code)
 	return error_set(err, EINVAL, "%s: bad zstd frame: %s", what, ZSTD_getErrorName(code));
 }
 
-/* The frame has no content size: decode in steps, growing the output. */
-static int zstd_stream(const void *src, size_t len, size_t max_out, const char *what,
-		       void **out, size_t *out_len, struct error *err)
+/* One zstd context per walk, made on first use: ZSTD_decompress makes and
+ * frees one (about 100 KiB) for every frame. */
+static int zstd_context(ZSTD_DCtx **dctx, const char *what, struct error *err)
 {
-	ZSTD_DCtx *dctx = ZSTD_createDCtx();
+	if (!*dctx)
+		*dctx = ZSTD_createDCtx();
+	if (!*dctx)
+		return error_set(err, ENOMEM, "%s: cannot create a zstd context", what);
+	return 0;
+}
+
+/* The frame has no content size: decode in steps, growing the output. */
+static int zstd_stream(ZSTD_DCtx *dctx, const void *src, size_t len, size_t max_out,
+		       const char *what, struct scratch *out, size_t *out_len, struct error *err)
+{
 	ZSTD_inBuffer in = { src, len, 0 };
 	size_t cap = len < 1024 ? 4096 : len * 4, used = 0, ret;
-	uint8_t *buf;
-	int rc = 0;
 
-	if (!dctx)
-		return error_set(err, ENOMEM, "%s: cannot create a zstd context", what);
+	if (out->cap > cap + 1)
+		cap = out->cap - 1;
 	if (cap > max_out)
 		cap = max_out + 1;
-	buf = xmalloc(cap + 1);
+	ZSTD_DCtx_reset(dctx, ZSTD_reset_session_only);
 	for (;;) {
-		ZSTD_outBuffer o = { buf, cap, used };
+		ZSTD_outBuffer o = { scratch_reserve(out, cap), cap, used };
 
 		ret = ZSTD_decompressStream(dctx, &o, &in);
 		used = o.pos;
-		if (ZSTD_isError(ret)) {
-			rc = zstd_fail(err, what, ret);
-			break;
-		}
-		if (used > max_out) {
-			rc = error_set(err, EFBIG, "%s: zstd frame decompresses to more than %zu bytes",
-				       what, max_out);
-			break;
-		}
+		if (ZSTD_isError(ret))
+			return zstd_fail(err, what, ret);
+		if (used > max_out)
+			return error_set(err, EFBIG, "%s: zstd frame decompresses to more than %zu "
+					 "bytes", what, max_out);
 		if (ret == 0)
 			break;
-		if (used < cap && in.pos == in.size) {
-			rc = error_set(err, EINVAL, "%s: truncated zstd frame", what);
-			break;
-		}
-		if (used == cap) {
+		if (used < cap && in.pos == in.size)
+			return error_set(err, EINVAL, "%s: truncated zstd frame", what);
+		if (used == cap)
 			cap = cap > max_out / 2 ? max_out + 1 : cap * 2;
-			buf = xrealloc(buf, cap + 1);
-		}
 	}
-	ZSTD_freeDCtx(dctx);
-	if (rc < 0) {
-		free(buf);
-		return rc;
-	}
-	buf[used] = '\0';
-	*out = buf;
+	out->p[used] = '\0';
 	*out_len = used;
 	return 0;
 }
 
-int vm_zstd_decompress(const void *src, size_t len, size_t max_out, const char *what,
-		       void **out, size_t *out_len, struct error *err)
+/* Decompresses the one zstd frame that fills src[0, len) into out (valid
+ * until out is used again), with the context *dctx (made when NULL). */
+static int zstd_decode(ZSTD_DCtx **dctx, const void *src, size_t len, size_t max_out,
+		       const char *what, struct scratch *out, size_t *out_len, struct error *err)
 {
 	unsigned long long size;
 	size_t frame_len, n;
-	uint8_t *buf;
+	int rc;
 
 	if (len == 0)
 		return error_set(err, EINVAL, "%s: empty zstd frame", what);
@@ -246,24 +269,38 @@ int vm_zstd_decompress(const void *src, size_t len, size_t max_out, const char *
 	size = ZSTD_getFrameContentSize(src, len);
 	if (size == ZSTD_CONTENTSIZE_ERROR)
 		return error_set(err, EINVAL, "%s: bad zstd frame header", what);
+	rc = zstd_context(dctx, what, err);
+	if (rc < 0)
+		return rc;
 	if (size == ZSTD_CONTENTSIZE_UNKNOWN)
-		return zstd_stream(src, len, max_out, what, out, out_len, err);
+		return zstd_stream(*dctx, src, len, max_out, what, out, out_len, err);
 	if (size > max_out)
 		return error_set(err, EFBIG, "%s: zstd frame content size %llu over the limit %zu",
 				 what, size, max_out);
-	buf = xmalloc((size_t)size + 1);
-	n = ZSTD_decompress(buf, (size_t)size, src, len);
-	if (ZSTD_isError(n) || n != size) {
-		free(buf);
-		if (ZSTD_isError(n))
-			return zstd_fail(err, what, n);
+	n = ZSTD_decompressDCtx(*dctx, scratch_reserve(out, (size_t)size), (size_t)size, src, len);
+	if (ZSTD_isError(n))
+		return zstd_fail(err, what, n);
+	if (n != size)
 		return error_set(err, EINVAL, "%s: zstd frame gave %zu bytes, header says %llu",
 				 what, n, size);
-	}
-	buf[n] = '\0';
-	*out = buf;
+	out->p[n] = '\0';
 	*out_len = n;
 	return 0;
+}
+
+int vm_zstd_decompress(const void *src, size_t len, size_t max_out, const char *what,
+		       void **out, size_t *out_len, struct error *err)
+{
+	ZSTD_DCtx *dctx = NULL;
+	struct scratch buf = { 0 };
+	int rc = zstd_decode(&dctx, src, len, max_out, what, &buf, out_len, err);
+
+	ZSTD_freeDCtx(dctx);
+	if (rc < 0)
+		scratch_free(&buf);
+	else
+		*out = buf.p;
+	return rc;
 }
 
 int vm_zstd_compress(const void *src, size_t len, bool content_size, void **out,
@@ -291,10 +328,20 @@ int vm_zstd_compress(const void *src, size_t len, bool content_size, void **out,
 
 /* ---- part files ---- */
 
+/* A walk asks for the blocks of a file in file order, a few KiB each: read
+ * ahead so that one pread serves many of them. The window doubles while the
+ * reads continue it and starts small again after a jump (a seek only wants
+ * the blocks of one namespace). */
+#define PFILE_AHEAD_MIN ((size_t)64 << 10)
+#define PFILE_AHEAD_MAX ((size_t)1 << 20)
+
 struct pfile {
 	const char *name;
 	int fd;
 	uint64_t size;
+	struct scratch window; /* the bytes at [window_off, window_off + window_len) */
+	uint64_t window_off;
+	size_t window_len, ahead;
 };
 
 static int pfile_open(int dirfd, const char *name, struct pfile *f, struct error *err)
@@ -323,6 +370,8 @@ static void pfile_close(struct pfile *f)
 	if (f->fd >= 0)
 		close(f->fd);
 	f->fd = -1;
+	scratch_free(&f->window);
+	f->window_len = 0;
 }
 
 /* [off, off+size) must lie inside the file. */
@@ -359,10 +408,12 @@ static int pfile_pread(const struct pfile *f, uint64_t off, size_t size, void *b
 	return rc;
 }
 
-/* Reads one block into a new buffer; blocks over VM_BLOCK_MAX are garbage. */
-static int pfile_read_block(const struct pfile *f, uint64_t off, uint64_t size, uint8_t **out,
-			    struct error *err)
+/* The block at [off, off+size), valid until the next read of f; blocks over
+ * VM_BLOCK_MAX are garbage. */
+static int pfile_block(struct pfile *f, uint64_t off, uint64_t size, const uint8_t **out,
+		       struct error *err)
 {
+	uint64_t want;
 	int rc = pfile_range(f, off, size, err);
 
 	if (rc < 0)
@@ -370,32 +421,39 @@ static int pfile_read_block(const struct pfile *f, uint64_t off, uint64_t size, 
 	if (size > VM_BLOCK_MAX)
 		return error_set(err, EINVAL, "%s: block at offset %" PRIu64 " size %" PRIu64
 				 " is too big", f->name, off, size);
-	*out = xmalloc((size_t)size + 1);
-	rc = pfile_pread(f, off, (size_t)size, *out, err);
-	if (rc < 0) {
-		free(*out);
-		*out = NULL;
+	if (off < f->window_off || off + size > f->window_off + f->window_len) {
+		bool continues = f->window_len && off == f->window_off + f->window_len;
+
+		f->ahead = !continues		       ? PFILE_AHEAD_MIN
+			   : f->ahead < PFILE_AHEAD_MAX ? 2 * f->ahead
+							: PFILE_AHEAD_MAX;
+		want = size > f->ahead ? size : f->ahead;
+		if (want > f->size - off)
+			want = f->size - off;
+		f->window_len = 0;
+		rc = pfile_pread(f, off, (size_t)want, scratch_reserve(&f->window, want), err);
+		if (rc < 0)
+			return rc;
+		f->window_off = off;
+		f->window_len = (size_t)want;
 	}
-	return rc;
+	*out = f->window.p + (off - f->window_off);
+	return 0;
 }
 
-/* Reads and decompresses the zstd frame stored at [off, off+size). */
-static int pfile_read_zstd(const struct pfile *f, uint64_t off, uint64_t size, size_t max_out,
-			   uint8_t **out, size_t *out_len, struct error *err)
+/* Reads and decompresses the zstd frame stored at [off, off+size) into out
+ * (valid until out is used again). */
+static int pfile_read_zstd(struct pfile *f, uint64_t off, uint64_t size, ZSTD_DCtx **dctx,
+			   struct scratch *out, size_t *out_len, struct error *err)
 {
 	char what[128];
-	uint8_t *raw = NULL;
-	void *data;
-	int rc = pfile_read_block(f, off, size, &raw, err);
+	const uint8_t *raw;
+	int rc = pfile_block(f, off, size, &raw, err);
 
 	if (rc < 0)
 		return rc;
 	snprintf(what, sizeof(what), "%s: block at offset %" PRIu64, f->name, off);
-	rc = vm_zstd_decompress(raw, (size_t)size, max_out, what, &data, out_len, err);
-	free(raw);
-	if (rc == 0)
-		*out = data;
-	return rc;
+	return zstd_decode(dctx, raw, (size_t)size, VM_ZSTD_MAX_OUT, what, out, out_len, err);
 }
 
 /* metaindex.bin is one zstd frame, read whole as vmstorage does. */
@@ -547,6 +605,8 @@ struct data_check {
 	vm_data_block_fn fn;
 	void *arg;
 	struct pfile index, ts, values;
+	ZSTD_DCtx *dctx;
+	struct scratch headers; /* the index block being checked */
 	struct vm_data_totals t;
 	struct vm_tsid prev;
 };
@@ -606,11 +666,12 @@ static void count_data_block(struct data_check *c, const struct vm_data_block *b
 static int check_index_block(struct data_check *c, const struct data_mrow *r, struct error *err)
 {
 	size_t hs = data_header_size(c->cluster), len;
-	uint8_t *data;
-	int rc = pfile_read_zstd(&c->index, r->offset, r->size, VM_ZSTD_MAX_OUT, &data, &len, err);
+	const uint8_t *data;
+	int rc = pfile_read_zstd(&c->index, r->offset, r->size, &c->dctx, &c->headers, &len, err);
 
 	if (rc < 0)
 		return rc;
+	data = c->headers.p;
 	if (len != (uint64_t)r->count * hs)
 		rc = error_set(err, EINVAL, "index.bin: the index block at offset %" PRIu64
 			       " holds %zu bytes, expected %" PRIu32 " headers of %zu bytes",
@@ -625,7 +686,6 @@ static int check_index_block(struct data_check *c, const struct data_mrow *r, st
 		if (rc == 0 && c->fn)
 			rc = c->fn(&bh, c->arg);
 	}
-	free(data);
 	c->t.index_blocks++;
 	return rc;
 }
@@ -683,6 +743,8 @@ int vm_data_part_check(int dirfd, bool cluster, const struct vm_data_expect *exp
 	pfile_close(&c.index);
 	pfile_close(&c.ts);
 	pfile_close(&c.values);
+	ZSTD_freeDCtx(c.dctx);
+	scratch_free(&c.headers);
 	free(rows);
 	free(mi);
 	return rc;
@@ -693,8 +755,9 @@ static bool data_layout_fits(int dirfd, const uint8_t *mi, size_t len, bool clus
 {
 	struct data_mrow *rows;
 	struct pfile index = { .fd = -1 };
+	ZSTD_DCtx *dctx = NULL;
+	struct scratch headers = { 0 };
 	uint64_t next = 0;
-	uint8_t *ib = NULL;
 	size_t n, ib_len;
 	bool fits;
 
@@ -703,10 +766,11 @@ static bool data_layout_fits(int dirfd, const uint8_t *mi, size_t len, bool clus
 	for (size_t i = 0; i < n && next != UINT64_MAX; i++)
 		next = rows[i].offset == next ? next + rows[i].size : UINT64_MAX;
 	fits = pfile_open(dirfd, "index.bin", &index, NULL) == 0 && next == index.size &&
-	       pfile_read_zstd(&index, rows[0].offset, rows[0].size, VM_ZSTD_MAX_OUT, &ib,
-			       &ib_len, NULL) == 0 &&
+	       pfile_read_zstd(&index, rows[0].offset, rows[0].size, &dctx, &headers, &ib_len,
+			       NULL) == 0 &&
 	       ib_len == (uint64_t)rows[0].count * data_header_size(cluster);
-	free(ib);
+	ZSTD_freeDCtx(dctx);
+	scratch_free(&headers);
 	pfile_close(&index);
 	free(rows);
 	return fits;
@@ -773,7 +837,7 @@ struct vm_mergeset_iter {
 
 	/* The index block being walked. */
 	size_t row;		/* metaindex row of ib; nrows before the first */
-	uint8_t *ib;
+	const uint8_t *ib;	/* in index_block */
 	size_t ib_len, ib_pos;
 	uint32_t ib_next;	/* index of the next header in ib */
 	struct ms_bh prev_bh;
@@ -782,6 +846,11 @@ struct vm_mergeset_iter {
 	uint8_t *data;
 	size_t *off;
 	uint32_t nitems, pos;
+
+	/* Kept from block to block: the memory behind ib, data and off, and
+	 * what a zstd block decodes through. */
+	struct scratch index_block, data_buf, off_buf, lens_buf, suffix_buf, lengths_buf;
+	ZSTD_DCtx *dctx;
 
 	/* The last item of the previous block, for the order check. */
 	uint8_t *last;
@@ -886,9 +955,13 @@ void vm_mergeset_close(struct vm_mergeset_iter *it)
 	pfile_close(&it->lens);
 	free(it->mi);
 	free(it->rows);
-	free(it->ib);
-	free(it->data);
-	free(it->off);
+	scratch_free(&it->index_block);
+	scratch_free(&it->data_buf);
+	scratch_free(&it->off_buf);
+	scratch_free(&it->lens_buf);
+	scratch_free(&it->suffix_buf);
+	scratch_free(&it->lengths_buf);
+	ZSTD_freeDCtx(it->dctx);
 	free(it->last);
 	free(it->key);
 	free(it);
@@ -902,16 +975,18 @@ void vm_mergeset_get_stats(const struct vm_mergeset_iter *it, struct vm_mergeset
 static int ms_load_index_block(struct vm_mergeset_iter *it, size_t row, struct error *err)
 {
 	const struct ms_mrow *r = &it->rows[row];
+	int rc;
 
-	free(it->ib);
-	it->ib = NULL;
+	it->ib_len = 0;
 	it->row = row;
 	it->ib_pos = 0;
 	it->ib_next = 0;
 	it->nitems = it->pos = 0;
 	it->st.index_blocks++;
-	return pfile_read_zstd(&it->index, r->offset, r->size, VM_ZSTD_MAX_OUT, &it->ib,
-			       &it->ib_len, err);
+	rc = pfile_read_zstd(&it->index, r->offset, r->size, &it->dctx, &it->index_block,
+			     &it->ib_len, err);
+	it->ib = it->index_block.p;
+	return rc;
 }
 
 static size_t parse_ms_bh(const uint8_t *p, size_t len, struct ms_bh *bh)
@@ -988,10 +1063,8 @@ static int ms_next_bh(struct vm_mergeset_iter *it, struct ms_bh *bh, struct erro
 /* Sizes the decoded block: cp + suffix for every item. */
 static void ms_alloc_block(struct vm_mergeset_iter *it, uint32_t n, size_t data_len)
 {
-	free(it->data);
-	free(it->off);
-	it->data = xmalloc(data_len + 1);
-	it->off = xmalloc(((size_t)n + 1) * sizeof(*it->off));
+	it->data = scratch_reserve(&it->data_buf, data_len);
+	it->off = (size_t *)scratch_reserve(&it->off_buf, ((size_t)n + 1) * sizeof(*it->off));
 	it->nitems = n;
 	it->pos = 0;
 }
@@ -1101,27 +1174,23 @@ static int ms_build_zstd(struct vm_mergeset_iter *it, const struct ms_bh *bh, co
 static int ms_decode_zstd(struct vm_mergeset_iter *it, const struct ms_bh *bh,
 			  const uint8_t *items, const uint8_t *lens, struct error *err)
 {
-	uint64_t *pl = xmalloc(bh->count * sizeof(*pl)), *ln = xmalloc(bh->count * sizeof(*ln));
+	uint64_t *pl = (uint64_t *)scratch_reserve(&it->lengths_buf, 2 * bh->count * sizeof(*pl));
+	uint64_t *ln = pl + bh->count;
 	char what[128];
-	void *lens_data = NULL, *sfx = NULL;
 	size_t lens_len, sfx_len;
 	int rc;
 
 	snprintf(what, sizeof(what), "lens.bin: block at offset %" PRIu64, bh->lens_off);
-	rc = vm_zstd_decompress(lens, bh->lens_size, VM_ZSTD_MAX_OUT, what, &lens_data,
-				&lens_len, err);
+	rc = zstd_decode(&it->dctx, lens, bh->lens_size, VM_ZSTD_MAX_OUT, what, &it->lens_buf,
+			 &lens_len, err);
 	if (rc == 0)
-		rc = ms_decode_lens(it, bh, lens_data, lens_len, pl, ln, err);
+		rc = ms_decode_lens(it, bh, it->lens_buf.p, lens_len, pl, ln, err);
 	snprintf(what, sizeof(what), "items.bin: block at offset %" PRIu64, bh->items_off);
 	if (rc == 0)
-		rc = vm_zstd_decompress(items, bh->items_size, VM_ZSTD_MAX_OUT, what, &sfx,
-					&sfx_len, err);
+		rc = zstd_decode(&it->dctx, items, bh->items_size, VM_ZSTD_MAX_OUT, what,
+				 &it->suffix_buf, &sfx_len, err);
 	if (rc == 0)
-		rc = ms_build_zstd(it, bh, pl, ln, sfx, sfx_len, err);
-	free(lens_data);
-	free(sfx);
-	free(pl);
-	free(ln);
+		rc = ms_build_zstd(it, bh, pl, ln, it->suffix_buf.p, sfx_len, err);
 	return rc;
 }
 
@@ -1150,19 +1219,17 @@ static int ms_check_order(struct vm_mergeset_iter *it, const struct ms_bh *bh, s
 
 static int ms_load_block(struct vm_mergeset_iter *it, const struct ms_bh *bh, struct error *err)
 {
-	uint8_t *items = NULL, *lens = NULL;
-	int rc = pfile_read_block(&it->items, bh->items_off, bh->items_size, &items, err);
+	const uint8_t *items = NULL, *lens = NULL;
+	int rc = pfile_block(&it->items, bh->items_off, bh->items_size, &items, err);
 
 	if (rc == 0)
-		rc = pfile_read_block(&it->lens, bh->lens_off, bh->lens_size, &lens, err);
+		rc = pfile_block(&it->lens, bh->lens_off, bh->lens_size, &lens, err);
 	if (rc == 0 && bh->type == 0)
 		rc = ms_decode_plain(it, bh, items, lens, err);
 	else if (rc == 0)
 		rc = ms_decode_zstd(it, bh, items, lens, err);
 	if (rc == 0)
 		rc = ms_check_order(it, bh, err);
-	free(items);
-	free(lens);
 	if (rc < 0) {
 		it->nitems = it->pos = 0;
 		return rc;
