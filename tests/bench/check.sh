@@ -19,13 +19,19 @@
 #            files --deep actually reads (metaindex, index, items, lens)
 #   check    vmunion check: cheap checks + the namespace-3 collision scan
 #   deep     vmunion check --deep, with --jobs 1 and with all CPUs
+#   before   the same two with VMUNION_BEFORE (another build, e.g. of the
+#            last release), when it is set, run alternately with the others
 #
-# and prints MB/s (MB = 10^6 bytes of live part files covered) and the ratio
-# to cat of the same files. BENCH_COLD=1 also drops the page cache before
-# each timed run (needs root; slows the whole machine briefly).
+# and prints MB/s (MB = 10^6 bytes of live part files covered), the CPU
+# seconds (user + system) and the ratio to cat of the same files; with
+# VMUNION_BEFORE also the speed-up of --deep over it. Each command runs
+# BENCH_REPEAT times, the fastest run counts (other work on the machine only
+# ever slows a run down). BENCH_COLD=1 also drops the page cache before each
+# timed run (needs root; slows the whole machine briefly).
 #
 # Environment: BENCH_GIB=4  BENCH_NODES=4  BENCH_SERIES=40000
-#   BENCH_SAMPLES=250 (base set)  KEEP_SCRATCH=1  VMUNION, top_builddir.
+#   BENCH_SAMPLES=250 (base set)  BENCH_REPEAT=3  VMUNION_BEFORE
+#   KEEP_SCRATCH=1  VMUNION, top_builddir.
 #
 # Exit status 0 when every run worked and every check was clean.
 
@@ -41,6 +47,8 @@ BENCH_NODES=${BENCH_NODES:-4}
 BENCH_SERIES=${BENCH_SERIES:-40000}
 BENCH_SAMPLES=${BENCH_SAMPLES:-250}
 BENCH_COLD=${BENCH_COLD:-0}
+BENCH_REPEAT=${BENCH_REPEAT:-3}
+VMUNION_BEFORE=${VMUNION_BEFORE:-}
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() {
@@ -49,6 +57,7 @@ die() {
 }
 
 [ -x "$VMUNION" ] || die "$VMUNION not built (set VMUNION or top_builddir)"
+[ -z "$VMUNION_BEFORE" ] || [ -x "$VMUNION_BEFORE" ] || die "VMUNION_BEFORE=$VMUNION_BEFORE is not executable"
 command -v "$PYTHON3" >/dev/null || die "python3 not found"
 
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/vmunion-bench-check.XXXXXX") || die "mktemp"
@@ -167,23 +176,30 @@ drop_caches() {
 	echo 3 >/proc/sys/vm/drop_caches || die "BENCH_COLD=1 needs root"
 }
 
-# timed NAME CMD... : warm-up run, then a timed one; sets SECS. The check
-# commands must exit 0 (clean volumes).
+# timed NAME CMD... : warm-up run, then BENCH_REPEAT timed ones; sets SECS
+# and CPU (user + system) of the fastest. The check commands must exit 0
+# (clean volumes).
 timed() {
-	local name=$1 t0 t1 rc
+	local name=$1 rc i times
 	shift
 	"$@" >/dev/null 2>"$SCRATCH/$name.err"
-	drop_caches
-	t0=$EPOCHREALTIME
-	"$@" >"$SCRATCH/$name.out" 2>"$SCRATCH/$name.err"
-	rc=$?
-	t1=$EPOCHREALTIME
-	[ "$rc" -eq 0 ] || {
-		cat "$SCRATCH/$name.err" >&2
-		tail -n 20 "$SCRATCH/$name.out" >&2
-		die "$name exited with status $rc"
-	}
-	SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+	SECS='' CPU=''
+	for ((i = 0; i < BENCH_REPEAT; i++)); do
+		drop_caches
+		TIMEFORMAT='%3R %3U %3S'
+		{ time "$@" >"$SCRATCH/$name.out" 2>"$SCRATCH/$name.err"; } 2>"$SCRATCH/$name.time"
+		rc=$?
+		[ "$rc" -eq 0 ] || {
+			cat "$SCRATCH/$name.err" >&2
+			tail -n 20 "$SCRATCH/$name.out" >&2
+			die "$name exited with status $rc"
+		}
+		read -r -a times <"$SCRATCH/$name.time"
+		if [ -z "$SECS" ] || awk -v a="${times[0]}" -v b="$SECS" 'BEGIN { exit !(a < b) }'; then
+			SECS=${times[0]}
+			CPU=$(awk -v u="${times[1]}" -v s="${times[2]}" 'BEGIN { printf "%.3f", u + s }')
+		fi
+	done
 }
 
 cat_all() { (cd "$set_dir" && xargs -0 cat <"$all_list" >/dev/null); }
@@ -194,15 +210,24 @@ for n in "${nodes[@]}"; do
 done
 
 timed cat_all cat_all
-cat_all_s=$SECS
+cat_all_s=$SECS cat_all_cpu=$CPU
 timed cat_decoded cat_decoded
-cat_decoded_s=$SECS
+cat_decoded_s=$SECS cat_decoded_cpu=$CPU
 timed check "$VMUNION" check "${vols[@]}"
-check_s=$SECS
+check_s=$SECS check_cpu=$CPU
+# before and after alternate: a busy minute slows both.
+if [ -n "$VMUNION_BEFORE" ]; then
+	timed before1 "$VMUNION_BEFORE" check --deep --jobs 1 "${vols[@]}"
+	before1_s=$SECS before1_cpu=$CPU
+fi
 timed deep1 "$VMUNION" check --deep --jobs 1 "${vols[@]}"
-deep1_s=$SECS
+deep1_s=$SECS deep1_cpu=$CPU
+if [ -n "$VMUNION_BEFORE" ]; then
+	timed before "$VMUNION_BEFORE" check --deep "${vols[@]}"
+	before_s=$SECS before_cpu=$CPU
+fi
 timed deep "$VMUNION" check --deep "${vols[@]}"
-deep_s=$SECS
+deep_s=$SECS deep_cpu=$CPU
 
 mbs() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? b / 1e6 / s : 0) }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (a > 0 ? b / a : 0) }'; }
@@ -213,17 +238,27 @@ printf 'set: %d volumes, %d files, %.1f MiB of live part files (%.1f MiB that --
 	"${#nodes[@]}" "$files" "$(awk -v b="$all_bytes" 'BEGIN { print b / 1048576 }')" \
 	"$(awk -v b="$decoded_bytes" 'BEGIN { print b / 1048576 }')"
 grep '^Summary' "$SCRATCH/deep.out" | sed 's/^/  /'
-printf '%-34s %9s %9s %14s\n' "run" "seconds" "MB/s" "vs cat (all)"
-printf '%-34s %9s %9s %14s\n' "cat all part files" "$cat_all_s" "$(mbs "$all_bytes" "$cat_all_s")" "1.00"
-printf '%-34s %9s %9s %14s\n' "cat the files --deep decodes" "$cat_decoded_s" \
-	"$(mbs "$all_bytes" "$cat_decoded_s")" "$(ratio "$cat_decoded_s" "$cat_all_s")"
-printf '%-34s %9s %9s %14s\n' "vmunion check (collision scan)" "$check_s" \
-	"$(mbs "$all_bytes" "$check_s")" "$(ratio "$check_s" "$cat_all_s")"
-printf '%-34s %9s %9s %14s\n' "vmunion check --deep --jobs 1" "$deep1_s" \
-	"$(mbs "$all_bytes" "$deep1_s")" "$(ratio "$deep1_s" "$cat_all_s")"
-printf '%-34s %9s %9s %14s\n' "vmunion check --deep" "$deep_s" \
-	"$(mbs "$all_bytes" "$deep_s")" "$(ratio "$deep_s" "$cat_all_s")"
+# row LABEL SECS CPU : one line of the table.
+row() {
+	printf '%-36s %8s %8s %7s %12s\n' "$1" "$2" "$3" "$(mbs "$all_bytes" "$2")" \
+		"$(ratio "$2" "$cat_all_s")"
+}
+printf '%-36s %8s %8s %7s %12s\n' "run" "seconds" "CPU s" "MB/s" "vs cat (all)"
+row "cat all part files" "$cat_all_s" "$cat_all_cpu"
+row "cat the files --deep decodes" "$cat_decoded_s" "$cat_decoded_cpu"
+row "vmunion check (collision scan)" "$check_s" "$check_cpu"
+[ -z "$VMUNION_BEFORE" ] || row "before: check --deep --jobs 1" "$before1_s" "$before1_cpu"
+row "vmunion check --deep --jobs 1" "$deep1_s" "$deep1_cpu"
+[ -z "$VMUNION_BEFORE" ] || row "before: check --deep" "$before_s" "$before_cpu"
+row "vmunion check --deep" "$deep_s" "$deep_cpu"
 printf 'decoded bytes only: --deep --jobs 1 %s MB/s, --deep %s MB/s, cat of them %s MB/s\n' \
 	"$(mbs "$decoded_bytes" "$deep1_s")" "$(mbs "$decoded_bytes" "$deep_s")" \
 	"$(mbs "$decoded_bytes" "$cat_decoded_s")"
-printf '(MB/s = 10^6 bytes of the files named per second; "vs cat" = speed relative to cat of all part files)\n'
+printf '--deep with all CPUs: %sx the speed of --jobs 1\n' "$(ratio "$deep_s" "$deep1_s")"
+if [ -n "$VMUNION_BEFORE" ]; then
+	printf 'speed-up over %s: --deep --jobs 1 %sx (CPU %s s -> %s s), --deep %sx (CPU %s s -> %s s)\n' \
+		"$VMUNION_BEFORE" "$(ratio "$deep1_s" "$before1_s")" "$before1_cpu" "$deep1_cpu" \
+		"$(ratio "$deep_s" "$before_s")" "$before_cpu" "$deep_cpu"
+fi
+printf '(MB/s = 10^6 bytes of the files named per second; "vs cat" = speed relative to cat of all part files;\n'
+printf ' fastest of %d runs)\n' "$BENCH_REPEAT"
