@@ -408,12 +408,34 @@ static int pfile_pread(const struct pfile *f, uint64_t off, size_t size, void *b
 	return rc;
 }
 
+/* Refills the window from off on, with at least size bytes. */
+static int pfile_fill(struct pfile *f, uint64_t off, uint64_t size, struct error *err)
+{
+	bool continues = f->window_len && off == f->window_off + f->window_len;
+	uint64_t want;
+	int rc;
+
+	if (!continues)
+		f->ahead = PFILE_AHEAD_MIN;
+	else if (f->ahead < PFILE_AHEAD_MAX)
+		f->ahead *= 2;
+	want = size > f->ahead ? size : f->ahead;
+	if (want > f->size - off)
+		want = f->size - off;
+	f->window_len = 0;
+	rc = pfile_pread(f, off, (size_t)want, scratch_reserve(&f->window, want), err);
+	if (rc == 0) {
+		f->window_off = off;
+		f->window_len = (size_t)want;
+	}
+	return rc;
+}
+
 /* The block at [off, off+size), valid until the next read of f; blocks over
  * VM_BLOCK_MAX are garbage. */
 static int pfile_block(struct pfile *f, uint64_t off, uint64_t size, const uint8_t **out,
 		       struct error *err)
 {
-	uint64_t want;
 	int rc = pfile_range(f, off, size, err);
 
 	if (rc < 0)
@@ -421,24 +443,11 @@ static int pfile_block(struct pfile *f, uint64_t off, uint64_t size, const uint8
 	if (size > VM_BLOCK_MAX)
 		return error_set(err, EINVAL, "%s: block at offset %" PRIu64 " size %" PRIu64
 				 " is too big", f->name, off, size);
-	if (off < f->window_off || off + size > f->window_off + f->window_len) {
-		bool continues = f->window_len && off == f->window_off + f->window_len;
-
-		f->ahead = !continues		       ? PFILE_AHEAD_MIN
-			   : f->ahead < PFILE_AHEAD_MAX ? 2 * f->ahead
-							: PFILE_AHEAD_MAX;
-		want = size > f->ahead ? size : f->ahead;
-		if (want > f->size - off)
-			want = f->size - off;
-		f->window_len = 0;
-		rc = pfile_pread(f, off, (size_t)want, scratch_reserve(&f->window, want), err);
-		if (rc < 0)
-			return rc;
-		f->window_off = off;
-		f->window_len = (size_t)want;
-	}
-	*out = f->window.p + (off - f->window_off);
-	return 0;
+	if (!f->window.p || off < f->window_off || off + size > f->window_off + f->window_len)
+		rc = pfile_fill(f, off, size, err);
+	if (rc == 0)
+		*out = f->window.p + (off - f->window_off);
+	return rc;
 }
 
 /* Reads and decompresses the zstd frame stored at [off, off+size) into out

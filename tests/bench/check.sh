@@ -254,7 +254,7 @@ row "vmunion check --deep" "$deep_s" "$deep_cpu"
 printf 'decoded bytes only: --deep --jobs 1 %s MB/s, --deep %s MB/s, cat of them %s MB/s\n' \
 	"$(mbs "$decoded_bytes" "$deep1_s")" "$(mbs "$decoded_bytes" "$deep_s")" \
 	"$(mbs "$decoded_bytes" "$cat_decoded_s")"
-printf '--deep with all CPUs: %sx the speed of --jobs 1\n' "$(ratio "$deep_s" "$deep1_s")"
+printf 'check --deep with all CPUs: %sx the speed of --jobs 1\n' "$(ratio "$deep_s" "$deep1_s")"
 if [ -n "$VMUNION_BEFORE" ]; then
 	printf 'speed-up over %s: --deep --jobs 1 %sx (CPU %s s -> %s s), --deep %sx (CPU %s s -> %s s)\n' \
 		"$VMUNION_BEFORE" "$(ratio "$deep1_s" "$before1_s")" "$before1_cpu" "$deep1_cpu" \
