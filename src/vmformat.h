@@ -2,8 +2,10 @@
 /* Decoders for the VictoriaMetrics on-disk formats (vmstorage-layout.md §7):
  * zstd frames, data parts, mergeset (indexdb) parts, indexdb items and
  * metadata/minTimestampForCompositeIndex.  Everything works on file
- * descriptors with pread, one block at a time; only metaindex.bin (which
- * vmstorage itself keeps in memory) is read whole.
+ * descriptors with pread, decoding one block at a time; a walk reads its
+ * files ahead (windows of up to 1 MiB) and keeps one zstd context and its
+ * buffers for all its blocks.  Only metaindex.bin (which vmstorage itself
+ * keeps in memory) is read whole.
  *
  * Errors are -errno; err->message names the file inside the part directory
  * ("index.bin: ..."), the caller prefixes the part path. */
