@@ -125,7 +125,7 @@ fcntl.flock(f, fcntl.LOCK_EX)
 time.sleep(30)' "$work/running/flock.lock" &
 locker=$!
 on_exit "kill $locker 2>/dev/null"
-wait_for 5 eval "! flock -n -s '$work/running/flock.lock' true"
+wait_for 30 eval "! flock -n -s '$work/running/flock.lock' true"
 mnt_lock=$(scratch_dir mnt-lock)
 expect_exit 1 "vmunionfs refuses a volume a vmstorage runs on" "$VMUNIONFS" "$work/running" "$mnt_lock"
 says "a vmstorage is running" "... saying why"

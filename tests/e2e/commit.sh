@@ -169,7 +169,7 @@ fcntl.flock(f, fcntl.LOCK_EX)
 time.sleep(60)' "$work/node0/flock.lock" >/dev/null 2>&1 &
 locker=$!
 on_exit "kill $locker 2>/dev/null"
-wait_for 5 eval "! flock -n -s '$work/node0/flock.lock' true"
+wait_for 30 eval "! flock -n -s '$work/node0/flock.lock' true" || tap_bail "the lock holder did not take the lock in 30 s"
 "$VMUNION" materialize --into "$work/node0" "${vols[@]}" >"$SCRATCH/busy.out" 2>&1
 rc=$?
 tap_is "$rc" 1 "materialize --into a TARGET a vmstorage holds: refused (exit 1)"
@@ -186,7 +186,7 @@ fcntl.flock(f, fcntl.LOCK_EX)
 time.sleep(60)' "$work/node0/flock.lock" >/dev/null 2>&1 &
 locker=$!
 on_exit "kill $locker 2>/dev/null"
-wait_for 5 eval "! flock -n -s '$work/node0/flock.lock' true"
+wait_for 30 eval "! flock -n -s '$work/node0/flock.lock' true" || tap_bail "the lock holder did not take the lock in 30 s"
 tree_checksum --mtime "$work/node0" >"$SCRATCH/held.before"
 for cmd in rollback finalize; do
 	"$VMUNION" "$cmd" "$work/node0" >"$SCRATCH/busy.out" 2>&1

@@ -58,7 +58,7 @@ mount_union "$mnt" "${v[@]}" -- -f -o "upper=$upper,metrics=127.0.0.1:$port"
 tap_ok $? "mounted with metrics on 127.0.0.1:$port" || tap_done
 log=$MOUNT_LOG
 pid=$(union_pids "$mnt")
-wait_for 5 grep -q 'mounting 2 volume(s)' "$log"
+wait_for 30 grep -q 'mounting 2 volume(s)' "$log"
 tap_ok $? "-f logs the start: volumes, generation, files, upper" || _log_tail "$log"
 grep -q "upper $upper" "$log" && grep -qE 'generation A.*[0-9]+ files' "$log"
 tap_ok $? "... with the upper, the generation and the file count" || _log_tail "$log"
@@ -99,7 +99,7 @@ curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$port/oth
 tap_is "$(cat "$SCRATCH/code")" 404 "other paths are 404"
 
 kill -USR1 $pid
-wait_for 5 grep -q 'counters: ops' "$log"
+wait_for 30 grep -q 'counters: ops' "$log"
 tap_ok $? "SIGUSR1 dumps the counters to the log" || _log_tail "$log"
 sleep 0.2
 kill -0 $pid 2>/dev/null && mountpoint -q "$mnt"

@@ -42,7 +42,7 @@ fcntl.flock(f, fcntl.LOCK_EX)
 time.sleep(60)' "$locked/node0/flock.lock" &
 holder=$!
 on_exit "kill $holder 2>/dev/null; wait $holder 2>/dev/null"
-wait_for 5 sh -c "! flock -n -s '$locked/node0/flock.lock' true"
+wait_for 30 sh -c "! flock -n -s '$locked/node0/flock.lock' true"
 tap_ok $? "a vmstorage stand-in holds the volume's lock"
 "$VMUNIONFS" "$locked/node0" "$mnt" >"$SCRATCH/locked.log" 2>&1
 tap_is $? 1 "a locked volume is refused (exit 1)"
