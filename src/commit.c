@@ -765,6 +765,7 @@ static int write_stage(struct commit *c, struct error *err)
 	if ((rc = make_commit_dir(tg, err)) < 0 || (rc = journal_write(tg, PHASE_STAGING, err)) < 0)
 		return rc;
 	if (c->stage.staging_fd < 0) {
+		c->stage.staging_new = !exists_at(tg->commit_fd, STAGE_DIR);
 		rc = open_commit_sub(tg, STAGE_DIR, err);
 		if (rc < 0)
 			return rc;

@@ -397,7 +397,9 @@ static int begin(struct job *job, struct error *err)
 	}
 	unlinkat(job->dest_fd, MARKER_TMP, 0);
 	if (job->staging_fd < 0) {
-		if (mkdirat(job->dest_fd, STAGING, 0755) < 0 && errno != EEXIST)
+		if (mkdirat(job->dest_fd, STAGING, 0755) == 0)
+			job->stage.staging_new = true;
+		else if (errno != EEXIST)
 			return dest_error(job, "cannot create " STAGING, err);
 		job->staging_fd = openat(job->dest_fd, STAGING, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (job->staging_fd < 0)

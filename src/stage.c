@@ -61,6 +61,7 @@ void stage_init(struct stage *stage)
 	stage->work_count = 0;
 	stage->work_bytes = 0;
 	pthread_mutex_init(&stage->lock, NULL);
+	pthread_cond_init(&stage->finished, NULL);
 }
 
 void stage_free(struct stage *stage)
@@ -70,6 +71,7 @@ void stage_free(struct stage *stage)
 	stage->done = NULL;
 	stage->work = NULL;
 	pthread_mutex_destroy(&stage->lock);
+	pthread_cond_destroy(&stage->finished);
 }
 
 void stage_mark(struct stage *stage, size_t i, bool done)
@@ -324,7 +326,8 @@ static int link_file(struct stage *stage, const struct mtree_entry *e, struct er
 	int rc = 0;
 
 	/* A copy that an earlier run in another mode left half done. */
-	unlinkat(stage->staging_fd, tmp, 0);
+	if (!stage->staging_new)
+		unlinkat(stage->staging_fd, tmp, 0);
 	free(tmp);
 	if (linkat(volume_fd, e->source, stage->staging_fd, e->path, 0) < 0)
 		rc = -errno;
@@ -521,7 +524,10 @@ static void *worker(void *arg)
 		test_crash_point(stage->crash_env, "file", n);
 	}
 	free(buf);
-	atomic_fetch_sub(&stage->running, 1);
+	pthread_mutex_lock(&stage->lock);
+	if (--stage->running == 0)
+		pthread_cond_signal(&stage->finished);
+	pthread_mutex_unlock(&stage->lock);
 	return NULL;
 }
 
@@ -544,6 +550,33 @@ static void print_progress(struct stage *stage, double start, bool final)
 		final ? "\n" : "");
 }
 
+/* Until the last worker ends; on a terminal, the progress line every 200 ms
+ * meanwhile. A wakeup, not a polling sleep: the end of a short run (links)
+ * must not wait for the next tick. */
+static void wait_workers(struct stage *stage, bool tty, double start)
+{
+	pthread_mutex_lock(&stage->lock);
+	while (stage->running > 0) {
+		struct timespec until;
+
+		if (!tty) {
+			pthread_cond_wait(&stage->finished, &stage->lock);
+			continue;
+		}
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 200 * 1000 * 1000;
+		if (until.tv_nsec >= 1000 * 1000 * 1000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000 * 1000 * 1000;
+		}
+		pthread_cond_timedwait(&stage->finished, &stage->lock, &until);
+		pthread_mutex_unlock(&stage->lock);
+		print_progress(stage, start, false);
+		pthread_mutex_lock(&stage->lock);
+	}
+	pthread_mutex_unlock(&stage->lock);
+}
+
 int stage_write_files(struct stage *stage, double start)
 {
 	unsigned jobs = stage->jobs ? stage->jobs : 1;
@@ -555,23 +588,19 @@ int stage_write_files(struct stage *stage, double start)
 		jobs = STAGE_MAX_JOBS;
 	if (jobs > stage->work_count)
 		jobs = stage->work_count ? (unsigned)stage->work_count : 1;
-	atomic_store(&stage->running, jobs);
+	stage->running = jobs;
 	for (; started < jobs; started++)
 		if (pthread_create(&threads[started], NULL, worker, stage) != 0)
 			break;
 	if (started < jobs) {
 		struct error err;
 
-		atomic_fetch_sub(&stage->running, jobs - started);
+		pthread_mutex_lock(&stage->lock);
+		stage->running -= jobs - started;
+		pthread_mutex_unlock(&stage->lock);
 		fail(stage, error_set(&err, EAGAIN, "cannot start %u threads", jobs), &err);
 	}
-	while (atomic_load(&stage->running) > 0) {
-		struct timespec pause = { 0, 200 * 1000 * 1000 };
-
-		nanosleep(&pause, NULL);
-		if (tty)
-			print_progress(stage, start, false);
-	}
+	wait_workers(stage, tty, start);
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
 	if (tty)

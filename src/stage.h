@@ -39,6 +39,7 @@ struct stage {
 	int link_volume;          /* its files are always hard-linked (the commit's
 				     TARGET), or -1 */
 	int staging_fd;
+	bool staging_new;         /* made by this run: no earlier run's leftovers */
 	const char *staging_path; /* for messages */
 	dev_t dev;                /* of the staging filesystem */
 	bool reflinks;            /* that filesystem clones extents */
@@ -55,9 +56,10 @@ struct stage {
 	atomic_uint_least64_t bytes_done;
 	atomic_size_t files_done;
 	atomic_size_t how_count[HOW_COUNT];
-	atomic_uint running;
+	unsigned running;         /* workers not ended yet; under lock */
 	atomic_bool failed;
 	pthread_mutex_t lock;
+	pthread_cond_t finished;  /* signalled when running drops to 0 */
 	struct error err;
 	int rc;
 };
