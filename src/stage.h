@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Writing the merged view into a staging directory: what materialize and the
- * in-place commit (materialize --into) share. One file at a time is written to
- * NAME.vmunion-tmp, fsynced with its mtime, and renamed to NAME, so a file is
- * either absent or complete under its name and a rerun skips it. The copy
- * modes (reflink, copy_file_range, read/write, hard link), the free-space
- * estimate, the worker threads and the progress line live here. */
+ * in-place commit (materialize --into) share. Each file is written to
+ * NAME.vmunion-tmp with its mtime and renamed to NAME once a syncfs made it
+ * durable (in batches, see stage.c), so a file is either absent or complete
+ * under its name and a rerun skips it. The copy modes (reflink,
+ * copy_file_range, read/write, hard link), the free-space estimate, the
+ * worker threads and the progress line live here. */
 #ifndef VMUNION_STAGE_H
 #define VMUNION_STAGE_H
 
@@ -50,6 +51,10 @@ struct stage {
 	size_t *work;             /* indexes of the files to write */
 	size_t work_count;
 	uint64_t work_bytes;
+	size_t *batch;            /* files written under their temp names, waiting
+				     for a sync to get their names; under lock */
+	size_t batch_count;
+	uint64_t batch_bytes;
 
 	/* The workers' shared state. */
 	atomic_size_t next;
