@@ -615,9 +615,13 @@ static void print_progress(struct stage *stage, double start, bool final)
 static void flush_last_batch(struct stage *stage)
 {
 	struct error err = { { 0 } };
-	size_t count, *entries = take_batch(stage, &count);
-	int rc = sync_batch(stage, entries, count, &err);
+	size_t count, *entries;
+	int rc;
 
+	pthread_mutex_lock(&stage->lock);
+	entries = take_batch(stage, &count);
+	pthread_mutex_unlock(&stage->lock);
+	rc = sync_batch(stage, entries, count, &err);
 	if (rc < 0)
 		fail(stage, rc, &err);
 }
