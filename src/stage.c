@@ -287,18 +287,22 @@ static int staged_error(const struct stage *stage, const char *path, const char 
  * A rerun trusts a staged file by its name, size and mtime
  * (stage_file_done), so a name must never outlive, across a power loss, the
  * bytes it stands for. A file is therefore written as NAME.vmunion-tmp and
- * gets NAME only after its bytes and mtime are on disk. An fsync per file
- * gives that at the price of a journal commit per file, which for many small
- * files costs more than the copy itself. Instead the written files wait in
- * a batch: one syncfs makes the whole batch durable (it was written before
- * the syncfs began), then each file gets its name. The guarantee is the same:
- * no name before its bytes are durable. A crash loses at most a batch of
- * finished work (BATCH_FILES files or BATCH_BYTES), left under temp names
- * and written again by the rerun. The renames become durable with a later
- * syncfs: the next batch's, or the one materialize and the commit run before
- * they publish anything. */
+ * gets NAME only after its bytes and mtime are on disk (what the plan makes
+ * excepted, see finish_file). An fsync per file gives that at the price of
+ * a journal commit per file, which for many small files costs more than the
+ * copy itself. Instead the small files wait in a batch: one syncfs makes
+ * the whole batch durable (it was written before the syncfs began), then
+ * each file gets its name. The guarantee is the same: no name before its
+ * bytes are durable. A crash loses at most a batch of finished work
+ * (BATCH_FILES files or BATCH_BYTES), left under temp names and written
+ * again by the rerun. The renames become durable with a later syncfs: the
+ * next batch's, or the one materialize and the commit run before they
+ * publish anything. A file of BATCH_ALONE bytes or more keeps its own fsync:
+ * beside its bytes the journal commit costs little, and a syncfs would wait
+ * for whatever else is dirty on the filesystem too. */
 #define BATCH_FILES 1024
 #define BATCH_BYTES (64u << 20)
+#define BATCH_ALONE (1u << 20)
 
 /* Under stage->lock: the batch, handed over to the caller. */
 static size_t *take_batch(struct stage *stage, size_t *count)
@@ -312,6 +316,18 @@ static size_t *take_batch(struct stage *stage, size_t *count)
 	return entries;
 }
 
+static int rename_into_place(const struct stage *stage, const struct mtree_entry *e,
+			     struct error *err)
+{
+	char *tmp = tmp_name(e->path);
+	int rc = 0;
+
+	if (renameat(stage->staging_fd, tmp, stage->staging_fd, e->path) < 0)
+		rc = staged_error(stage, e->path, "cannot rename into place", -errno, err);
+	free(tmp);
+	return rc;
+}
+
 /* One syncfs for the batch, then the final names. Frees entries. */
 static int sync_batch(struct stage *stage, size_t *entries, size_t count, struct error *err)
 {
@@ -320,14 +336,8 @@ static int sync_batch(struct stage *stage, size_t *entries, size_t count, struct
 	if (count > 0 && syncfs(stage->staging_fd) < 0)
 		rc = error_set(err, errno, "%s: cannot sync the filesystem: %s",
 			       stage->staging_path, strerror(errno));
-	for (size_t i = 0; rc == 0 && i < count; i++) {
-		const struct mtree_entry *e = &stage->tree->entries[entries[i]];
-		char *tmp = tmp_name(e->path);
-
-		if (renameat(stage->staging_fd, tmp, stage->staging_fd, e->path) < 0)
-			rc = staged_error(stage, e->path, "cannot rename into place", -errno, err);
-		free(tmp);
-	}
+	for (size_t i = 0; rc == 0 && i < count; i++)
+		rc = rename_into_place(stage, &stage->tree->entries[entries[i]], err);
 	free(entries);
 	return rc;
 }
@@ -341,6 +351,14 @@ static int finish_file(struct stage *stage, int fd, const struct mtree_entry *e,
 
 	if (futimens(fd, times) < 0)
 		return staged_error(stage, tmp, "cannot set mtime", -errno, err);
+	/* A rerun checks what the plan makes by its bytes, not by its size and
+	 * mtime (which is the build time, any value will do): its name needs no
+	 * sync first, and a link run then needs no batch at all. */
+	if (e->kind == MTREE_SYNTH)
+		return rename_into_place(stage, e, err);
+	if (e->size >= BATCH_ALONE)
+		return fsync(fd) < 0 ? staged_error(stage, tmp, "cannot sync", -errno, err)
+				     : rename_into_place(stage, e, err);
 	pthread_mutex_lock(&stage->lock);
 	stage->batch[stage->batch_count++] = (size_t)(e - stage->tree->entries);
 	stage->batch_bytes += e->size;
@@ -382,13 +400,15 @@ static int write_symlink(struct stage *stage, const struct mtree_entry *e, struc
 static int link_file(struct stage *stage, const struct mtree_entry *e, struct error *err)
 {
 	int volume_fd = stage->session->volumes[e->volume].dirfd;
-	char *tmp = tmp_name(e->path), *source;
+	char *tmp, *source;
 	int rc = 0;
 
 	/* A copy that an earlier run in another mode left half done. */
-	if (!stage->staging_new)
+	if (!stage->staging_new) {
+		tmp = tmp_name(e->path);
 		unlinkat(stage->staging_fd, tmp, 0);
-	free(tmp);
+		free(tmp);
+	}
 	if (linkat(volume_fd, e->source, stage->staging_fd, e->path, 0) < 0)
 		rc = -errno;
 	if (rc == -EEXIST) /* staged by an earlier run, but not this file */
