@@ -765,6 +765,7 @@ static int write_stage(struct commit *c, struct error *err)
 	if ((rc = make_commit_dir(tg, err)) < 0 || (rc = journal_write(tg, PHASE_STAGING, err)) < 0)
 		return rc;
 	if (c->stage.staging_fd < 0) {
+		c->stage.staging_new = !exists_at(tg->commit_fd, STAGE_DIR);
 		rc = open_commit_sub(tg, STAGE_DIR, err);
 		if (rc < 0)
 			return rc;
@@ -1086,6 +1087,25 @@ static int finalize(struct target *tg, struct error *err)
 	return rc < 0 ? rc : journal_write(tg, PHASE_FINALIZED, err);
 }
 
+/* Killed before its first journal: only the commit's dir is there, and the
+ * root's mtime is the mkdir's; the xattr kept the one from before. */
+static int remove_unjournaled(struct target *tg, struct error *err)
+{
+	struct timespec mtime, times[2];
+	int rc = remove_tree_at(tg->fd, COMMIT_DIR);
+
+	if (rc < 0)
+		return error_set(err, -rc, "%s/%s: cannot remove: %s", tg->path, COMMIT_DIR,
+				 strerror(-rc));
+	if (!root_mtime_saved(tg, &mtime))
+		return 0;
+	times[0] = times[1] = mtime;
+	if (futimens(tg->fd, times) < 0 || fsync(tg->fd) < 0)
+		return target_error(tg, "cannot restore its mtime", err);
+	root_mtime_forget(tg);
+	return 0;
+}
+
 static void usage_target(FILE *out, const char *command)
 {
 	if (strcmp(command, "rollback") == 0)
@@ -1182,12 +1202,8 @@ static int command_target(int argc, char **argv, bool rollback)
 	if (rc == 0)
 		rc = target_recheck(&tg, &err);
 	if (rc == 0 && phase == PHASE_NONE) {
-		/* Killed before its first journal: only the dir is there. */
-		rc = remove_tree_at(tg.fd, COMMIT_DIR);
-		if (rc < 0)
-			error_set(&err, -rc, "%s/%s: cannot remove: %s", tg.path, COMMIT_DIR,
-				  strerror(-rc));
-		else
+		rc = remove_unjournaled(&tg, &err);
+		if (rc == 0)
 			say(&tg, "removed the leftovers of a commit killed at its start");
 	} else if (rc == 0) {
 		rc = rollback ? roll_back(&tg, &err) : finalize(&tg, &err);

@@ -7,7 +7,8 @@
  *   1. DEST/restore-in-progress        created before anything else
  *   2. DEST/.vmunion-materialize.json  the marker: names the plan's fingerprint
  *   3. DEST/.vmunion-staging/...       the tree; each file is written to
- *                                      NAME.vmunion-tmp, fsynced, renamed
+ *                                      NAME.vmunion-tmp, renamed once a
+ *                                      syncfs made it durable (stage.c)
  *   4. syncfs, then every top-level entry is renamed from the staging dir into
  *      DEST (an entry found in DEST and not in staging was published already)
  *   5. restore-in-progress is removed, then the marker. A tree with only the
@@ -397,7 +398,9 @@ static int begin(struct job *job, struct error *err)
 	}
 	unlinkat(job->dest_fd, MARKER_TMP, 0);
 	if (job->staging_fd < 0) {
-		if (mkdirat(job->dest_fd, STAGING, 0755) < 0 && errno != EEXIST)
+		if (mkdirat(job->dest_fd, STAGING, 0755) == 0)
+			job->stage.staging_new = true;
+		else if (errno != EEXIST)
 			return dest_error(job, "cannot create " STAGING, err);
 		job->staging_fd = openat(job->dest_fd, STAGING, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (job->staging_fd < 0)

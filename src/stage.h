@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Writing the merged view into a staging directory: what materialize and the
- * in-place commit (materialize --into) share. One file at a time is written to
- * NAME.vmunion-tmp, fsynced with its mtime, and renamed to NAME, so a file is
- * either absent or complete under its name and a rerun skips it. The copy
- * modes (reflink, copy_file_range, read/write, hard link), the free-space
- * estimate, the worker threads and the progress line live here. */
+ * in-place commit (materialize --into) share. Each file is written to
+ * NAME.vmunion-tmp with its mtime and renamed to NAME once a syncfs made it
+ * durable (in batches, see stage.c), so a file is either absent or complete
+ * under its name and a rerun skips it. The copy modes (reflink,
+ * copy_file_range, read/write, hard link), the free-space estimate, the
+ * worker threads and the progress line live here. */
 #ifndef VMUNION_STAGE_H
 #define VMUNION_STAGE_H
 
@@ -39,6 +40,7 @@ struct stage {
 	int link_volume;          /* its files are always hard-linked (the commit's
 				     TARGET), or -1 */
 	int staging_fd;
+	bool staging_new;         /* made by this run: no earlier run's leftovers */
 	const char *staging_path; /* for messages */
 	dev_t dev;                /* of the staging filesystem */
 	bool reflinks;            /* that filesystem clones extents */
@@ -49,15 +51,20 @@ struct stage {
 	size_t *work;             /* indexes of the files to write */
 	size_t work_count;
 	uint64_t work_bytes;
+	size_t *batch;            /* files written under their temp names, waiting
+				     for a sync to get their names; under lock */
+	size_t batch_count;
+	uint64_t batch_bytes;
 
 	/* The workers' shared state. */
 	atomic_size_t next;
 	atomic_uint_least64_t bytes_done;
 	atomic_size_t files_done;
 	atomic_size_t how_count[HOW_COUNT];
-	atomic_uint running;
+	unsigned running;         /* workers not ended yet; under lock */
 	atomic_bool failed;
 	pthread_mutex_t lock;
+	pthread_cond_t finished;  /* signalled when running drops to 0 */
 	struct error err;
 	int rc;
 };

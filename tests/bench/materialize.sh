@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
-# tests/bench/materialize.sh - time vmunion materialize in each mode against
-# `cp -a` of the same volumes into one directory, from one run.
+# tests/bench/materialize.sh - time vmunion materialize in each mode, and the
+# in-place commit (materialize --into), against `cp -a` of the same volumes
+# into one directory, from one run.
 #
 # Usage: tests/bench/materialize.sh [SIZE_MIB] [WORKDIR]
 #
@@ -12,13 +13,22 @@
 #
 # The set: the four v1.79.5 sample volumes, each values.bin padded with
 # random bytes up to SIZE_MIB in all (victoria-metrics ignores the tail, so
-# the set stays valid); or BENCH_SET=DIR, a set made by tests/e2e/
-# gen_volumes.sh (its node* dirs are used as they are).
+# the set stays valid); or BENCH_SET=DIR, whose subdirectories are the
+# volumes, in name order (a set of tests/e2e/gen_volumes.sh or of
+# tests/bench/read_gen.py).
 #
 # Every run starts with cold caches (sync; drop_caches, when root) and ends
-# when its data is on disk: materialize fsyncs every file and syncs the
-# filesystem, so the baseline is `cp -a` followed by `sync`. Ratios are
-# time / baseline (below 1 is faster than cp -a).
+# when its data is on disk: materialize syncs the filesystem before it
+# publishes and the commit before it swaps, so each `cp -a` is followed by
+# `sync`. Ratios are time / the `cp -a` of the whole merged view (below 1 is
+# faster than cp -a); CPU is the user + system time of the command.
+#
+# --into commits into TARGET, a copy of the first volume made before the
+# timer starts: TARGET's own files are linked, the other volumes' copied (or
+# reflinked). Its time is set against `cp -a` of what it copies (the other
+# volumes) and of what it links (the first volume): the time it spends beyond
+# copying the other volumes, against cp -a of the linked bytes, is the speedup
+# on the bytes it does not copy.
 #
 # Environment: VMUNION (default: ./vmunion of the build dir), BENCH_JOBS
 # (materialize --jobs, default 4), BENCH_SET, KEEP=1 keeps WORKDIR.
@@ -45,11 +55,15 @@ trap cleanup EXIT
 say() { printf '%s\n' "$*" >&2; }
 
 make_set() {
+	local n f files pad d
 	if [ -n "${BENCH_SET:-}" ]; then
-		vols=("$BENCH_SET"/node*)
+		vols=()
+		for d in "$BENCH_SET"/*/; do
+			vols+=("${d%/}")
+		done
+		[ "${#vols[@]}" -gt 1 ] || { say "$0: $BENCH_SET holds no volumes"; exit 2; }
 		return
 	fi
-	local n f files pad
 	mkdir -p "$work/set"
 	for n in 0 1 2 3; do
 		cp -a "$top/tests/data/v1.79.5/node$n" "$work/set/" || exit 2
@@ -72,38 +86,62 @@ cold() {
 	fi
 }
 
-# timed NAME CMD... : run CMD from cold caches; its seconds into times[NAME].
-declare -A times=()
+# timed NAME CMD... : run CMD from cold caches in an empty $work/out (after
+# the function $setup, when set, prepared it outside the timer); its seconds
+# into times[NAME], its user + system seconds into cpu[NAME].
+declare -A times=() cpu=()
 order=()
+setup=
 timed() {
-	local name=$1 t0 t1
+	local name=$1 t
 	shift
 	rm -rf "$work/out"
 	mkdir -p "$work/out"
-	cold
-	t0=$(date +%s.%N)
-	if ! "$@" >"$work/cmd.log" 2>&1; then
-		say "bench: $name failed: $(tail -n 3 "$work/cmd.log")"
-		times[$name]=fail
-		order+=("$name")
+	if [ -n "$setup" ] && ! $setup; then
+		say "bench: $name: setup failed"
 		return 1
 	fi
-	t1=$(date +%s.%N)
-	times[$name]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+	cold
 	order+=("$name")
+	TIMEFORMAT='%3R %3U %3S'
+	if ! { time "$@" >"$work/cmd.log" 2>&1; } 2>"$work/time.log"; then
+		say "bench: $name failed: $(tail -n 3 "$work/cmd.log")"
+		times[$name]=fail
+		return 1
+	fi
+	t=$(tail -n 1 "$work/time.log")
+	times[$name]=${t%% *}
+	cpu[$name]=$(awk '{ printf "%.3f", $2 + $3 }' <<<"$t")
 }
 
-cp_sync() {
-	cp -a "${vols[@]}" "$work/out/" && sync
+copy_sync() {
+	cp -a "$@" "$work/out/" && sync
 }
+
+target_copy() {
+	cp -a --reflink=never "${vols[0]}" "$work/out/target"
+}
+
+# The commit, then finalize (outside the timer) so that verify sees TARGET
+# alone.
+into_verify() {
+	"$VMUNION" finalize -q "$work/out/target" &&
+		"$VMUNION" verify -q "${vols[@]}" "$work/out/target" >"$work/verify.log" 2>&1
+}
+
+mib() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1048576 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 
 make_set
 bytes=$(du -sb --apparent-size "${vols[@]}" | awk '{ s += $1 } END { print s }')
+linked_bytes=$(du -sb --apparent-size "${vols[0]}" | cut -f1)
 files=$(find "${vols[@]}" -type f | wc -l)
 fstype=$(stat -f -c %T "$work")
-say "bench: $((bytes >> 20)) MiB in $files files, ${#vols[@]} volumes, on $fstype ($work)"
+say "bench: $(mib "$bytes") MiB in $files files, ${#vols[@]} volumes, on $fstype ($work)"
 
-timed "cp -a + sync" cp_sync
+timed "cp -a + sync" copy_sync "${vols[@]}"
+timed "cp -a + sync, volumes 2.." copy_sync "${vols[@]:1}"
+timed "cp -a + sync, volume 1" copy_sync "${vols[0]}"
 for mode in auto copy link reflink; do
 	timed "materialize --mode $mode" "$VMUNION" materialize -q --jobs "$jobs" --mode "$mode" \
 		"${vols[@]}" "$work/out/dest" || continue
@@ -111,15 +149,35 @@ for mode in auto copy link reflink; do
 done
 timed "materialize --mode copy --jobs 1" "$VMUNION" materialize -q --jobs 1 --mode copy \
 	"${vols[@]}" "$work/out/dest"
+setup=target_copy
+timed "materialize --into (volume 1)" "$VMUNION" materialize -q --jobs "$jobs" \
+	--into "$work/out/target" "$work/out/target" "${vols[@]:1}" &&
+	{ into_verify || say "bench: verify failed after --into"; }
+setup=
 
 base=${times["cp -a + sync"]}
-printf '\n%-36s %10s %8s\n' "vmunion materialize bench" "seconds" "ratio"
-printf '%-36s %10s %8s\n' "($((bytes >> 20)) MiB, $files files, $fstype)" "" "(/cp)"
+printf '\n%-36s %9s %9s %8s\n' "vmunion materialize bench" "seconds" "CPU s" "ratio"
+printf '%-36s %9s %9s %8s\n' "($(mib "$bytes") MiB, $files files, $fstype)" "" "" "(/cp)"
 for name in "${order[@]}"; do
 	t=${times[$name]}
 	if [ "$t" = fail ]; then
-		printf '%-36s %10s %8s\n' "$name" "n/a" "-"
+		printf '%-36s %9s %9s %8s\n' "$name" "n/a" "n/a" "-"
 	else
-		printf '%-36s %10.2f %8.2f\n' "$name" "$t" "$(awk -v a="$t" -v b="$base" 'BEGIN { print a / b }')"
+		printf '%-36s %9.2f %9.2f %8.3f\n' "$name" "$t" "${cpu[$name]}" "$(ratio "$t" "$base")"
 	fi
 done
+
+t=${times["materialize --mode link"]:-fail}
+[ "$t" = fail ] || printf '\nlink: cp -a + sync takes %.1fx its time\n' "$(ratio "$base" "$t")"
+into=${times["materialize --into (volume 1)"]:-fail}
+others=${times["cp -a + sync, volumes 2.."]:-fail}
+first=${times["cp -a + sync, volume 1"]:-fail}
+if [ "$into" != fail ] && [ "$others" != fail ] && [ "$first" != fail ]; then
+	printf -- '--into: %s MiB linked (volume 1), %s MiB copied (volumes 2..); cp -a + sync of the merged view takes %.1fx its time\n' \
+		"$(mib "$linked_bytes")" "$(mib $((bytes - linked_bytes)))" "$(ratio "$base" "$into")"
+	# The goal: the copied bytes at cp -a's speed, the linked ones 20x faster.
+	awk -v into="$into" -v others="$others" -v first="$first" 'BEGIN {
+		goal = others + first / 20
+		printf "--into: goal cp -a of the copied volumes + 1/20 of cp -a of the linked one = %.2f + %.2f / 20 = %.2f s: %.2f s, %s\n", others, first, goal, into, into <= goal ? "met" : "not met"
+	}'
+fi

@@ -11,7 +11,8 @@
 #     TARGET's root mtime from before the mkdir). Killed between the two, the
 #     root's mtime is the mkdir's: the rerun must take the original from the
 #     xattr user.vmunion.root-mtime the commit set on the root before the
-#     mkdir, or the rollback restores the wrong mtime.
+#     mkdir, or the rollback restores the wrong mtime. The same kill followed
+#     by a rollback (no rerun): the rollback must put that mtime back.
 set -u
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 require_cmd setfattr getfattr
@@ -65,6 +66,14 @@ same_as_original
 tap_ok $? "(b) rollback restores TARGET's root mtime too"
 getfattr -n user.vmunion.root-mtime "$target" >/dev/null 2>&1
 tap_ok $((!$?)) "... and removes the xattr that kept it"
+
+setfattr -n user.vmunion.root-mtime -v "$(stat -c %Y "$target").000000000" "$target" &&
+	mkdir "$target/.vmunion-commit"
+tap_run "(b) rollback right after a kill before the first journal" "$VMUNION" rollback "$target"
+[ ! -e "$target/.vmunion-commit" ] && same_as_original
+tap_ok $? "(b) the commit's dir is gone, TARGET's root has its mtime back"
+getfattr -n user.vmunion.root-mtime "$target" >/dev/null 2>&1
+tap_ok $((!$?)) "... and the xattr is removed"
 
 assert_volumes_unchanged "the other volumes are byte-identical"
 tap_done
