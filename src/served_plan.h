@@ -3,7 +3,7 @@
  * lookups, stat, listings and reads need, and nothing else, in a few exactly
  * sized arrays. Strings are stored once however many nodes name them (every
  * part holds a values.bin), attributes (mode, owner, link count) once per
- * distinct value: about 60 bytes per node besides the names of its dirs. */
+ * distinct value: 56 bytes per node besides the names of its dirs. */
 #ifndef VMUNION_SERVED_PLAN_H
 #define VMUNION_SERVED_PLAN_H
 
