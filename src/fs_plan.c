@@ -4,11 +4,14 @@
  * The tree never changes while mounted, so the node ids are the plan's node
  * indexes + 1 (the root, nodes[0], is FUSE_ROOT_ID), lookups need no
  * counting, and the kernel may cache entries, attributes, listings and file
- * pages for as long as it likes. Besides each volume's dir and lock, the only
- * fds held are those of open files: one per file however often it is open
- * (struct open_file), so that no user's opens can take the daemon's fds.
+ * pages for as long as it likes. So opens need no answer either: the daemon
+ * says it has no open (ENOSYS) and the kernel opens files and dirs by itself,
+ * keeping their pages and listings. Reads take the volume file's fd from a
+ * bounded cache (fd_cache.h): no user's opens can take the daemon's fds.
  * Permissions are the volumes' own, checked by the kernel (default_permissions). */
 #include "fs_plan.h"
+#include "fd_cache.h"
+#include "served_plan.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -24,116 +27,32 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-/* A plan node, reduced to what serving needs; strings live in fs->strings. */
-struct served_node {
-	const char *name;
-	const char *data;     /* a volume file: its path below the volume; else content */
-	uint64_t size;
-	struct timespec mtime;
-	struct plan_attr attr;
-	uint32_t parent;
-	uint32_t first_child; /* into fs->children, sorted by name */
-	uint32_t child_count;
-	int32_t volume;       /* -1 unless kind is PLAN_LOWER_FILE */
-	enum plan_node_kind kind;
-};
-
-/* A volume file open at least once; opens of one node share its fd (reads
- * are pread at an offset), which is closed at the last release. */
-struct open_file {
-	struct open_file *next; /* in its bucket */
-	uint32_t node;
-	unsigned int refs;
-	int fd;
-};
-
-#define OPEN_BUCKETS 1024
+/* Volume files kept open for reads, at most. */
+#define VOLUME_FD_LIMIT 1024
 
 struct fs_plan {
-	struct served_node *nodes;
-	size_t node_count;
-	uint32_t *children;
-	char *strings;
+	struct served_plan served;
 	const struct volume *volumes;
 	uint64_t lower_bytes;
 	double timeout;
-	pthread_mutex_t open_lock; /* guards open_files */
-	struct open_file *open_files[OPEN_BUCKETS];
+	bool open_is_optional; /* the kernel opens by itself if told ENOSYS */
+	struct fd_cache *volume_fds; /* keyed by node index */
 };
 
-#define NO_FD UINT64_MAX /* fi->fh of a synthesized file */
+static int open_volume_file(uint32_t index, void *fs);
 
-/* ---- the served table ---- */
-
-static char *copy_bytes(char **pool, const char *bytes, size_t len)
-{
-	char *start = *pool;
-
-	memcpy(start, bytes, len);
-	start[len] = '\0';
-	*pool += len + 1;
-	return start;
-}
-
-static size_t string_bytes(const struct plan_node *node)
-{
-	size_t len = strlen(node->name) + 1;
-
-	if (node->kind == PLAN_LOWER_FILE)
-		len += strlen(node->lower_path) + 1;
-	else if (node->kind == PLAN_SYNTH_FILE)
-		len += node->size + 1;
-	return len;
-}
-
-/* Three exactly sized arrays, so that the plan freed afterwards leaves no
- * slack behind: a few hundred bytes per node in all. */
 struct fs_plan *fs_plan_new(const struct plan *plan, double timeout, struct error *err)
 {
-	size_t strings = 0, children = 0;
-	struct fs_plan *fs;
-	char *pool;
+	struct fs_plan *fs = xcalloc(1, sizeof(*fs));
 
-	if (plan->node_count == 0) {
-		error_set(err, EINVAL, "the plan is empty");
+	if (served_plan_build(&fs->served, plan, err) < 0) {
+		free(fs);
 		return NULL;
 	}
-	for (size_t i = 0; i < plan->node_count; i++) {
-		strings += string_bytes(&plan->nodes[i]);
-		children += plan->nodes[i].child_count;
-	}
-	fs = xcalloc(1, sizeof(*fs));
-	fs->nodes = xcalloc(plan->node_count, sizeof(*fs->nodes));
-	fs->children = xcalloc(children ? children : 1, sizeof(*fs->children));
-	fs->strings = pool = xmalloc(strings);
-	fs->node_count = plan->node_count;
 	fs->volumes = plan->volumes;
 	fs->lower_bytes = plan_lower_bytes(plan);
 	fs->timeout = timeout;
-	pthread_mutex_init(&fs->open_lock, NULL);
-	children = 0;
-	for (size_t i = 0; i < plan->node_count; i++) {
-		const struct plan_node *from = &plan->nodes[i];
-		struct served_node *node = &fs->nodes[i];
-
-		node->name = copy_bytes(&pool, from->name, strlen(from->name));
-		if (from->kind == PLAN_LOWER_FILE)
-			node->data = copy_bytes(&pool, from->lower_path, strlen(from->lower_path));
-		else if (from->kind == PLAN_SYNTH_FILE)
-			node->data = copy_bytes(&pool, from->content, from->size);
-		node->size = from->size;
-		node->mtime = from->mtime;
-		node->attr = from->attr;
-		node->parent = from->parent;
-		node->kind = from->kind;
-		node->volume = from->kind == PLAN_LOWER_FILE ? from->volume : -1;
-		node->first_child = (uint32_t)children;
-		node->child_count = (uint32_t)from->child_count;
-		if (from->child_count) /* an empty dir has no array */
-			memcpy(&fs->children[children], from->children,
-			       from->child_count * sizeof(*from->children));
-		children += from->child_count;
-	}
+	fs->volume_fds = fd_cache_new(VOLUME_FD_LIMIT, open_volume_file, fs);
 	return fs;
 }
 
@@ -141,17 +60,8 @@ void fs_plan_free(struct fs_plan *fs)
 {
 	if (!fs)
 		return;
-	for (size_t i = 0; i < OPEN_BUCKETS; i++) {
-		for (struct open_file *file = fs->open_files[i], *next; file; file = next) {
-			next = file->next;
-			close(file->fd);
-			free(file);
-		}
-	}
-	pthread_mutex_destroy(&fs->open_lock);
-	free(fs->nodes);
-	free(fs->children);
-	free(fs->strings);
+	fd_cache_free(fs->volume_fds);
+	served_plan_free(&fs->served);
 	free(fs);
 }
 
@@ -162,14 +72,19 @@ static struct fs_plan *fs_of(fuse_req_t req)
 
 static const struct served_node *node_of(const struct fs_plan *fs, fuse_ino_t ino)
 {
-	return ino >= FUSE_ROOT_ID && ino - FUSE_ROOT_ID < fs->node_count
-		       ? &fs->nodes[ino - FUSE_ROOT_ID]
+	return ino >= FUSE_ROOT_ID && ino - FUSE_ROOT_ID < fs->served.node_count
+		       ? &fs->served.nodes[ino - FUSE_ROOT_ID]
 		       : NULL;
 }
 
 static fuse_ino_t ino_of(const struct fs_plan *fs, const struct served_node *node)
 {
-	return (fuse_ino_t)(node - fs->nodes) + FUSE_ROOT_ID;
+	return (fuse_ino_t)(node - fs->served.nodes) + FUSE_ROOT_ID;
+}
+
+static const char *name_of(const struct fs_plan *fs, const struct served_node *node)
+{
+	return served_string(&fs->served, node->name);
 }
 
 /* Everything is the volume entry's but st_ino and st_dev; atime and ctime are
@@ -177,16 +92,20 @@ static fuse_ino_t ino_of(const struct fs_plan *fs, const struct served_node *nod
 static void fill_stat(const struct fs_plan *fs, const struct served_node *node,
 		      struct stat *st)
 {
+	const struct served_attr *attr = &fs->served.attrs[node->attr];
+
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino_of(fs, node);
-	st->st_mode = node->attr.mode;
-	st->st_nlink = node->attr.nlink;
-	st->st_uid = node->attr.uid;
-	st->st_gid = node->attr.gid;
+	st->st_mode = attr->mode;
+	st->st_nlink = attr->nlink;
+	st->st_uid = attr->uid;
+	st->st_gid = attr->gid;
 	st->st_size = (off_t)node->size;
-	st->st_blocks = (blkcnt_t)node->attr.blocks;
+	st->st_blocks = (blkcnt_t)node->blocks;
 	st->st_blksize = 4096;
-	st->st_atim = st->st_mtim = st->st_ctim = node->mtime;
+	st->st_mtim.tv_sec = (time_t)node->mtime_sec;
+	st->st_mtim.tv_nsec = (long)node->mtime_nsec;
+	st->st_atim = st->st_ctim = st->st_mtim;
 }
 
 static void fill_entry(const struct fs_plan *fs, const struct served_node *node,
@@ -201,15 +120,16 @@ static void fill_entry(const struct fs_plan *fs, const struct served_node *node,
 static const struct served_node *child_of(const struct fs_plan *fs,
 					  const struct served_node *dir, const char *name)
 {
-	const uint32_t *children = &fs->children[dir->first_child];
-	size_t low = 0, high = dir->child_count;
+	const uint32_t *children = &fs->served.children[dir->dir.first_child];
+	size_t low = 0, high = dir->dir.child_count;
 
 	while (low < high) {
 		size_t mid = low + (high - low) / 2;
-		int c = strcmp(name, fs->nodes[children[mid]].name);
+		const struct served_node *child = &fs->served.nodes[children[mid]];
+		int c = strcmp(name, name_of(fs, child));
 
 		if (c == 0)
-			return &fs->nodes[children[mid]];
+			return child;
 		if (c < 0)
 			high = mid;
 		else
@@ -220,44 +140,47 @@ static const struct served_node *child_of(const struct fs_plan *fs,
 
 /* A volume file must still hold the plan's bytes: a shorter one would be
  * served short, and the kernel fills the rest of a page with zeros. */
-static int check_length(const struct fs_plan *fs, const struct served_node *node, int fd)
+static int check_length(const struct fs_plan *fs, const struct served_node *node,
+			const char *path, int fd)
 {
 	const struct volume *volume = &fs->volumes[node->volume];
 	struct stat st;
 
 	if (fstat(fd, &st) < 0) {
-		log_error("%s/%s: %s", volume->path, node->data, strerror(errno));
+		log_error("%s/%s: %s", volume->path, path, strerror(errno));
 		return -EIO;
 	}
 	if ((uint64_t)st.st_size < node->size) {
 		log_error("%s/%s: %jd bytes, the mount shows %" PRIu64
 			  ": the volume changed underneath the mount (EIO)",
-			  volume->path, node->data, (intmax_t)st.st_size, node->size);
+			  volume->path, path, (intmax_t)st.st_size, node->size);
 		return -EIO;
 	}
 	return 0;
 }
 
-/* ---- open files ---- */
+/* ---- volume files ---- */
 
-static int open_volume_file(const struct fs_plan *fs, const struct served_node *node)
+/* fd_cache_open_fn: the volume file of node index, beneath its volume. Out
+ * of fds is returned as such (the cache makes room and tries again). */
+static int open_volume_file(uint32_t index, void *arg)
 {
+	const struct fs_plan *fs = arg;
+	const struct served_node *node = &fs->served.nodes[index];
 	const struct volume *volume = &fs->volumes[node->volume];
+	char path[PATH_MAX];
 	int fd, rc;
 
-	fd = volume_open_file(volume, node->data);
-	if (fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM) {
-		/* The daemon's limit, not the volume: say so, and let it pass. */
-		log_error("%s/%s: cannot open: %s (the daemon holds one fd per distinct "
-			  "open file)", volume->path, node->data, strerror(-fd));
+	served_lower_path(&fs->served, node, path);
+	fd = volume_open_file(volume, path);
+	if (fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM)
 		return fd;
-	}
 	if (fd < 0) {
 		log_error("%s/%s: %s: the volume changed underneath the mount (EIO)",
-			  volume->path, node->data, strerror(-fd));
+			  volume->path, path, strerror(-fd));
 		return -EIO;
 	}
-	rc = check_length(fs, node, fd);
+	rc = check_length(fs, node, path, fd);
 	if (rc < 0) {
 		close(fd);
 		return rc;
@@ -265,80 +188,37 @@ static int open_volume_file(const struct fs_plan *fs, const struct served_node *
 	return fd;
 }
 
-static struct open_file *open_file_find(struct fs_plan *fs, uint32_t index)
+/* The node's volume file, held for one read; NULL and *rc a -errno if it
+ * cannot be opened. */
+static struct fd_hold *hold_volume_file(struct fs_plan *fs, const struct served_node *node,
+					int *rc)
 {
-	struct open_file *file = fs->open_files[index % OPEN_BUCKETS];
+	struct fd_hold *hold = fd_cache_get(fs->volume_fds, (uint32_t)(node - fs->served.nodes),
+					    rc);
+	char path[PATH_MAX];
 
-	while (file && file->node != index)
-		file = file->next;
-	return file;
-}
-
-/* The node's open file with one more reference, opened if it is not yet;
- * NULL and *rc a -errno if it cannot be. The volume is opened outside the
- * lock (a slow volume holds up no other open); of two first opens racing,
- * the second closes its fd and shares the first's. */
-static struct open_file *open_file_get(struct fs_plan *fs, const struct served_node *node,
-				       int *rc)
-{
-	uint32_t index = (uint32_t)(node - fs->nodes);
-	struct open_file *file;
-	int fd;
-
-	pthread_mutex_lock(&fs->open_lock);
-	file = open_file_find(fs, index);
-	if (file)
-		file->refs++;
-	pthread_mutex_unlock(&fs->open_lock);
-	if (file)
-		return file;
-	fd = open_volume_file(fs, node);
-	if (fd < 0) {
-		*rc = fd;
-		return NULL;
+	if (!hold && *rc != -EIO) { /* the daemon's limit, not the volume: say so */
+		served_lower_path(&fs->served, node, path);
+		log_error("%s/%s: cannot open: %s (the daemon's own limit)",
+			  fs->volumes[node->volume].path, path, strerror(-*rc));
 	}
-	pthread_mutex_lock(&fs->open_lock);
-	file = open_file_find(fs, index);
-	if (file) {
-		file->refs++;
-	} else {
-		struct open_file **bucket = &fs->open_files[index % OPEN_BUCKETS];
-
-		file = xmalloc(sizeof(*file));
-		*file = (struct open_file){ .next = *bucket, .node = index, .refs = 1, .fd = fd };
-		*bucket = file;
-		fd = -1;
-	}
-	pthread_mutex_unlock(&fs->open_lock);
-	if (fd >= 0)
-		close(fd);
-	return file;
-}
-
-static void open_file_put(struct fs_plan *fs, struct open_file *file)
-{
-	struct open_file **link = &fs->open_files[file->node % OPEN_BUCKETS];
-
-	pthread_mutex_lock(&fs->open_lock);
-	if (--file->refs == 0) {
-		while (*link != file)
-			link = &(*link)->next;
-		*link = file->next;
-		close(file->fd);
-		free(file);
-	}
-	pthread_mutex_unlock(&fs->open_lock);
+	return hold;
 }
 
 /* ---- operations ---- */
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
-	/* No splice: reads go through a buffer (read_volume). The kernel
-	 * checks the volumes' ACLs too, asking getxattr for them. */
+	struct fs_plan *fs = userdata;
+
+	/* No splice: reads go through a buffer (read_volume), and a request
+	 * spliced in costs a pipe and two system calls instead of one read. */
+	conn->want &= ~(unsigned int)FUSE_CAP_SPLICE_READ;
+	/* The kernel checks the volumes' ACLs too, asking getxattr for them. */
 	if (conn->capable & FUSE_CAP_POSIX_ACL)
 		conn->want |= FUSE_CAP_POSIX_ACL;
+	fs->open_is_optional = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) &&
+			       (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT);
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -382,11 +262,16 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_attr(req, &st, fs->timeout);
 }
 
+/* ENOSYS, once: from then on the kernel opens dirs by itself and keeps
+ * their listings (keep_cache and cache_readdir), with no round trip. */
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	const struct served_node *node = node_of(fs_of(req), ino);
+	struct fs_plan *fs = fs_of(req);
+	const struct served_node *node = node_of(fs, ino);
 
-	if (!node)
+	if (fs->open_is_optional)
+		fuse_reply_err(req, ENOSYS);
+	else if (!node)
 		fuse_reply_err(req, ESTALE);
 	else if (node->kind != PLAN_DIR)
 		fuse_reply_err(req, ENOTDIR);
@@ -407,15 +292,16 @@ static size_t add_entry(fuse_req_t req, const struct fs_plan *fs,
 	const char *name;
 
 	if (offset < 2) {
-		node = offset == 0 ? dir : &fs->nodes[dir->parent];
+		node = offset == 0 ? dir : &fs->served.nodes[dir->parent];
 		name = offset == 0 ? "." : "..";
 		/* Not looked up by the kernel: no node id for it to count. */
 		memset(&entry, 0, sizeof(entry));
 		entry.attr.st_ino = ino_of(fs, node);
-		entry.attr.st_mode = node->attr.mode;
+		entry.attr.st_mode = fs->served.attrs[node->attr].mode;
 	} else {
-		node = &fs->nodes[fs->children[dir->first_child + (size_t)offset - 2]];
-		name = node->name;
+		node = &fs->served.nodes[fs->served.children[dir->dir.first_child +
+							    (size_t)offset - 2]];
+		name = name_of(fs, node);
 		fill_entry(fs, node, &entry);
 	}
 	if (plus)
@@ -439,7 +325,7 @@ static void reply_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	for (; offset >= 0 && (size_t)offset < (size_t)dir->child_count + 2; offset++) {
+	for (; offset >= 0 && (size_t)offset < (size_t)dir->dir.child_count + 2; offset++) {
 		len = add_entry(req, fs, dir, offset, plus, buf + used, size - used);
 		if (len > size - used)
 			break;
@@ -463,13 +349,18 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	reply_dir(req, ino, size, offset, true);
 }
 
+/* ENOSYS, once, as for dirs: the kernel opens files by itself, keeps their
+ * pages (keep_cache), and sends reads with no file handle. A write or a
+ * truncation is refused by the kernel on the read-only mount. */
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_plan *fs = fs_of(req);
 	const struct served_node *node = node_of(fs, ino);
-	struct open_file *file;
-	int rc;
 
+	if (fs->open_is_optional) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	if (!node) {
 		fuse_reply_err(req, ESTALE);
 		return;
@@ -484,19 +375,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->keep_cache = 1; /* the bytes never change while mounted */
 	fi->noflush = 1;
-	if (node->kind == PLAN_SYNTH_FILE) {
-		fi->fh = NO_FD;
-		fuse_reply_open(req, fi);
-		return;
-	}
-	file = open_file_get(fs, node, &rc);
-	if (!file) {
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	fi->fh = (uintptr_t)file;
-	if (fuse_reply_open(req, fi) != 0)
-		open_file_put(fs, file); /* the open was interrupted: no release will come */
+	fuse_reply_open(req, fi);
 }
 
 /* One read buffer per thread, kept between requests and freed with the
@@ -538,6 +417,7 @@ static int read_volume(const struct fs_plan *fs, const struct served_node *node,
 		       char *buf, size_t size, off_t offset)
 {
 	const struct volume *volume = &fs->volumes[node->volume];
+	char path[PATH_MAX];
 	size_t done = 0;
 	ssize_t n;
 
@@ -545,19 +425,20 @@ static int read_volume(const struct fs_plan *fs, const struct served_node *node,
 		n = pread(fd, buf + done, size - done, offset + (off_t)done);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0) {
-			log_error("%s/%s: read at %jd: %s (EIO)", volume->path, node->data,
-				  (intmax_t)offset + (intmax_t)done, strerror(errno));
-			return -EIO;
+		if (n > 0) {
+			done += (size_t)n;
+			continue;
 		}
-		if (n == 0) {
+		served_lower_path(&fs->served, node, path);
+		if (n < 0)
+			log_error("%s/%s: read at %jd: %s (EIO)", volume->path, path,
+				  (intmax_t)offset + (intmax_t)done, strerror(errno));
+		else
 			log_error("%s/%s: ends at %jd, the mount shows %" PRIu64
 				  " bytes: the volume changed underneath the mount (EIO)",
-				  volume->path, node->data, (intmax_t)offset + (intmax_t)done,
+				  volume->path, path, (intmax_t)offset + (intmax_t)done,
 				  node->size);
-			return -EIO;
-		}
-		done += (size_t)n;
+		return -EIO;
 	}
 	return 0;
 }
@@ -567,11 +448,13 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 {
 	struct fs_plan *fs = fs_of(req);
 	const struct served_node *node = node_of(fs, ino);
+	struct fd_hold *hold;
 	char *buf;
 	int rc;
 
-	if (!node) {
-		fuse_reply_err(req, ESTALE);
+	(void)fi;
+	if (!node || node->kind == PLAN_DIR) {
+		fuse_reply_err(req, node ? EISDIR : ESTALE);
 		return;
 	}
 	if (offset < 0 || (uint64_t)offset >= node->size) {
@@ -580,27 +463,24 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 	}
 	if (size > node->size - (uint64_t)offset)
 		size = (size_t)(node->size - (uint64_t)offset);
-	if (fi->fh == NO_FD) {
-		fuse_reply_buf(req, node->data + offset, size);
+	if (node->kind == PLAN_SYNTH_FILE) {
+		fuse_reply_buf(req, served_string(&fs->served, node->content) + offset, size);
+		return;
+	}
+	hold = hold_volume_file(fs, node, &rc);
+	if (!hold) {
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	buf = read_buffer(size);
-	rc = read_volume(fs, node, ((struct open_file *)(uintptr_t)fi->fh)->fd, buf, size,
-			 offset);
+	rc = read_volume(fs, node, fd_hold_fd(hold), buf, size, offset);
+	fd_cache_put(fs->volume_fds, hold);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
 	metrics_add(METRIC_READ_VOLUME_BYTES, size);
 	fuse_reply_buf(req, buf, size);
-}
-
-static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	(void)ino;
-	if (fi->fh != NO_FD)
-		open_file_put(fs_of(req), (struct open_file *)(uintptr_t)fi->fh);
-	fuse_reply_err(req, 0);
 }
 
 /* The first volume's block size; the plan's bytes used, none free. */
@@ -618,7 +498,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 		st.f_frsize = st.f_bsize ? st.f_bsize : 4096;
 	st.f_blocks = (fsblkcnt_t)((fs->lower_bytes + st.f_frsize - 1) / st.f_frsize);
 	st.f_bfree = st.f_bavail = 0;
-	st.f_files = (fsfilcnt_t)fs->node_count;
+	st.f_files = (fsfilcnt_t)fs->served.node_count;
 	st.f_ffree = st.f_favail = 0;
 	st.f_flag |= ST_RDONLY;
 	fuse_reply_statfs(req, &st);
@@ -639,21 +519,22 @@ static bool is_acl_name(const char *name)
 
 /* Like fgetxattr on the node's volume file: the value's length, or -errno;
  * -ENODATA for a node with no volume file. */
-static ssize_t volume_xattr(const struct fs_plan *fs, const struct served_node *node,
+static ssize_t volume_xattr(struct fs_plan *fs, const struct served_node *node,
 			    const char *name, char *buf, size_t size)
 {
+	struct fd_hold *hold;
 	ssize_t len;
-	int fd;
+	int rc;
 
 	if (node->kind != PLAN_LOWER_FILE)
 		return -ENODATA;
-	fd = open_volume_file(fs, node);
-	if (fd < 0)
-		return fd;
-	len = fgetxattr(fd, name, buf, size);
+	hold = hold_volume_file(fs, node, &rc);
+	if (!hold)
+		return rc;
+	len = fgetxattr(fd_hold_fd(hold), name, buf, size);
 	if (len < 0)
 		len = errno == ENOTSUP ? -ENODATA : -errno;
-	close(fd);
+	fd_cache_put(fs->volume_fds, hold);
 	return len;
 }
 
@@ -802,7 +683,6 @@ static const struct fuse_lowlevel_ops operations = {
 	.readdirplus = op_readdirplus,
 	.open = op_open,
 	.read = op_read,
-	.release = op_release,
 	.statfs = op_statfs,
 	.getxattr = op_getxattr,
 	.listxattr = op_listxattr,

@@ -315,8 +315,9 @@ out_session:
 	return rc;
 }
 
-/* Every file a client opens holds an fd (the daemon keeps none per inode):
- * allow as many open files as the hard limit. */
+/* Every file a client opens through a preview holds an fd (the daemon keeps
+ * none per inode), and the read-only mount's fd cache grows to half the
+ * limit: allow as many open files as the hard limit. */
 static void raise_fd_limit(void)
 {
 	struct rlimit limit;
