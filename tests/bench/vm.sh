@@ -288,7 +288,7 @@ for ((round = 1; round <= BENCH_REPEAT; round++)); do
 	done
 done
 
-"$PYTHON3" - "$work/raw.tsv" <<'EOF' || failed=1
+"$PYTHON3" - "$work/raw.tsv" "$failed" <<'EOF' || failed=1
 import statistics, sys
 
 raw = {}
@@ -339,6 +339,8 @@ series = sorted(set(raw.get(("materialized", "export1 series"), []) +
 samples = sorted(set(raw.get(("materialized", "export1 samples"), []) +
                      raw.get(("preview", "export1 samples"), [])))
 checked = sum(len(v) for (m, w), v in raw.items() if w.endswith(" series"))
+if sys.argv[2] != "0":
+    print("  A RUN FAILED OR AN EXPORT WAS WRONG (see the messages): the numbers above are void")
 print("  exports checked: %d, each %s series and %s samples (the manifest's), the same lines"
       % (checked, "/".join(series), "/".join(samples)))
 EOF
