@@ -7,7 +7,7 @@
 #
 # Usage: tests/bench/scale.sh [FILES]        (as root)
 #
-#   FILES  files of the small set (default BENCH_SCALE_FILES, 80000); the large set has
+#   FILES  files of the small set (default BENCH_SCALE_FILES, 40000); the large set has
 #          2.5 x as many. BENCH_SCALE_FILES=200000 measures issue 11's 200k and 500k.
 #
 # The sets: `read_gen.py many` with 4 volumes of FILES/20 and 2.5 x FILES/20 small parts
@@ -20,7 +20,7 @@
 # reported, and the ratio large / small: 2.50x is linear, below is better.
 #
 # Environment:
-#   BENCH_SCALE_FILES=80000  BENCH_REPEAT=3  BENCH_DIR=/var/tmp (the sets and the uppers)
+#   BENCH_SCALE_FILES=40000  BENCH_REPEAT=3  BENCH_DIR=/var/tmp (the sets and the uppers)
 #   MOUNT_TIMEOUT=300 UNMOUNT_TIMEOUT=300 (seconds; every wait is bounded)
 #   VMUNIONFS (default: the build dir), PYTHON3; KEEP=1 keeps the scratch dir
 #
@@ -40,7 +40,7 @@ top=${top_builddir:-$(cd "$here/../.." && pwd)}
 # shellcheck source=bench_lib.sh
 . "$here/bench_lib.sh"
 
-BENCH_SCALE_FILES=${1:-${BENCH_SCALE_FILES:-80000}}
+BENCH_SCALE_FILES=${1:-${BENCH_SCALE_FILES:-40000}}
 BENCH_REPEAT=${BENCH_REPEAT:-3}
 BENCH_DIR=${BENCH_DIR:-/var/tmp}
 VMUNIONFS=${VMUNIONFS:-$top/vmunionfs}
