@@ -16,10 +16,18 @@
 # 3. materialize.sh: materialize in each mode and --into against cp -a (BENCH_MAT_MIB).
 # 4. check.sh, only with BENCH_CHECK=1: it writes its set with victoria-metrics first,
 #    which alone takes minutes.
+# 5. vm.sh: victoria-metrics startup and a full export on the preview against the
+#    materialized copy, on a set written by victoria-metrics (BENCH_VM_SERIES series per
+#    volume); every export checked against the set's manifest.
+# 6. scale.sh: the read-only and the preview mount of BENCH_SCALE_FILES and 2.5 times as
+#    many files, to show that the mount time grows linearly with the files.
 #
 # Environment (defaults keep the run under 10 minutes on 2 cores):
 #   BENCH_FILES=40000  BENCH_SIZE_MB=512  BENCH_MAT_MIB=512  BENCH_REPEAT=1
 #   BENCH_DIR=/var/tmp (a disk; the sets go there)  BENCH_CHECK=0
+#   BENCH_VM=1 (0 skips 5)  BENCH_VM_REPEAT=3  BENCH_VM_SERIES=25000 ... as for vm.sh
+#   BENCH_SCALE=1 (0 skips 6)  BENCH_SCALE_REPEAT=3  BENCH_SCALE_FILES=40000 (200000:
+#   issue 11's 200k against 500k: minutes more, many while the preview fills its upper)
 #   BENCH_OUT=FILE  also write the whole report to FILE
 #   METHODS, RAND_READS ... as for read.sh; VMUNION, VMUNIONFS (default: the build dir)
 # Exit status: 0 when every part ran, 1 when one failed, 2 on a setup error.
@@ -33,6 +41,11 @@ BENCH_MAT_MIB=${BENCH_MAT_MIB:-512}
 BENCH_REPEAT=${BENCH_REPEAT:-1}
 BENCH_DIR=${BENCH_DIR:-/var/tmp}
 BENCH_CHECK=${BENCH_CHECK:-0}
+BENCH_VM=${BENCH_VM:-1}
+BENCH_VM_REPEAT=${BENCH_VM_REPEAT:-3}
+BENCH_SCALE=${BENCH_SCALE:-1}
+BENCH_SCALE_REPEAT=${BENCH_SCALE_REPEAT:-3}
+BENCH_SCALE_FILES=${BENCH_SCALE_FILES:-40000}
 PYTHON3=${PYTHON3:-python3}
 export VMUNION=${VMUNION:-$top/vmunion}
 export VMUNIONFS=${VMUNIONFS:-$top/vmunionfs}
@@ -42,7 +55,8 @@ die() {
 	exit 2
 }
 
-for knob in BENCH_FILES BENCH_SIZE_MB BENCH_MAT_MIB BENCH_REPEAT; do
+for knob in BENCH_FILES BENCH_SIZE_MB BENCH_MAT_MIB BENCH_REPEAT BENCH_VM_REPEAT \
+	BENCH_SCALE_REPEAT BENCH_SCALE_FILES; do
 	case "${!knob}" in
 	'' | *[!0-9]* | 0) die "$knob must be a positive integer (got '${!knob}')" ;;
 	esac
@@ -84,7 +98,8 @@ echo "== vmunionfs benchmark (issue 11), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "   $(uname -sr), $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)" \
 	"RAM, $BENCH_DIR on $(stat -f -c %T "$BENCH_DIR"); $("$VMUNIONFS" --version 2>&1 | head -1)"
 echo "   command: BENCH_FILES=$BENCH_FILES BENCH_SIZE_MB=$BENCH_SIZE_MB" \
-	"BENCH_MAT_MIB=$BENCH_MAT_MIB BENCH_REPEAT=$BENCH_REPEAT $0"
+	"BENCH_MAT_MIB=$BENCH_MAT_MIB BENCH_REPEAT=$BENCH_REPEAT BENCH_CHECK=$BENCH_CHECK" \
+	"BENCH_VM=$BENCH_VM BENCH_SCALE=$BENCH_SCALE BENCH_SCALE_FILES=$BENCH_SCALE_FILES $0"
 echo
 echo "== 1. plan (the merge of a mount) on 4 volumes x $parts parts ($((parts * 20)) files)"
 "$PYTHON3" "$here/read_gen.py" many "$work/many" --volumes 4 --parts "$parts" >/dev/null ||
@@ -130,5 +145,18 @@ if [ "$BENCH_CHECK" = 1 ]; then
 	echo
 	echo "== 4. vmunion check (check.sh)"
 	TMPDIR=$work "$here/check.sh" || failed=1
+fi
+if [ "$BENCH_VM" = 1 ]; then
+	echo
+	echo "== 5. victoria-metrics startup and a full export on the preview against the" \
+		"materialized copy (vm.sh)"
+	BENCH_REPEAT=$BENCH_VM_REPEAT BENCH_DIR=$work "$here/vm.sh" 2> >(grep -v '^\[' >&2) ||
+		failed=1
+fi
+if [ "$BENCH_SCALE" = 1 ]; then
+	echo
+	echo "== 6. mount time against the number of files (scale.sh)"
+	BENCH_REPEAT=$BENCH_SCALE_REPEAT BENCH_DIR=$work "$here/scale.sh" "$BENCH_SCALE_FILES" \
+		2> >(grep -v '^\[' >&2) || failed=1
 fi
 exit "$failed"

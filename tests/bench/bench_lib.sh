@@ -1,0 +1,147 @@
+# SPDX-License-Identifier: Apache-2.0
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # MOUNT_SECONDS and MOUNT_DAEMON are for the sourcing script
+# tests/bench/bench_lib.sh - mounts, timers and clean-up shared by vm.sh and scale.sh.
+#
+# The sourcing script sets BENCH_NAME (for messages) and work (its scratch dir), and calls
+# bench_cleanup from its EXIT trap. Every wait here is bounded: MOUNT_TIMEOUT (300),
+# UNMOUNT_TIMEOUT (300) seconds.
+
+MOUNT_TIMEOUT=${MOUNT_TIMEOUT:-300}
+UNMOUNT_TIMEOUT=${UNMOUNT_TIMEOUT:-300}
+bench_mounts=() # mountpoints we mounted (or are mounting)
+bench_daemons=() # their daemons, same index
+bench_pids=() # other processes of ours to stop at exit (victoria-metrics)
+
+die() {
+	echo "$BENCH_NAME: $*" >&2
+	exit 2
+}
+
+log() {
+	printf '[%4ds] %s\n' "$SECONDS" "$*" >&2
+}
+
+now() {
+	date +%s.%N
+}
+
+# elapsed START END: END - START in seconds.
+elapsed() {
+	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", b - a }'
+}
+
+# positive_knobs NAME...: each variable must hold a positive integer.
+positive_knobs() {
+	local knob
+	for knob in "$@"; do
+		case "${!knob}" in
+		'' | *[!0-9]* | 0) die "$knob must be a positive integer (got '${!knob}')" ;;
+		esac
+	done
+}
+
+# CPU seconds (user+sys, all threads) used so far by process PID; 0 if it is gone.
+cpu_of() {
+	local pid=$1
+	if [ -z "$pid" ] || [ ! -r "/proc/$pid/stat" ]; then
+		echo 0
+		return
+	fi
+	awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) / hz }' \
+		"/proc/$pid/stat"
+}
+
+# is_mounted MNT: from the mount table, without touching the (maybe hung) file system.
+is_mounted() {
+	awk -v m="$1" '$5 == m { found = 1 } END { exit !found }' /proc/self/mountinfo
+}
+
+# mount_vmunionfs LOG MNT ARGS...: runs `vmunionfs -f ARGS... MNT` and waits until MNT is
+# in the mount table and answers a stat of its root. Sets MOUNT_SECONDS (wall, from the
+# start of the daemon) and MOUNT_DAEMON. The daemon's output goes to LOG.
+mount_vmunionfs() {
+	local log=$1 mnt=$2 start i
+	shift 2
+	mkdir -p "$mnt" || return 1
+	start=$(now)
+	"$VMUNIONFS" -f "$@" "$mnt" </dev/null >"$log" 2>&1 &
+	MOUNT_DAEMON=$!
+	bench_mounts+=("$mnt")
+	bench_daemons+=("$MOUNT_DAEMON")
+	for ((i = 0; i < MOUNT_TIMEOUT * 100; i++)); do
+		if is_mounted "$mnt" && timeout 10 stat -c %i "$mnt" >/dev/null 2>&1; then
+			MOUNT_SECONDS=$(elapsed "$start" "$(now)")
+			return 0
+		fi
+		kill -0 "$MOUNT_DAEMON" 2>/dev/null || break
+		sleep 0.01
+	done
+	echo "$BENCH_NAME: vmunionfs did not mount $mnt within ${MOUNT_TIMEOUT}s:" >&2
+	sed 's/^/    /' "$log" >&2
+	return 1
+}
+
+# unmount_vmunionfs MNT PID: bounded; lazy unmount and a kill of our own daemon as
+# fallbacks. Waits for the daemon to exit (it removes a private upper at exit).
+unmount_vmunionfs() {
+	local mnt=$1 pid=$2 i
+	if is_mounted "$mnt"; then
+		timeout -k 5 "$UNMOUNT_TIMEOUT" fusermount3 -u "$mnt" 2>/dev/null ||
+			timeout -k 5 "$UNMOUNT_TIMEOUT" umount "$mnt" 2>/dev/null ||
+			timeout -k 5 30 umount -l "$mnt" 2>/dev/null ||
+			echo "$BENCH_NAME: cannot unmount $mnt" >&2
+	else
+		kill "$pid" 2>/dev/null # interrupted while it was still mounting
+	fi
+	for ((i = 0; i < UNMOUNT_TIMEOUT * 10; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		echo "$BENCH_NAME: daemon $pid did not exit within ${UNMOUNT_TIMEOUT}s; killing it" >&2
+		kill -9 "$pid" 2>/dev/null
+	fi
+	wait "$pid" 2>/dev/null
+	for i in "${!bench_mounts[@]}"; do
+		[ "${bench_daemons[$i]}" != "$pid" ] || unset 'bench_mounts[i]' 'bench_daemons[i]'
+	done
+	return 0
+}
+
+# stop_pid PID WAIT_S: SIGINT (victoria-metrics flushes and exits), SIGKILL after WAIT_S.
+# Returns 1 if it had to be killed.
+stop_pid() {
+	local pid=$1 wait_s=$2 i status=0
+	kill -INT "$pid" 2>/dev/null
+	for ((i = 0; i < wait_s * 10; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		echo "$BENCH_NAME: process $pid ignored SIGINT for ${wait_s}s; killing it" >&2
+		kill -9 "$pid" 2>/dev/null
+		status=1
+	fi
+	wait "$pid" 2>/dev/null
+	for i in "${!bench_pids[@]}"; do
+		[ "${bench_pids[$i]}" != "$pid" ] || unset 'bench_pids[i]'
+	done
+	return "$status"
+}
+
+# shellcheck disable=SC2317  # runs from the sourcing script's EXIT trap
+bench_cleanup() {
+	local pid i
+	for pid in "${bench_pids[@]}"; do
+		stop_pid "$pid" 60
+	done
+	for i in "${!bench_mounts[@]}"; do
+		unmount_vmunionfs "${bench_mounts[$i]}" "${bench_daemons[$i]}"
+	done
+	if [ "${KEEP:-0}" = 1 ]; then
+		echo "$BENCH_NAME: KEEP=1: data and logs kept in $work" >&2
+	elif [ -n "${work:-}" ]; then
+		rm -rf "$work"
+	fi
+}
