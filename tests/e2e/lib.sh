@@ -556,7 +556,7 @@ union_pids() {
 # unmount, aborting the FUSE connection and killing the daemon. Returns 0
 # only if the clean unmount worked and the daemon exited by itself.
 unmount_union() {
-	local mnt t=${UNMOUNT_TIMEOUT:-10} ok=0 pid
+	local mnt t=${UNMOUNT_TIMEOUT:-30} ok=0 pid
 	mnt=$(_canon_mnt "$1")
 	if _mnt_is_mounted "$mnt"; then
 		if ! fusermount3 -u "$mnt" 2>>"$SCRATCH/fusermount.log"; then
