@@ -168,6 +168,9 @@ static int write_synth(int dirfd, const char *path, const struct plan_node *node
 	if (fd < 0)
 		return -errno;
 	rc = write_all(fd, node->content, node->size);
+	/* Durable before its directory is marked populated (parts.json...). */
+	if (rc == 0 && fdatasync(fd) < 0)
+		rc = -errno;
 	close(fd);
 	return rc;
 }
