@@ -11,7 +11,20 @@
  * a new file is a new node even when the upper reuses an inode number.
  *
  * Permissions are the kernel's (default_permissions, on the attributes the
- * upper holds: the volumes' own); what is created is created as the caller. */
+ * upper holds: the volumes' own); what is created is created as the caller.
+ *
+ * Lazy directories (see upper.h): a node below a lazy directory has no upper
+ * file; it stands for a plan node (plan_node), served like the read-only
+ * mount does: attributes from the plan, bytes from the volume file (a stub
+ * without a stub file) or the plan's content. Anything that changes entries
+ * populates their directory first (dir_populate), anything that changes a
+ * node makes it an upper file first (node_make_upper): both populate the lazy
+ * directories on the way, under fs->population held for writing, and adopt
+ * the nodes the kernel knows there (same node, same st_ino: a node keeps the
+ * st_ino it was first shown with). Readers of plan_node and plan_dir hold
+ * fs->population for reading, or node->lock: a populate changes them under
+ * both. Population never goes back: a node that is an upper file, or a dir
+ * that is populated, stays so. */
 #include "fs.h"
 
 #include <dirent.h>
@@ -26,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fsuid.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -55,7 +69,10 @@ struct fs_node {
 	struct fs_node *all_prev, *all_next; /* every node but the root */
 	struct fs_node *parent;              /* NULL for the root, and once unlinked */
 	char *name;
-	ino_t ino;        /* of the upper file when the node was made */
+	ino_t ino;        /* what stat shows: of the upper file when the node was made */
+	ino_t upper_ino;  /* of the upper file, to notice another one; 0 when none */
+	uint32_t plan_node; /* no upper file (a lazy parent): the plan node shown */
+	uint32_t plan_dir;  /* a lazy dir: the plan dir whose children it has */
 	uint64_t lookups; /* the kernel's references */
 	uint64_t refs;    /* child nodes and open files */
 	/* Both held (copy_up_lock first, lock for writing) to change what
@@ -98,10 +115,14 @@ struct fs {
 	uint64_t linked_copy_ups;
 	const struct fs_config *config;
 	struct plan_lower_index stubs; /* the files a stub may name */
+	/* Held for writing by a populate; for reading by whoever reads a
+	 * node's plan_node or plan_dir. Taken before any node's locks. */
+	pthread_rwlock_t population;
 };
 
 struct fs_dir {
-	DIR *stream;
+	DIR *stream;      /* NULL for a lazy dir: listed from the plan */
+	uint32_t plan_dir;
 	off_t offset;
 	struct dirent *entry;
 };
@@ -374,31 +395,74 @@ static void node_load_stub(struct fs *fs, struct fs_node *node, int fd,
 	node->stub_blocks = (blkcnt_t)planned->attr.blocks;
 }
 
-static struct fs_node *node_new(struct fs *fs, const struct stat *st, int fd,
+/* Readers come and go all the time; a copy-up or a populate must still get
+ * in. Such a lock may not be taken twice for reading by one thread. */
+static void rwlock_init_prefer_writer(pthread_rwlock_t *lock)
+{
+	pthread_rwlockattr_t attr;
+
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+}
+
+/* What a new node stands for: an upper file (st, fd O_PATH), or a plan node
+ * below a lazy dir (plan_node; st is then the plan's). */
+struct node_source {
+	const struct stat *st;
+	int fd;
+	uint32_t plan_node;
+	uint32_t plan_dir; /* a lazy dir's plan dir, or PLAN_NONE */
+};
+
+/* The st_ino of a node shown from the plan: far above what filesystems give
+ * their files, so that it meets no upper file's. */
+static ino_t plan_ino(uint32_t index)
+{
+	return ((ino_t)1 << 62) | index;
+}
+
+/* A volume file below a lazy dir is a stub without a stub file. */
+static void node_plan_stub(struct fs *fs, struct fs_node *node)
+{
+	const struct plan_node *planned = &fs->config->plan->nodes[node->plan_node];
+
+	if (planned->kind != PLAN_LOWER_FILE)
+		return;
+	node->stub = STUB_OK;
+	node->stub_volume = planned->volume;
+	node->stub_path = xstrdup(planned->lower_path);
+	node->stub_size = planned->size;
+	node->stub_blocks = (blkcnt_t)planned->attr.blocks;
+}
+
+static struct fs_node *node_new(struct fs *fs, const struct node_source *source,
 				const struct fs_node *parent, const char *name)
 {
 	struct fs_node *node = xcalloc(1, sizeof(*node));
-	pthread_rwlockattr_t attr;
+	const struct stat *st = source->st;
 
-	/* Readers come and go all the time; a copy-up must still get in. */
-	pthread_rwlockattr_init(&attr);
-	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&node->lock, &attr);
-	pthread_rwlockattr_destroy(&attr);
+	rwlock_init_prefer_writer(&node->lock);
 	pthread_mutex_init(&node->copy_up_lock, NULL);
-	node->ino = st->st_ino;
+	node->plan_node = source->plan_node;
+	node->plan_dir = source->plan_dir;
+	node->ino = node->plan_node != PLAN_NONE ? plan_ino(node->plan_node) : st->st_ino;
+	node->upper_ino = node->plan_node != PLAN_NONE ? 0 : st->st_ino;
 	node->stub_volume = -1;
 	node->linked_copy_ups = __atomic_load_n(&fs->linked_copy_ups, __ATOMIC_ACQUIRE);
 	node->name = xstrdup(name);
-	if (S_ISREG(st->st_mode) && fd >= 0)
-		node_load_stub(fs, node, fd, parent, name);
+	if (node->plan_node != PLAN_NONE)
+		node_plan_stub(fs, node);
+	else if (S_ISREG(st->st_mode) && source->fd >= 0)
+		node_load_stub(fs, node, source->fd, parent, name);
 	return node;
 }
 
-/* Finds or adds the node of entry name of parent, whose file (fd, O_PATH)
- * has st, and counts a lookup of it. */
+/* Finds or adds the node of entry name of parent, and counts a lookup of it.
+ * Under fs->population, held for reading. */
 static struct fs_node *node_get(struct fs *fs, struct fs_node *parent, const char *name,
-				int fd, const struct stat *st)
+				const struct node_source *source)
 {
 	struct fs_node *node, *made = NULL;
 
@@ -406,14 +470,15 @@ static struct fs_node *node_get(struct fs *fs, struct fs_node *parent, const cha
 	for (;;) {
 		node = node_find_locked(fs, parent, name);
 		/* Another file under a known name: the upper changed behind us. */
-		if (node && node->ino != st->st_ino) {
+		if (node && source->plan_node == PLAN_NONE &&
+		    node->upper_ino != source->st->st_ino) {
 			node_detach_locked(fs, node);
 			node = NULL;
 		}
 		if (node || made)
 			break;
 		pthread_mutex_unlock(&fs->mutex);
-		made = node_new(fs, st, fd, parent, name);
+		made = node_new(fs, source, parent, name);
 		pthread_mutex_lock(&fs->mutex);
 	}
 	if (!node) {
@@ -532,7 +597,8 @@ static void recheck_stub(struct fs *fs, struct fs_node *node)
 	char path[64], *lower = NULL;
 	int fd, volume, rc;
 
-	if (node->stub != STUB_OK || node->linked_copy_ups == now)
+	if (node->stub != STUB_OK || node->linked_copy_ups == now ||
+	    node->plan_node != PLAN_NONE)
 		return;
 	fd = node_upper_open(fs, node, O_PATH);
 	if (fd < 0)
@@ -617,6 +683,127 @@ static int copy_up(struct fs *fs, struct fs_node *node, off_t keep)
 	return rc < 0 ? rc : 0;
 }
 
+/* ---- population of lazy dirs ---- */
+
+/* The nodes the kernel knows in a dir just populated become its new upper
+ * files, keeping their st_ino (node->ino). Under fs->population, written. */
+static void adopt_children(struct fs *fs, struct fs_node *dir, int dir_fd, uint32_t plan_dir)
+{
+	const struct plan_node *planned = &fs->config->plan->nodes[plan_dir];
+
+	for (size_t i = 0; i < planned->child_count; i++) {
+		const char *name = fs->config->plan->nodes[planned->children[i]].name;
+		struct fs_node *node;
+		struct stat st;
+
+		pthread_mutex_lock(&fs->mutex);
+		node = node_find_locked(fs, dir, name);
+		if (node)
+			node->refs++; /* a forget may come meanwhile */
+		pthread_mutex_unlock(&fs->mutex);
+		if (!node)
+			continue;
+		if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			st.st_ino = 0; /* noticed as another file at its next lookup */
+		pthread_rwlock_wrlock(&node->lock);
+		node->plan_node = PLAN_NONE;
+		node->upper_ino = st.st_ino;
+		pthread_rwlock_unlock(&node->lock);
+		pthread_mutex_lock(&fs->mutex);
+		node->refs--;
+		node_put_locked(fs, node);
+		pthread_mutex_unlock(&fs->mutex);
+	}
+}
+
+/* Populates dir, an upper dir still lazy. Under fs->population, written. */
+static int populate_dir(struct fs *fs, struct fs_node *dir)
+{
+	int fd = node_open(fs, dir, NULL, O_RDONLY | O_DIRECTORY), rc = fd;
+	struct error err = { 0 };
+
+	if (fd >= 0)
+		rc = upper_populate_dir(fd, fs->config->plan, dir->plan_dir, &err);
+	if (rc < 0) {
+		char *why = xasprintf("cannot populate it: %s",
+				      fd < 0 ? strerror(-fd) : err.message);
+
+		log_entry(fs, dir, NULL, why);
+		free(why);
+	} else {
+		adopt_children(fs, dir, fd, dir->plan_dir);
+		pthread_rwlock_wrlock(&dir->lock);
+		dir->plan_dir = PLAN_NONE;
+		pthread_rwlock_unlock(&dir->lock);
+		metrics_add(METRIC_POPULATES, 1);
+	}
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* Populates the lazy dirs above node, which then has an upper file, and
+ * node itself when entries. Under fs->population, written. */
+static int populate_locked(struct fs *fs, struct fs_node *node, bool entries)
+{
+	int rc;
+
+	if (node->plan_node != PLAN_NONE) {
+		if (!node->parent)
+			return -ENOENT;
+		rc = populate_locked(fs, node->parent, true);
+		if (rc < 0)
+			return rc;
+	}
+	return entries && node->plan_dir != PLAN_NONE ? populate_dir(fs, node) : 0;
+}
+
+static int populate(struct fs *fs, struct fs_node *node, bool entries)
+{
+	bool lazy;
+	int rc;
+
+	pthread_rwlock_rdlock(&fs->population);
+	lazy = node->plan_node != PLAN_NONE || (entries && node->plan_dir != PLAN_NONE);
+	pthread_rwlock_unlock(&fs->population);
+	if (!lazy)
+		return 0;
+	pthread_rwlock_wrlock(&fs->population);
+	rc = populate_locked(fs, node, entries);
+	pthread_rwlock_unlock(&fs->population);
+	return rc;
+}
+
+/* Before a change of node itself: it must be a file of the upper. */
+static int node_make_upper(struct fs *fs, struct fs_node *node)
+{
+	return populate(fs, node, false);
+}
+
+/* Before a change of dir's entries: they must be the upper's. */
+static int dir_populate(struct fs *fs, struct fs_node *dir)
+{
+	return populate(fs, dir, true);
+}
+
+/* A lazy dir's upper dir is empty whatever it shows: an rmdir of it, or a
+ * rename over it, must find the plan's children. */
+static int refuse_lazy_nonempty(struct fs *fs, int dir_fd, const char *name)
+{
+	int fd = openat(dir_fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), rc;
+	char path[64];
+	uint32_t plan_dir;
+
+	if (fd < 0)
+		return 0; /* no dir: the change itself says what is wrong */
+	proc_path(path, sizeof(path), fd);
+	rc = upper_lazy_get(path, fs->config->plan, &plan_dir);
+	close(fd);
+	if (rc < 0)
+		return -EIO;
+	return rc == 1 && fs->config->plan->nodes[plan_dir].child_count > 0 ? -ENOTEMPTY : 0;
+}
+
 /* ---- lookup and attributes ---- */
 
 /* A file of several names is one node per name, so one kernel inode per
@@ -628,18 +815,47 @@ static double attr_timeout(const struct fs *fs, const struct stat *st)
 	return !S_ISDIR(st->st_mode) && st->st_nlink > 1 ? 0 : fs->config->timeout;
 }
 
-/* What stat shows of a stub is its volume file's, blocks included. */
-static void node_fix_attr(struct fs_node *node, struct stat *st)
+/* What stat shows of a stub is its volume file's, blocks included; of a
+ * lazy dir, the plan's link count (its upper dir is empty); of any node, the
+ * st_ino it was first shown with. */
+static void node_fix_attr(struct fs *fs, struct fs_node *node, struct stat *st)
 {
 	pthread_rwlock_rdlock(&node->lock);
 	if (node->stub == STUB_OK)
 		st->st_blocks = node->stub_blocks;
+	if (node->plan_dir != PLAN_NONE)
+		st->st_nlink = fs->config->plan->nodes[node->plan_dir].attr.nlink;
+	st->st_ino = node->ino;
 	pthread_rwlock_unlock(&node->lock);
 }
 
+/* The attributes of a plan node, as the read-only mount shows them. */
+static void plan_stat(const struct plan *plan, uint32_t index, struct stat *st)
+{
+	const struct plan_node *node = &plan->nodes[index];
+
+	memset(st, 0, sizeof(*st));
+	st->st_ino = plan_ino(index);
+	st->st_mode = node->attr.mode;
+	st->st_nlink = node->attr.nlink;
+	st->st_uid = node->attr.uid;
+	st->st_gid = node->attr.gid;
+	st->st_size = (off_t)node->size;
+	st->st_blocks = (blkcnt_t)node->attr.blocks;
+	st->st_blksize = 4096;
+	st->st_atim = st->st_mtim = st->st_ctim = node->mtime;
+}
+
+/* Under fs->population, held for reading. */
 static int node_stat(struct fs *fs, struct fs_node *node, struct stat *st)
 {
-	int fd = node_open(fs, node, NULL, O_PATH), rc = fd;
+	int fd, rc;
+
+	if (node->plan_node != PLAN_NONE) {
+		plan_stat(fs->config->plan, node->plan_node, st);
+		return 0;
+	}
+	fd = rc = node_open(fs, node, NULL, O_PATH);
 
 	if (fd >= 0) {
 		rc = fstat(fd, st) < 0 ? -errno : 0;
@@ -658,33 +874,81 @@ static int node_stat(struct fs *fs, struct fs_node *node, struct stat *st)
 		pthread_rwlock_unlock(&node->lock);
 	}
 	if (rc == 0)
-		node_fix_attr(node, st);
+		node_fix_attr(fs, node, st);
 	return rc;
+}
+
+/* The lazy-dir mark of a directory of the upper (fd, O_PATH). */
+static int lookup_lazy_mark(struct fs *fs, int fd, const struct fs_node *dir,
+			    const char *name, uint32_t *plan_dir)
+{
+	char path[64];
+	int rc;
+
+	proc_path(path, sizeof(path), fd);
+	rc = upper_lazy_get(path, fs->config->plan, plan_dir);
+	if (rc == -EIO)
+		log_entry(fs, dir, name, "its " UPPER_LAZY_XATTR " names no directory of the "
+			  "merged volumes; refused with EIO");
+	else if (rc < 0)
+		log_entry(fs, dir, name, strerror(-rc));
+	return rc < 0 ? -EIO : 0;
+}
+
+static int lookup_upper(struct fs *fs, struct fs_node *dir, const char *name,
+			struct fuse_entry_param *e)
+{
+	struct node_source source = { .st = &e->attr, .plan_node = PLAN_NONE,
+				      .plan_dir = PLAN_NONE };
+	int rc = 0;
+
+	source.fd = node_open(fs, dir, name, O_PATH);
+	if (source.fd < 0)
+		return source.fd;
+	if (fstat(source.fd, &e->attr) < 0)
+		rc = -errno;
+	else if (S_ISDIR(e->attr.st_mode))
+		rc = lookup_lazy_mark(fs, source.fd, dir, name, &source.plan_dir);
+	if (rc == 0)
+		e->ino = (fuse_ino_t)(uintptr_t)node_get(fs, dir, name, &source);
+	close(source.fd);
+	return rc;
+}
+
+/* An entry of a lazy dir: the plan's child. */
+static int lookup_plan(struct fs *fs, struct fs_node *dir, const char *name,
+		       struct fuse_entry_param *e)
+{
+	const struct plan *plan = fs->config->plan;
+	uint32_t index = plan_child(plan, dir->plan_dir, name);
+	struct node_source source = { .st = &e->attr, .fd = -1, .plan_node = index };
+
+	if (index == PLAN_NONE)
+		return -ENOENT;
+	plan_stat(plan, index, &e->attr);
+	source.plan_dir = plan->nodes[index].kind == PLAN_DIR ? index : PLAN_NONE;
+	e->ino = (fuse_ino_t)(uintptr_t)node_get(fs, dir, name, &source);
+	return 0;
 }
 
 static int do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     struct fuse_entry_param *e)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_node *dir = node_of(req, parent), *node = NULL;
-	int fd, rc = 0;
+	struct fs_node *dir = node_of(req, parent);
+	int rc;
 
 	memset(e, 0, sizeof(*e));
 	e->attr_timeout = e->entry_timeout = fs->config->timeout;
-	fd = node_open(fs, dir, name, O_PATH);
-	if (fd < 0)
-		return fd;
-	if (fstat(fd, &e->attr) < 0)
-		rc = -errno;
-	else
-		node = node_get(fs, dir, name, fd, &e->attr);
-	close(fd);
-	if (rc < 0)
-		return rc;
-	e->attr_timeout = attr_timeout(fs, &e->attr);
-	node_fix_attr(node, &e->attr);
-	e->ino = (fuse_ino_t)(uintptr_t)node;
-	return 0;
+	pthread_rwlock_rdlock(&fs->population);
+	rc = dir->plan_dir != PLAN_NONE ? lookup_plan(fs, dir, name, e)
+					: lookup_upper(fs, dir, name, e);
+	if (rc == 0) {
+		e->attr_timeout = attr_timeout(fs, &e->attr);
+		node_fix_attr(fs, (struct fs_node *)(uintptr_t)e->ino, &e->attr);
+	}
+	pthread_rwlock_unlock(&fs->population);
+	return rc;
 }
 
 static void reply_entry_or_error(fuse_req_t req, fuse_ino_t parent, const char *name, int rc)
@@ -735,7 +999,9 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	int rc;
 
 	node_recheck(fs, node_of(req, ino));
+	pthread_rwlock_rdlock(&fs->population);
 	rc = node_stat(fs, node_of(req, ino), &st);
+	pthread_rwlock_unlock(&fs->population);
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
@@ -836,14 +1102,19 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 {
 	struct fs *fs = fs_of(req);
 	struct fs_node *node = node_of(req, ino);
-	int fd = node_open(fs, node, NULL, O_PATH);
-	int rc = fd < 0 ? fd : apply_setattr(fs, node, fd, attr, valid, fi);
+	int fd = node_make_upper(fs, node);
 	struct stat st;
+	int rc;
 
+	if (fd == 0)
+		fd = node_open(fs, node, NULL, O_PATH);
+	rc = fd < 0 ? fd : apply_setattr(fs, node, fd, attr, valid, fi);
 	if (fd >= 0)
 		close(fd);
+	pthread_rwlock_rdlock(&fs->population);
 	if (rc == 0)
 		rc = node_stat(fs, node, &st);
+	pthread_rwlock_unlock(&fs->population);
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
@@ -852,11 +1123,18 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	int fd = node_open(fs_of(req), node_of(req, ino), NULL, O_PATH);
+	struct fs *fs = fs_of(req);
+	struct fs_node *node = node_of(req, ino);
 	char buf[PATH_MAX + 1];
-	ssize_t n = fd < 0 ? (errno = -fd, -1) : readlinkat(fd, "", buf, sizeof(buf) - 1);
-	int e = errno;
+	ssize_t n;
+	int fd, e;
 
+	/* The plan has no symlinks. */
+	pthread_rwlock_rdlock(&fs->population);
+	fd = node->plan_node != PLAN_NONE ? -EINVAL : node_open(fs, node, NULL, O_PATH);
+	pthread_rwlock_unlock(&fs->population);
+	n = fd < 0 ? (errno = -fd, -1) : readlinkat(fd, "", buf, sizeof(buf) - 1);
+	e = errno;
 	if (fd >= 0)
 		close(fd);
 	if (n < 0) {
@@ -921,7 +1199,9 @@ static int change_entry(fuse_req_t req, int dir_fd, const char *name,
 		become_daemon(&creds);
 		return rc;
 	case ENTRY_LINK:
-		fd = node_open(fs_of(req), args->from, NULL, O_PATH);
+		fd = node_make_upper(fs_of(req), args->from);
+		if (fd == 0)
+			fd = node_open(fs_of(req), args->from, NULL, O_PATH);
 		if (fd < 0)
 			return fd;
 		proc_path(path, sizeof(path), fd);
@@ -931,7 +1211,8 @@ static int change_entry(fuse_req_t req, int dir_fd, const char *name,
 	case ENTRY_UNLINK:
 		return unlinkat(dir_fd, name, 0) < 0 ? -errno : 0;
 	case ENTRY_RMDIR:
-		return unlinkat(dir_fd, name, AT_REMOVEDIR) < 0 ? -errno : 0;
+		rc = refuse_lazy_nonempty(fs_of(req), dir_fd, name);
+		return rc < 0 ? rc : unlinkat(dir_fd, name, AT_REMOVEDIR) < 0 ? -errno : 0;
 	}
 	return -EINVAL;
 }
@@ -942,8 +1223,11 @@ static void reply_change(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct fs *fs = fs_of(req);
 	struct fs_node *dir = node_of(req, parent);
-	int fd = node_open(fs, dir, NULL, O_PATH | O_DIRECTORY);
-	int rc = fd < 0 ? fd : change_entry(req, fd, name, change, args);
+	int fd = dir_populate(fs, dir), rc;
+
+	if (fd == 0)
+		fd = node_open(fs, dir, NULL, O_PATH | O_DIRECTORY);
+	rc = fd < 0 ? fd : change_entry(req, fd, name, change, args);
 
 	if (fd >= 0)
 		close(fd);
@@ -1028,12 +1312,17 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct fs *fs = fs_of(req);
 	struct fs_node *from = node_of(req, parent), *to = node_of(req, newparent);
-	int from_fd = node_open(fs, from, NULL, O_PATH | O_DIRECTORY);
-	int to_fd = node_open(fs, to, NULL, O_PATH | O_DIRECTORY), rc;
+	int from_fd = -1, to_fd = -1, rc;
 
-	rc = from_fd < 0 ? from_fd
-	     : to_fd < 0 ? to_fd
-			 : (renameat2(from_fd, name, to_fd, newname, flags) < 0 ? -errno : 0);
+	rc = dir_populate(fs, from);
+	if (rc == 0)
+		rc = dir_populate(fs, to);
+	if (rc == 0 && (from_fd = rc = node_open(fs, from, NULL, O_PATH | O_DIRECTORY)) >= 0)
+		to_fd = rc = node_open(fs, to, NULL, O_PATH | O_DIRECTORY);
+	if (rc >= 0 && !(flags & RENAME_EXCHANGE))
+		rc = refuse_lazy_nonempty(fs, to_fd, newname);
+	if (rc >= 0)
+		rc = renameat2(from_fd, name, to_fd, newname, flags) < 0 ? -errno : 0;
 	if (rc == 0)
 		rename_nodes(fs, from, name, to, newname, flags);
 	if (from_fd >= 0)
@@ -1045,14 +1334,26 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	int fd = node_open(fs_of(req), node_of(req, ino), NULL, O_RDONLY | O_DIRECTORY);
-	struct fs_dir *dir;
+	struct fs *fs = fs_of(req);
+	struct fs_node *node = node_of(req, ino);
+	struct fs_dir *dir = xcalloc(1, sizeof(*dir));
+	int fd;
 
+	/* A lazy dir is listed from the plan, as it was when opened. */
+	pthread_rwlock_rdlock(&fs->population);
+	dir->plan_dir = node->plan_dir;
+	fd = dir->plan_dir != PLAN_NONE ? 0 : node_open(fs, node, NULL, O_RDONLY | O_DIRECTORY);
+	pthread_rwlock_unlock(&fs->population);
 	if (fd < 0) {
+		free(dir);
 		fuse_reply_err(req, -fd);
 		return;
 	}
-	dir = xcalloc(1, sizeof(*dir));
+	if (dir->plan_dir != PLAN_NONE) {
+		fi->fh = (uint64_t)(uintptr_t)dir;
+		fuse_reply_open(req, fi);
+		return;
+	}
 	dir->stream = fdopendir(fd);
 	if (!dir->stream) {
 		int e = errno;
@@ -1066,14 +1367,44 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_open(req, fi);
 }
 
+/* The listing of a lazy dir: ".", "..", then the plan's children; the
+ * offset of an entry is its position + 1. */
+static void readdir_plan(fuse_req_t req, const struct fs_dir *dir, size_t size, off_t offset)
+{
+	const struct plan *plan = fs_of(req)->config->plan;
+	const struct plan_node *planned = &plan->nodes[dir->plan_dir];
+	char *buf = xcalloc(1, size);
+	size_t used = 0;
+
+	for (size_t i = (size_t)offset; i < planned->child_count + 2; i++) {
+		uint32_t child = i < 2 ? dir->plan_dir : planned->children[i - 2];
+		struct stat st = { .st_ino = plan_ino(child),
+				   .st_mode = i < 2 ? S_IFDIR : plan->nodes[child].attr.mode };
+		const char *name = i == 0 ? "." : i == 1 ? ".." : plan->nodes[child].name;
+		size_t entry_size = fuse_add_direntry(req, buf + used, size - used, name, &st,
+						      (off_t)i + 1);
+
+		if (entry_size > size - used)
+			break;
+		used += entry_size;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		       struct fuse_file_info *fi)
 {
 	struct fs_dir *dir = (struct fs_dir *)(uintptr_t)fi->fh;
-	char *buf = xcalloc(1, size);
+	char *buf;
 	size_t used = 0;
 	int error = 0;
 
+	if (!dir->stream) {
+		readdir_plan(req, dir, size, offset);
+		return;
+	}
+	buf = xcalloc(1, size);
 	if (offset != dir->offset) {
 		seekdir(dir->stream, offset);
 		dir->entry = NULL;
@@ -1112,7 +1443,8 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 {
 	struct fs_dir *dir = (struct fs_dir *)(uintptr_t)fi->fh;
 
-	closedir(dir->stream);
+	if (dir->stream)
+		closedir(dir->stream);
 	free(dir);
 	fuse_reply_err(req, 0);
 }
@@ -1120,8 +1452,9 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 			struct fuse_file_info *fi)
 {
-	int fd = dirfd(((struct fs_dir *)(uintptr_t)fi->fh)->stream);
-	int rc = datasync ? fdatasync(fd) : fsync(fd);
+	struct fs_dir *dir = (struct fs_dir *)(uintptr_t)fi->fh;
+	int fd = dir->stream ? dirfd(dir->stream) : -1;
+	int rc = fd < 0 ? 0 : datasync ? fdatasync(fd) : fsync(fd); /* a lazy dir: nothing to sync */
 
 	fuse_reply_err(req, rc < 0 ? errno : 0);
 }
@@ -1177,11 +1510,13 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		      struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	int dir_fd = node_open(fs, node_of(req, parent), NULL, O_PATH | O_DIRECTORY), fd, rc;
+	int dir_fd = dir_populate(fs, node_of(req, parent)), fd, rc;
 	struct fuse_entry_param e;
 	struct fs_node *node;
 	struct creds creds;
 
+	if (dir_fd == 0)
+		dir_fd = node_open(fs, node_of(req, parent), NULL, O_PATH | O_DIRECTORY);
 	if (dir_fd < 0) {
 		fuse_reply_err(req, -dir_fd);
 		return;
@@ -1208,21 +1543,38 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	fuse_reply_create(req, &e, fi);
 }
 
-static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* A file below a lazy dir, opened for reading: its volume file (a stub's
+ * open, switched at a copy-up like one), or the plan's bytes. */
+static int open_plan_file(struct fs *fs, struct fs_node *node, struct fuse_file_info *fi)
 {
-	struct fs *fs = fs_of(req);
-	struct fs_node *node = node_of(req, ino);
+	const struct plan_node *planned = &fs->config->plan->nodes[node->plan_node];
+	bool lower = planned->kind == PLAN_LOWER_FILE;
+	int fd;
+
+	if (lower) {
+		fd = lower_open(fs, node);
+		fi->keep_cache = 1;
+	} else {
+		fd = memfd_create("vmunionfs-plan-file", MFD_CLOEXEC);
+		fd = fd < 0 ? -errno : fd;
+		if (fd >= 0 && write_all(fd, planned->content, planned->size) < 0) {
+			close(fd);
+			fd = -EIO;
+		}
+	}
+	if (fd < 0)
+		return fd;
+	pthread_rwlock_wrlock(&node->lock);
+	fi->fh = (uint64_t)(uintptr_t)file_add(fs, node, fd, fi->flags, lower, -1);
+	pthread_rwlock_unlock(&node->lock);
+	return 0;
+}
+
+static int open_upper_file(struct fs *fs, struct fs_node *node, struct fuse_file_info *fi)
+{
 	bool lower = false;
 	int fd = 0, upper_fd = -1;
 
-	/* A stub opened for writing is copied up at its first write or
-	 * truncation, which may keep less; O_TRUNC keeps nothing. */
-	if (wants_write(fi->flags) && (fi->flags & O_TRUNC))
-		fd = copy_up(fs, node, 0);
-	if (fd < 0) {
-		fuse_reply_err(req, -fd);
-		return;
-	}
 	node_recheck(fs, node);
 	pthread_rwlock_wrlock(&node->lock);
 	if (node->stub == STUB_REFUSED) {
@@ -1245,8 +1597,29 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->fh = (uint64_t)(uintptr_t)file_add(fs, node, fd, fi->flags, lower,
 						       upper_fd);
 	pthread_rwlock_unlock(&node->lock);
-	if (fd < 0)
-		fuse_reply_err(req, -fd);
+	return fd < 0 ? fd : 0;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_node *node = node_of(req, ino);
+	int rc = 0;
+
+	/* A stub opened for writing is copied up at its first write or
+	 * truncation, which may keep less; O_TRUNC keeps nothing. */
+	if (wants_write(fi->flags))
+		rc = node_make_upper(fs, node);
+	if (rc == 0 && wants_write(fi->flags) && (fi->flags & O_TRUNC))
+		rc = copy_up(fs, node, 0);
+	if (rc == 0) {
+		pthread_rwlock_rdlock(&fs->population);
+		rc = node->plan_node != PLAN_NONE ? open_plan_file(fs, node, fi)
+						  : open_upper_file(fs, node, fi);
+		pthread_rwlock_unlock(&fs->population);
+	}
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
 	else
 		fuse_reply_open(req, fi);
 }
@@ -1369,6 +1742,8 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
  * The daemon's own xattrs (stub references) stay hidden. */
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
+	struct fs *fs = fs_of(req);
+	struct fs_node *node = node_of(req, ino);
 	char path[64], *buf = NULL;
 	ssize_t len;
 	int fd;
@@ -1378,7 +1753,16 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
-	fd = node_open(fs_of(req), node_of(req, ino), NULL, O_PATH);
+	/* Below a lazy dir: a volume file's own ACL, which populate copies
+	 * onto its stub; a dir or synthesized file has none. */
+	pthread_rwlock_rdlock(&fs->population);
+	if (node->plan_node == PLAN_NONE)
+		fd = node_open(fs, node, NULL, O_PATH);
+	else if (node->stub == STUB_OK)
+		fd = lower_open(fs, node);
+	else
+		fd = -ENODATA;
+	pthread_rwlock_unlock(&fs->population);
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return;
@@ -1465,8 +1849,10 @@ struct fs *fs_new(const struct fs_config *config, struct error *err)
 	pthread_mutex_init(&fs->mutex, NULL);
 	pthread_rwlock_init(&fs->root.lock, NULL);
 	pthread_mutex_init(&fs->root.copy_up_lock, NULL);
-	fs->root.ino = st.st_ino;
+	fs->root.ino = fs->root.upper_ino = st.st_ino;
+	fs->root.plan_node = fs->root.plan_dir = PLAN_NONE; /* populated when made */
 	fs->root.stub_volume = -1;
+	rwlock_init_prefer_writer(&fs->population);
 	fs->root.lookups = 2;
 	plan_lower_index_build(&fs->stubs, config->plan);
 	return fs;
@@ -1484,6 +1870,7 @@ void fs_free(struct fs *fs)
 	}
 	pthread_rwlock_destroy(&fs->root.lock);
 	pthread_mutex_destroy(&fs->root.copy_up_lock);
+	pthread_rwlock_destroy(&fs->population);
 	free(fs->buckets);
 	plan_lower_index_free(&fs->stubs);
 	pthread_mutex_destroy(&fs->mutex);

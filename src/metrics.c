@@ -243,6 +243,10 @@ static char *exposition(size_t *len)
 	print_family(out, "vmunionfs_copy_up_bytes_total", "counter", "Bytes those copy-ups wrote.");
 	fprintf(out, "vmunionfs_copy_up_bytes_total %" PRIu64 "\n",
 		load(&counters[METRIC_COPY_UP_BYTES]));
+	print_family(out, "vmunionfs_populated_dirs_total", "counter",
+		     "Lazy directories of the upper given their entries before a change.");
+	fprintf(out, "vmunionfs_populated_dirs_total %" PRIu64 "\n",
+		load(&counters[METRIC_POPULATES]));
 	print_family(out, "vmunionfs_upper_free_bytes", "gauge",
 		     "Space left for the upper (for an unprivileged user).");
 	fprintf(out, "vmunionfs_upper_free_bytes %" PRIu64 "\n", upper_free_bytes());

@@ -14,6 +14,7 @@ enum metric {
 	METRIC_READ_UPPER_BYTES,  /* read from the upper */
 	METRIC_COPY_UPS,          /* files given their own bytes in the upper */
 	METRIC_COPY_UP_BYTES,
+	METRIC_POPULATES,         /* lazy dirs of the upper populated (upper.h) */
 	METRIC_COUNT
 };
 

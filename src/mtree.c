@@ -142,29 +142,76 @@ static void finish_tree(struct mtree_session *session)
 	tree->fingerprint = h;
 }
 
+/* The entry of plan node index, at path (taken). */
+static void add_plan_entry(struct mtree *tree, const struct plan *plan, uint32_t index,
+			   char *path)
+{
+	const struct plan_node *node = &plan->nodes[index];
+	struct mtree_entry *e;
+
+	switch (node->kind) {
+	case PLAN_DIR:
+		e = add_entry(tree, path, MTREE_DIR);
+		break;
+	case PLAN_LOWER_FILE:
+		e = add_entry(tree, path, MTREE_LOWER);
+		e->volume = node->volume;
+		e->source = xstrdup(node->lower_path);
+		break;
+	default:
+		e = add_entry(tree, path, MTREE_SYNTH);
+		e->content = node->content;
+		break;
+	}
+	e->size = node->kind == PLAN_DIR ? 0 : node->size;
+	e->mtime = node->mtime;
+}
+
 static void tree_from_plan(struct mtree *tree, const struct plan *plan)
 {
-	for (size_t i = 1; i < plan->node_count; i++) {
-		const struct plan_node *node = &plan->nodes[i];
-		struct mtree_entry *e;
+	for (size_t i = 1; i < plan->node_count; i++)
+		add_plan_entry(tree, plan, (uint32_t)i, plan_path(plan, (uint32_t)i));
+}
 
-		switch (node->kind) {
-		case PLAN_DIR:
-			e = add_entry(tree, plan_path(plan, (uint32_t)i), MTREE_DIR);
-			break;
-		case PLAN_LOWER_FILE:
-			e = add_entry(tree, plan_path(plan, (uint32_t)i), MTREE_LOWER);
-			e->volume = node->volume;
-			e->source = xstrdup(node->lower_path);
-			break;
-		default:
-			e = add_entry(tree, plan_path(plan, (uint32_t)i), MTREE_SYNTH);
-			e->content = node->content;
-			break;
-		}
-		e->size = node->kind == PLAN_DIR ? 0 : node->size;
-		e->mtime = node->mtime;
+/* What a lazy directory of the upper (see upper.h) holds: the plan's
+ * children of the plan directory it stands for, below its own path. */
+static void add_plan_children(struct mtree *tree, const struct plan *plan, uint32_t dir,
+			      const char *prefix)
+{
+	const struct plan_node *node = &plan->nodes[dir];
+
+	for (size_t i = 0; i < node->child_count; i++) {
+		uint32_t child = node->children[i];
+		char *path = xasprintf("%s/%s", prefix, plan->nodes[child].name);
+
+		add_plan_entry(tree, plan, child, path);
+		if (plan->nodes[child].kind == PLAN_DIR)
+			add_plan_children(tree, plan, child, path);
 	}
+}
+
+static int walk_upper(struct mtree_session *session, int dirfd, const char *prefix,
+		      struct error *err);
+
+/* A directory of the upper: walked, or taken from the plan while it is lazy. */
+static int walk_upper_dir(struct mtree_session *session, int sub, const char *path,
+			  struct error *err)
+{
+	char proc[64];
+	uint32_t dir;
+	int rc;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", sub);
+	rc = upper_lazy_get(proc, &session->plan, &dir);
+	if (rc < 0)
+		return error_set(err, -rc, "%s/tree/%s: %s", session->upper.path, path,
+				 rc == -EIO ? "its " UPPER_LAZY_XATTR " names no directory "
+					      "of the merged volumes"
+					    : strerror(-rc));
+	if (rc == 0)
+		return walk_upper(session, sub, path, err);
+	add_plan_children(&session->tree, &session->plan, dir, path);
+	return 0;
 }
 
 /* A regular file of the upper: a stub stands for its volume file. */
@@ -272,7 +319,7 @@ static int walk_upper(struct mtree_session *session, int dirfd, const char *pref
 				rc = error_set(err, errno, "%s/tree/%s: %s", session->upper.path,
 					       path, strerror(errno));
 			} else {
-				rc = walk_upper(session, sub, path, err);
+				rc = walk_upper_dir(session, sub, path, err);
 				close(sub);
 			}
 		} else if (S_ISREG(st.st_mode)) {

@@ -17,18 +17,21 @@
 #include <unistd.h>
 
 #define IDENTITY_FILE "vmunionfs.json"
-/* 2: a canary xattr on tree, named in the identity file. */
-#define IDENTITY_FORMAT "vmunionfs-upper/2"
+/* 2: a canary xattr on tree, named in the identity file. 3: lazy directories
+ * (UPPER_LAZY_XATTR), which an older vmunionfs would take for empty ones. A
+ * format 2 upper has none, and is served as it is. */
+#define IDENTITY_FORMAT "vmunionfs-upper/3"
+#define IDENTITY_FORMAT_POPULATED "vmunionfs-upper/2"
 /* On UPPER/tree; its value is in the identity file. An upper copied without
  * its xattrs loses it, and with it every stub's reference: refused. */
 #define CANARY_XATTR "user.vmunionfs.canary"
 
-static char *identity_json(const struct plan *plan, const char *canary)
+static char *identity_json(const struct plan *plan, const char *canary, const char *format)
 {
 	cJSON *json = cJSON_CreateObject(), *volumes = cJSON_CreateArray();
 	char *printed, *copy, fingerprint[17];
 
-	cJSON_AddStringToObject(json, "format", IDENTITY_FORMAT);
+	cJSON_AddStringToObject(json, "format", format);
 	for (size_t v = 0; v < plan->volume_count; v++) {
 		char resolved[PATH_MAX];
 		const char *path = realpath(plan->volumes[v].path, resolved)
@@ -165,6 +168,9 @@ static int write_synth(int dirfd, const char *path, const struct plan_node *node
 	if (fd < 0)
 		return -errno;
 	rc = write_all(fd, node->content, node->size);
+	/* Durable before its directory is marked populated (parts.json...). */
+	if (rc == 0 && fdatasync(fd) < 0)
+		rc = -errno;
 	close(fd);
 	return rc;
 }
@@ -178,54 +184,122 @@ static int populate_error(struct error *err, const char *path, int rc)
 					: "");
 }
 
-int upper_populate(int dirfd, const struct plan *plan, struct error *err)
+static int mark_lazy(int dirfd, const char *name, const char *plan_path)
 {
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsetxattr(fd, UPPER_LAZY_XATTR, plan_path, strlen(plan_path), 0) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+/* A child of a directory being populated: a lazy directory naming its plan
+ * path, a stub or a synthesized file, with the volume's mode, owner, times. */
+static int create_child(int dirfd, const char *name, const struct plan *plan, uint32_t index)
+{
+	const struct plan_node *node = &plan->nodes[index];
+	struct stat st;
+	char *path;
+	int rc;
+
+	if (node->kind == PLAN_DIR) {
+		path = plan_path(plan, index);
+		rc = mkdirat(dirfd, name, 0700) < 0 ? -errno : 0;
+		if (rc == 0)
+			rc = mark_lazy(dirfd, name, path);
+		free(path);
+	} else if (node->kind == PLAN_LOWER_FILE) {
+		rc = write_stub(dirfd, name, plan, node);
+	} else {
+		rc = write_synth(dirfd, name, node);
+	}
+	node_attr(node, &st);
+	return rc < 0 ? rc : apply_attr(dirfd, name, &st);
+}
+
+/* An interrupted population leaves some children, maybe half made: they are
+ * all its own (nothing changes in a lazy directory), and are made again. */
+static int remove_children(int dirfd)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+	struct dirent *de;
+	DIR *dir;
+
+	if (fd < 0)
+		return -errno;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return -errno;
+	}
+	while (rc == 0 && (de = readdir(dir)))
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			rc = remove_tree_at(dirfd, de->d_name);
+	closedir(dir);
+	return rc;
+}
+
+int upper_populate_dir(int dirfd, const struct plan *plan, uint32_t dir, struct error *err)
+{
+	const struct plan_node *node = &plan->nodes[dir];
+	struct timespec times[2];
 	struct stat st;
 	int rc;
 
-	/* Parents precede children in the node table. Directories stay 0700
-	 * while they are filled and get their volume's mode last, children
-	 * first, so that filling them does not change their times. */
-	for (size_t i = 1; i < plan->node_count; i++) {
-		const struct plan_node *node = &plan->nodes[i];
-		char *path = plan_path(plan, (uint32_t)i);
+	if (fstat(dirfd, &st) < 0)
+		return populate_error(err, "", -errno);
+	times[0] = st.st_atim;
+	times[1] = st.st_mtim;
+	rc = remove_children(dirfd);
+	for (size_t i = 0; rc == 0 && i < node->child_count; i++) {
+		uint32_t child = node->children[i];
 
-		if (node->kind == PLAN_DIR) {
-			rc = mkdirat(dirfd, path, 0700) < 0 ? -errno : 0;
-		} else {
-			rc = node->kind == PLAN_LOWER_FILE ? write_stub(dirfd, path, plan, node)
-							   : write_synth(dirfd, path, node);
-			node_attr(&plan->nodes[i], &st);
-			if (rc == 0)
-				rc = apply_attr(dirfd, path, &st);
+		rc = create_child(dirfd, plan->nodes[child].name, plan, child);
+		if (rc < 0) {
+			char *path = plan_path(plan, child);
+
+			populate_error(err, path, rc);
+			free(path);
+			return rc;
 		}
-		if (rc < 0)
-			populate_error(err, path, rc);
-		free(path);
-		if (rc < 0)
-			return rc;
 	}
-	for (size_t i = plan->node_count; i-- > 0;) {
-		char *path;
+	/* Filling it is no change of the directory: its times stay. Populated
+	 * (no xattr) only once every child is there and on disk. */
+	if (rc == 0 && (futimens(dirfd, times) < 0 || fsync(dirfd) < 0 ||
+			(fremovexattr(dirfd, UPPER_LAZY_XATTR) < 0 && errno != ENODATA)))
+		rc = -errno;
+	if (rc < 0) {
+		char *path = plan_path(plan, dir);
 
-		if (plan->nodes[i].kind != PLAN_DIR)
-			continue;
-		path = plan_path(plan, (uint32_t)i);
-		node_attr(&plan->nodes[i], &st);
-		rc = apply_attr(dirfd, *path ? path : ".", &st);
-		if (rc < 0)
-			populate_error(err, path, rc);
+		populate_error(err, path, rc);
 		free(path);
-		if (rc < 0)
-			return rc;
 	}
-	return 0;
+	return rc;
+}
+
+int upper_lazy_get(const char *path, const struct plan *plan, uint32_t *dir)
+{
+	char value[PATH_MAX];
+	ssize_t n = getxattr(path, UPPER_LAZY_XATTR, value, sizeof(value) - 1);
+
+	*dir = PLAN_NONE;
+	if (n < 0)
+		return errno == ENODATA || errno == ENOTSUP ? 0 : -errno;
+	value[n] = '\0';
+	*dir = plan_at(plan, value);
+	if (*dir == PLAN_NONE || plan->nodes[*dir].kind != PLAN_DIR)
+		return -EIO;
+	return 1;
 }
 
 /* Builds tree.new, then renames it to tree: a crash leaves no half tree. */
 static int create_tree(struct upper *upper, const struct plan *plan, const char *canary,
 		       struct error *err)
 {
+	struct stat st;
 	int fd, rc;
 
 	rc = remove_tree_at(upper->dirfd, "tree.new");
@@ -236,7 +310,10 @@ static int create_tree(struct upper *upper, const struct plan *plan, const char 
 	fd = openat(upper->dirfd, "tree.new", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return error_set(err, errno, "%s/tree.new: %s", upper->path, strerror(errno));
-	rc = upper_populate(fd, plan, err);
+	rc = upper_populate_dir(fd, plan, 0, err);
+	node_attr(&plan->nodes[0], &st);
+	if (rc == 0 && (rc = apply_attr(fd, ".", &st)) < 0)
+		populate_error(err, "", rc);
 	if (rc == 0 && fsetxattr(fd, CANARY_XATTR, canary, strlen(canary), 0) < 0)
 		rc = error_set(err, errno, "%s/tree.new: %s", upper->path, strerror(errno));
 	if (rc == 0 && syncfs(fd) < 0)
@@ -285,7 +362,7 @@ static int create_identity(struct upper *upper, const struct plan *plan, char **
 	rc = new_canary(canary, err);
 	if (rc < 0)
 		return rc;
-	doc = identity_json(plan, *canary);
+	doc = identity_json(plan, *canary, IDENTITY_FORMAT);
 	if (fchmod(upper->dirfd, 0700) < 0)
 		rc = -errno;
 	if (rc == 0)
@@ -314,14 +391,15 @@ static int check_identity(struct upper *upper, const struct plan *plan, bool may
 	} else if (rc < 0) {
 		error_set(err, -rc, "%s/%s: %s", upper->path, IDENTITY_FILE, strerror(-rc));
 	} else if (!(format = identity_field(have, "format")) ||
-		   strcmp(format, IDENTITY_FORMAT) != 0 ||
+		   (strcmp(format, IDENTITY_FORMAT) != 0 &&
+		    strcmp(format, IDENTITY_FORMAT_POPULATED) != 0) ||
 		   !(*canary = identity_field(have, "canary"))) {
 		rc = error_set(err, EINVAL,
 			       "%s/%s: made by another version of vmunionfs (format %s, this one "
 			       "reads %s): use a new upper",
 			       upper->path, IDENTITY_FILE, format ? format : "unknown",
 			       IDENTITY_FORMAT);
-	} else if (strcmp(have, (want = identity_json(plan, *canary))) != 0 &&
+	} else if (strcmp(have, (want = identity_json(plan, *canary, format))) != 0 &&
 		   same_volumes(have, want)) {
 		rc = error_set(err, EINVAL,
 			       "%s: the volumes changed since this upper was made (their merged "

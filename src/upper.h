@@ -5,6 +5,20 @@
  * renames, links and unlinks are then plain operations on this tree, and the
  * volumes below are only ever opened O_RDONLY.
  *
+ * Lazy population: a directory of the tree is either populated (its entries
+ * in the upper are what is served) or lazy: it carries UPPER_LAZY_XATTR, the
+ * path of the plan directory it stands for, and its entries are that plan
+ * directory's children, whatever the upper holds below it (nothing, or what an
+ * interrupted population left). The path, not a plan index, so that a lazy
+ * directory renamed before it is populated keeps its children. A new tree
+ * has only the root populated: a mount costs the root's entries, not one stub
+ * per volume file. Before anything changes a lazy directory's entries, the
+ * daemon populates it (upper_populate_dir): its children are made as lazy
+ * directories, stubs and synthesized files, and the xattr goes last, so that
+ * a crash leaves it lazy, to be populated again from scratch. Directories
+ * below a lazy one need not exist; readers (fs.c, mtree.c) take their
+ * contents from the plan.
+ *
  * Layout: UPPER/vmunionfs.json (which volumes, in order), UPPER/tree/ (the root
  * that is served). */
 #ifndef VMUNION_UPPER_H
@@ -17,6 +31,7 @@
 #include "util.h"
 
 #define UPPER_STUB_XATTR "user.vmunionfs.lower"
+#define UPPER_LAZY_XATTR "user.vmunionfs.plan"
 
 struct upper {
 	char *path;
@@ -34,9 +49,15 @@ int upper_open_existing(struct upper *upper, const char *path, const struct plan
 			struct error *err);
 void upper_close(struct upper *upper);
 
-/* Fills dirfd (an empty dir) with the plan's tree; files of volumes become
- * stubs. Used by upper_open, which syncs the result unless it is private. */
-int upper_populate(int dirfd, const struct plan *plan, struct error *err);
+/* Populates dirfd, a directory of the upper that stands for plan node dir:
+ * removes what an interrupted population left in it, makes each child (a
+ * lazy directory, a stub, a synthesized file) with the volume's attributes,
+ * keeps its own times, syncs it, then removes its UPPER_LAZY_XATTR. */
+int upper_populate_dir(int dirfd, const struct plan *plan, uint32_t dir, struct error *err);
+/* Whether the directory at path (a /proc/self/fd path works) is lazy: 1 and
+ * *dir its plan directory, 0 when populated, -EIO when its xattr names no
+ * plan directory, or -errno. */
+int upper_lazy_get(const char *path, const struct plan *plan, uint32_t *dir);
 
 /* The stub reference of the file at path (a /proc/self/fd path works):
  * 1 and *volume, *lower_path set when it is a stub, 0 when not, or -errno. */

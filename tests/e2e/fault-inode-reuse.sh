@@ -27,6 +27,9 @@ mnt, upper = sys.argv[1], sys.argv[2]
 parts = sorted(os.path.join(dp, n) for dp, dn, fn in os.walk(os.path.join(mnt, "data/small"))
                for n in fn if n == "index.bin")
 victim = parts[0]
+# A change in its dir populates it (upper.h): the victim is then a stub file.
+os.close(os.open(victim + ".populate", os.O_CREAT | os.O_WRONLY, 0o644))
+os.unlink(victim + ".populate")
 want = open(victim, "rb").read()
 fd = os.open(victim, os.O_RDONLY)  # held open, as vmstorage holds a merged part
 ino = os.stat(os.path.join(upper, "tree", os.path.relpath(victim, mnt))).st_ino

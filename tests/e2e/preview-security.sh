@@ -86,6 +86,18 @@ tap_is "$(stat -c '%u:%g' "$upper/tree/metadata/link")" "$NOBODY:$NOBODY" \
 tap_fails "nobody cannot make a device node" as_nobody mknod "$mnt/metadata/null" c 1 3
 touch "$mnt/metadata/byroot"
 tap_is "$(stat -c '%u' "$upper/tree/metadata/byroot")" 0 "root's files are root's"
+# The upper's own xattrs (a lazy dir's plan path, a stub's volume file) are
+# the daemon's: not settable, not even visible, through the mount.
+tap_fails "root cannot mark a dir lazy through the mount" \
+	setfattr -n user.vmunionfs.plan -v data "$mnt/metadata/dir"
+tap_fails "nobody cannot either" \
+	as_nobody setfattr -n user.vmunionfs.plan -v data "$mnt/metadata/dir"
+tap_fails "a lazy dir's mark is not visible through the mount" \
+	getfattr -n user.vmunionfs.plan "$mnt/$part"
+# A change in the part dir populates it: its files become stubs in the upper.
+touch "$mnt/$part/populated" && rm "$mnt/$part/populated" &&
+	[ -f "$upper/tree/$part/index.bin" ]
+tap_ok $? "a change in a lazy part dir populates it"
 unmount_union "$mnt"
 tap_ok $? "unmounted"
 
@@ -106,6 +118,15 @@ tap_fails "materialize --upper refuses the edited stub" \
 grep -q "$part/index.bin.*0:flock.lock.*no file of the merged volumes" "$TAP_OUT" &&
 	[ ! -e "$SCRATCH/stubdest/flock.lock" ]
 tap_ok $? "... naming the stub, copying nothing of flock.lock" || tap_diag "$(cat "$TAP_OUT")"
+
+# --- a lazy dir's mark edited to name no plan dir: refused, not served empty
+lazy=data/indexdb # still lazy: only the part dir and its parents were populated
+setfattr -n user.vmunionfs.plan -v "data/nosuch" "$upper/tree/$lazy"
+mount_union "$mnt" "$vol0" "$vol1" -- -f -o upper="$upper"
+tap_fails "a lazy dir whose mark names no plan dir is refused" ls "$mnt/$lazy"
+grep -q "$lazy.*names no directory of the merged volumes" "$MOUNT_LOG"
+tap_ok $? "... with a log line naming it" || _log_tail "$MOUNT_LOG"
+unmount_union "$mnt"
 
 assert_volumes_unchanged "volume byte-identical after the hostile user"
 tap_done
