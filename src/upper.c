@@ -476,6 +476,22 @@ static int check_owner_and_lock(struct upper *upper, struct error *err)
 	return 0;
 }
 
+/* A tree made now has lazy dirs: an identity of format 2 (its first fill
+ * was interrupted) must say format 3 first, or an older vmunionfs would
+ * read the lazy dirs as empty. */
+static int label_lazy(struct upper *upper, const struct plan *plan, const char *canary,
+		      struct error *err)
+{
+	char *doc = identity_json(plan, canary, IDENTITY_FORMAT);
+	int rc = write_file_atomic(upper->dirfd, IDENTITY_FILE, doc, strlen(doc));
+
+	free(doc);
+	if (rc < 0)
+		return error_set(err, -rc, "%s/%s: %s", upper->path, IDENTITY_FILE,
+				 strerror(-rc));
+	return 0;
+}
+
 static int open_dirs(struct upper *upper, const struct plan *plan, struct error *err)
 {
 	char *canary;
@@ -490,8 +506,11 @@ static int open_dirs(struct upper *upper, const struct plan *plan, struct error 
 	rc = check_identity(upper, plan, true, &canary, err);
 	if (rc < 0)
 		return rc;
-	if (faccessat(upper->dirfd, "tree", F_OK, AT_SYMLINK_NOFOLLOW) < 0)
-		rc = create_tree(upper, plan, canary, err);
+	if (faccessat(upper->dirfd, "tree", F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+		rc = label_lazy(upper, plan, canary, err);
+		if (rc == 0)
+			rc = create_tree(upper, plan, canary, err);
+	}
 	if (rc == 0)
 		rc = open_tree(upper, canary, err);
 	free(canary);

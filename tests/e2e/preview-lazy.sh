@@ -131,6 +131,20 @@ diff <(tree_checksum "$ro/$lazy") <(tree_checksum "$mnt/$lazy") >"$SCRATCH/diff"
 	! getfattr -n user.vmunionfs.plan "$upper/tree/$lazy" >/dev/null 2>&1
 tap_ok $? "... and its population makes them again" || head -n 6 "$SCRATCH/diff" | tap_diag
 unmount_union "$mnt"
+
+# --- an upper of format 2 (filled whole by an older vmunionfs) whose first
+# fill was cut short: no tree. The lazy tree made now must relabel it format 3,
+# or the older version would read its lazy dirs as empty.
+rm -rf "$upper/tree" && sed -i 's|vmunionfs-upper/3|vmunionfs-upper/2|' "$upper/vmunionfs.json" &&
+	grep -q 'vmunionfs-upper/2' "$upper/vmunionfs.json"
+tap_ok $? "a format 2 upper with no tree"
+mount_union "$mnt" "$vols/node0" "$vols/node1" -- -o "upper=$upper"
+tap_ok $? "mounted"
+grep -q 'vmunionfs-upper/3' "$upper/vmunionfs.json"
+tap_ok $? "... its identity now says format 3" || tap_diag "$(cat "$upper/vmunionfs.json")"
+diff <(tree_checksum "$ro") <(tree_checksum "$mnt") >"$SCRATCH/diff"
+tap_ok $? "... and it serves the merged view" || head -n 6 "$SCRATCH/diff" | tap_diag
+unmount_union "$mnt"
 unmount_union "$ro"
 
 # --- kill -9 while a 1000-part partition is populated (3 times, at random
