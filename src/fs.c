@@ -1349,6 +1349,10 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, -fd);
 		return;
 	}
+	/* Every change comes through the mount, which tells the kernel to
+	 * drop a listing it caches: a second walk needs no readdir. */
+	fi->cache_readdir = 1;
+	fi->keep_cache = 1;
 	if (dir->plan_dir != PLAN_NONE) {
 		fi->fh = (uint64_t)(uintptr_t)dir;
 		fuse_reply_open(req, fi);
