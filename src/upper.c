@@ -220,28 +220,6 @@ static int create_child(int dirfd, const char *name, const struct plan *plan, ui
 	return rc < 0 ? rc : apply_attr(dirfd, name, &st);
 }
 
-/* An interrupted population leaves some children, maybe half made: they are
- * all its own (nothing changes in a lazy directory), and are made again. */
-static int remove_children(int dirfd)
-{
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
-	struct dirent *de;
-	DIR *dir;
-
-	if (fd < 0)
-		return -errno;
-	dir = fdopendir(fd);
-	if (!dir) {
-		close(fd);
-		return -errno;
-	}
-	while (rc == 0 && (de = readdir(dir)))
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-			rc = remove_tree_at(dirfd, de->d_name);
-	closedir(dir);
-	return rc;
-}
-
 int upper_populate_dir(int dirfd, const struct plan *plan, uint32_t dir, struct error *err)
 {
 	const struct plan_node *node = &plan->nodes[dir];
@@ -253,7 +231,9 @@ int upper_populate_dir(int dirfd, const struct plan *plan, uint32_t dir, struct 
 		return populate_error(err, "", -errno);
 	times[0] = st.st_atim;
 	times[1] = st.st_mtim;
-	rc = remove_children(dirfd);
+	/* An interrupted population leaves some children, maybe half made: all
+	 * its own (nothing else changes a lazy directory), made again. */
+	rc = remove_children_at(dirfd);
 	for (size_t i = 0; rc == 0 && i < node->child_count; i++) {
 		uint32_t child = node->children[i];
 

@@ -242,11 +242,30 @@ int write_file_atomic(int dirfd, const char *path, const void *data, size_t len)
 	return rc;
 }
 
-int remove_tree_at(int dirfd, const char *path)
+/* Empties the directory dirfd; the caller keeps it open. */
+int remove_children_at(int dirfd)
 {
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
 	struct dirent *de;
 	DIR *dir;
-	int fd, rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return -errno;
+	}
+	while (rc == 0 && (de = readdir(dir)))
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			rc = remove_tree_at(dirfd, de->d_name);
+	closedir(dir);
+	return rc;
+}
+
+int remove_tree_at(int dirfd, const char *path)
+{
+	int fd, rc;
 
 	if (unlinkat(dirfd, path, 0) == 0 || errno == ENOENT)
 		return 0;
@@ -255,17 +274,8 @@ int remove_tree_at(int dirfd, const char *path)
 	fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	dir = fdopendir(fd);
-	if (!dir) {
-		close(fd);
-		return -errno;
-	}
-	while (rc == 0 && (de = readdir(dir))) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		rc = remove_tree_at(fd, de->d_name);
-	}
-	closedir(dir);
+	rc = remove_children_at(fd);
+	close(fd);
 	if (rc == 0 && unlinkat(dirfd, path, AT_REMOVEDIR) < 0 && errno != ENOENT)
 		rc = -errno;
 	return rc;

@@ -58,6 +58,7 @@ int read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *ou
 int write_file_atomic(int dirfd, const char *path, const void *data, size_t len);
 /* Removes path below dirfd with everything inside it. Missing is not an error. */
 int remove_tree_at(int dirfd, const char *path);
+int remove_children_at(int dirfd);
 int fsync_dir_at(int dirfd, const char *path);
 
 #endif
