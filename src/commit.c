@@ -1033,8 +1033,13 @@ static int roll_back_cleanup(struct target *tg, struct error *err)
 		return rc;
 	if (unlinkat(tg->commit_fd, JOURNAL, 0) < 0 && errno != ENOENT)
 		return target_error(tg, "cannot remove " COMMIT_DIR "/" JOURNAL, err);
-	if (unlinkat(tg->fd, COMMIT_DIR, AT_REMOVEDIR) < 0 && errno != ENOENT)
-		return target_error(tg, "cannot remove " COMMIT_DIR, err);
+	/* The journal goes first: what is left (a journal.json.tmp of a write
+	 * that was killed) is nobody's, and a kill from here on is the case
+	 * of a commit killed before its first journal. */
+	rc = remove_tree_at(tg->fd, COMMIT_DIR);
+	if (rc < 0)
+		return error_set(err, -rc, "%s/%s: cannot remove: %s", tg->path, COMMIT_DIR,
+				 strerror(-rc));
 	if (futimens(tg->fd, times) < 0 || fsync(tg->fd) < 0)
 		return target_error(tg, "cannot restore its mtime", err);
 	root_mtime_forget(tg);

@@ -75,5 +75,13 @@ tap_ok $? "(b) the commit's dir is gone, TARGET's root has its mtime back"
 getfattr -n user.vmunion.root-mtime "$target" >/dev/null 2>&1
 tap_ok $((!$?)) "... and the xattr is removed"
 
+# (c) a journal write killed between its temp file and its rename leaves
+# journal.json.tmp.PID: rollback removes it with the commit's dir.
+tap_run "(c) a commit" "$VMUNION" "${commit[@]}"
+: >"$target/.vmunion-commit/journal.json.tmp.12345"
+tap_run "(c) rollback with a killed journal write's temp file left" "$VMUNION" rollback "$target"
+[ ! -e "$target/.vmunion-commit" ] && same_as_original
+tap_ok $? "(c) the commit's dir is gone and TARGET is the original again"
+
 assert_volumes_unchanged "the other volumes are byte-identical"
 tap_done
