@@ -1392,6 +1392,29 @@ static void readdir_plan(fuse_req_t req, const struct fs_dir *dir, size_t size, 
 	free(buf);
 }
 
+/* A rewinddir of a handle opened while its dir was lazy must see the dir as
+ * it is now: once populated, the upper dir is listed. 0 or -errno. */
+static int dir_rewind(fuse_req_t req, struct fs_node *node, struct fs_dir *dir)
+{
+	struct fs *fs = fs_of(req);
+	int fd = 0;
+
+	pthread_rwlock_rdlock(&fs->population);
+	if (node->plan_dir == PLAN_NONE)
+		fd = node_open(fs, node, NULL, O_RDONLY | O_DIRECTORY);
+	pthread_rwlock_unlock(&fs->population);
+	if (fd <= 0)
+		return fd;
+	dir->stream = fdopendir(fd);
+	if (!dir->stream) {
+		close(fd);
+		return -errno;
+	}
+	dir->offset = 0;
+	dir->entry = NULL;
+	return 0;
+}
+
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		       struct fuse_file_info *fi)
 {
@@ -1400,6 +1423,12 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 	size_t used = 0;
 	int error = 0;
 
+	if (!dir->stream && offset == 0)
+		error = dir_rewind(req, node_of(req, ino), dir);
+	if (error < 0) {
+		fuse_reply_err(req, -error);
+		return;
+	}
 	if (!dir->stream) {
 		readdir_plan(req, dir, size, offset);
 		return;
