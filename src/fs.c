@@ -829,7 +829,8 @@ static void node_fix_attr(struct fs *fs, struct fs_node *node, struct stat *st)
 	pthread_rwlock_unlock(&node->lock);
 }
 
-/* The attributes of a plan node, as the read-only mount shows them. */
+/* The attributes of a plan node, as the read-only mount shows them but for a
+ * file's link count. */
 static void plan_stat(const struct plan *plan, uint32_t index, struct stat *st)
 {
 	const struct plan_node *node = &plan->nodes[index];
@@ -837,7 +838,9 @@ static void plan_stat(const struct plan *plan, uint32_t index, struct stat *st)
 	memset(st, 0, sizeof(*st));
 	st->st_ino = plan_ino(index);
 	st->st_mode = node->attr.mode;
-	st->st_nlink = node->attr.nlink;
+	/* A file's stub will be a file of its own: one link, whatever the
+	 * volume file has (a snapshot's); a population changes no attribute. */
+	st->st_nlink = node->kind == PLAN_DIR ? node->attr.nlink : 1;
 	st->st_uid = node->attr.uid;
 	st->st_gid = node->attr.gid;
 	st->st_size = (off_t)node->size;
