@@ -829,7 +829,8 @@ static void node_fix_attr(struct fs *fs, struct fs_node *node, struct stat *st)
 	pthread_rwlock_unlock(&node->lock);
 }
 
-/* The attributes of a plan node, as the read-only mount shows them. */
+/* The attributes of a plan node, as the read-only mount shows them but for a
+ * file's link count. */
 static void plan_stat(const struct plan *plan, uint32_t index, struct stat *st)
 {
 	const struct plan_node *node = &plan->nodes[index];
@@ -837,7 +838,9 @@ static void plan_stat(const struct plan *plan, uint32_t index, struct stat *st)
 	memset(st, 0, sizeof(*st));
 	st->st_ino = plan_ino(index);
 	st->st_mode = node->attr.mode;
-	st->st_nlink = node->attr.nlink;
+	/* A file's stub will be a file of its own: one link, whatever the
+	 * volume file has (a snapshot's); a population changes no attribute. */
+	st->st_nlink = node->kind == PLAN_DIR ? node->attr.nlink : 1;
 	st->st_uid = node->attr.uid;
 	st->st_gid = node->attr.gid;
 	st->st_size = (off_t)node->size;
@@ -1396,6 +1399,29 @@ static void readdir_plan(fuse_req_t req, const struct fs_dir *dir, size_t size, 
 	free(buf);
 }
 
+/* A rewinddir of a handle opened while its dir was lazy must see the dir as
+ * it is now: once populated, the upper dir is listed. 0 or -errno. */
+static int dir_rewind(fuse_req_t req, struct fs_node *node, struct fs_dir *dir)
+{
+	struct fs *fs = fs_of(req);
+	int fd = 0;
+
+	pthread_rwlock_rdlock(&fs->population);
+	if (node->plan_dir == PLAN_NONE)
+		fd = node_open(fs, node, NULL, O_RDONLY | O_DIRECTORY);
+	pthread_rwlock_unlock(&fs->population);
+	if (fd <= 0)
+		return fd;
+	dir->stream = fdopendir(fd);
+	if (!dir->stream) {
+		close(fd);
+		return -errno;
+	}
+	dir->offset = 0;
+	dir->entry = NULL;
+	return 0;
+}
+
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		       struct fuse_file_info *fi)
 {
@@ -1404,6 +1430,12 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 	size_t used = 0;
 	int error = 0;
 
+	if (!dir->stream && offset == 0)
+		error = dir_rewind(req, node_of(req, ino), dir);
+	if (error < 0) {
+		fuse_reply_err(req, -error);
+		return;
+	}
 	if (!dir->stream) {
 		readdir_plan(req, dir, size, offset);
 		return;
