@@ -133,7 +133,7 @@ mib() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1048576 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 
 make_set
-bytes=$(du -sb --apparent-size "${vols[@]}" | awk '{ s += $1 } END { print s }')
+bytes=$(du -sb --apparent-size "${vols[@]}" | awk '{ s += $1 } END { printf "%.0f\n", s }')
 linked_bytes=$(du -sb --apparent-size "${vols[0]}" | cut -f1)
 files=$(find "${vols[@]}" -type f | wc -l)
 fstype=$(stat -f -c %T "$work")
