@@ -94,19 +94,28 @@ unmount_vmunionfs() {
 	else
 		kill "$pid" 2>/dev/null # interrupted while it was still mounting
 	fi
-	for ((i = 0; i < UNMOUNT_TIMEOUT * 10; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		echo "$BENCH_NAME: daemon $pid did not exit within ${UNMOUNT_TIMEOUT}s; killing it" >&2
-		kill -9 "$pid" 2>/dev/null
-	fi
-	wait "$pid" 2>/dev/null
+	wait_exit "$pid" "$UNMOUNT_TIMEOUT" "daemon $pid did not exit" || true
 	for i in "${!bench_mounts[@]}"; do
 		[ "${bench_daemons[$i]}" != "$pid" ] || unset 'bench_mounts[i]' 'bench_daemons[i]'
 	done
 	return 0
+}
+
+# wait_exit PID WAIT_S WHAT: waits up to WAIT_S seconds for PID to exit, then
+# says "WHAT within WAIT_S s; killing it" and SIGKILLs it. Returns 1 if it had to.
+wait_exit() {
+	local pid=$1 wait_s=$2 what=$3 i status=0
+	for ((i = 0; i < wait_s * 10; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		echo "$BENCH_NAME: $what within ${wait_s}s; killing it" >&2
+		kill -9 "$pid" 2>/dev/null
+		status=1
+	fi
+	wait "$pid" 2>/dev/null
+	return "$status"
 }
 
 # stop_pid PID WAIT_S: SIGINT (victoria-metrics flushes and exits), SIGKILL after WAIT_S.
@@ -114,16 +123,7 @@ unmount_vmunionfs() {
 stop_pid() {
 	local pid=$1 wait_s=$2 i status=0
 	kill -INT "$pid" 2>/dev/null
-	for ((i = 0; i < wait_s * 10; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		echo "$BENCH_NAME: process $pid ignored SIGINT for ${wait_s}s; killing it" >&2
-		kill -9 "$pid" 2>/dev/null
-		status=1
-	fi
-	wait "$pid" 2>/dev/null
+	wait_exit "$pid" "$wait_s" "process $pid did not exit on SIGINT" || status=1
 	for i in "${!bench_pids[@]}"; do
 		[ "${bench_pids[$i]}" != "$pid" ] || unset 'bench_pids[i]'
 	done
