@@ -509,21 +509,24 @@ static void node_forget(struct fs *fs, struct fs_node *node, uint64_t count)
 
 /* ---- stubs ---- */
 
-/* The volume file of a stub, which must still hold what the plan says.
- * Under node->lock or node->copy_up_lock. */
+/* The volume file of a stub, of size bytes, must still hold what the plan
+ * says. Under node->lock or node->copy_up_lock. */
+static int lower_size_check(struct fs *fs, const struct fs_node *node, off_t size)
+{
+	if ((uint64_t)size >= node->stub_size)
+		return 0;
+	log_error("%s/%s: %jd bytes, but the plan says %" PRIu64 ": the volume file changed "
+	       "underneath the mount; reads fail with EIO",
+	       fs->config->volumes[node->stub_volume].path, node->stub_path, (intmax_t)size,
+	       node->stub_size);
+	return -EIO;
+}
+
 static int lower_check(struct fs *fs, const struct fs_node *node, int fd)
 {
 	struct stat st;
 
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if ((uint64_t)st.st_size >= node->stub_size)
-		return 0;
-	log_error("%s/%s: %jd bytes, but the plan says %" PRIu64 ": the volume file changed "
-	       "underneath the mount; reads fail with EIO",
-	       fs->config->volumes[node->stub_volume].path, node->stub_path,
-	       (intmax_t)st.st_size, node->stub_size);
-	return -EIO;
+	return fstat(fd, &st) < 0 ? -errno : lower_size_check(fs, node, st.st_size);
 }
 
 static int lower_open(struct fs *fs, const struct fs_node *node)
@@ -1654,6 +1657,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 						  : open_upper_file(fs, node, fi);
 		pthread_rwlock_unlock(&fs->population);
 	}
+	/* Closing what was opened for reading reports no error: the kernel
+	 * then sends no FLUSH at each close (vmstorage opens every part). */
+	fi->noflush = !wants_write(fi->flags);
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
@@ -1662,14 +1668,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 /* Counts the bytes a read returns (the request cut at the end of the file),
  * by where they come from. */
-static void count_read(const struct fs_file *file, int fd, size_t size, off_t offset)
+static void count_read(const struct fs_file *file, off_t file_size, size_t size, off_t offset)
 {
-	struct stat st;
 	uint64_t n;
 
-	if (fstat(fd, &st) < 0 || st.st_size <= offset)
+	if (file_size <= offset)
 		return;
-	n = (uint64_t)(st.st_size - offset);
+	n = (uint64_t)(file_size - offset);
 	metrics_add(file->lower ? METRIC_READ_VOLUME_BYTES : METRIC_READ_UPPER_BYTES,
 		    n < size ? n : size);
 }
@@ -1679,18 +1684,20 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 {
 	struct fs_file *file = file_of(fi);
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
-	int rc = 0;
+	struct stat st;
+	int rc;
 
 	/* A stub copied up through another of its names is read from the upper. */
 	node_recheck(fs_of(req), file->node);
 	/* Held across the read: a copy-up may not switch the fd meanwhile. */
 	buf.buf[0].fd = file_fd_get(file);
-	if (file->lower)
-		rc = lower_check(fs_of(req), file->node, buf.buf[0].fd);
+	rc = fstat(buf.buf[0].fd, &st) < 0 ? -errno : 0;
+	if (rc == 0 && file->lower)
+		rc = lower_size_check(fs_of(req), file->node, st.st_size);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 	} else {
-		count_read(file, buf.buf[0].fd, size, offset);
+		count_read(file, st.st_size, size, offset);
 		buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 		buf.buf[0].pos = offset;
 		fuse_reply_data(req, &buf, 0);
