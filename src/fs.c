@@ -38,7 +38,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/fsuid.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -46,6 +45,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "creds.h"
 #include "log.h"
 #include "metrics.h"
 #include "upper.h"
@@ -1152,26 +1152,6 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 }
 
 /* ---- directory entries ---- */
-
-/* What is created is the caller's: its fsuid and fsgid (per thread on
- * Linux) for the syscall that creates it, and the kernel's setgid rules. */
-struct creds {
-	int uid, gid;
-};
-
-static void become_caller(fuse_req_t req, struct creds *saved)
-{
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-
-	saved->gid = setfsgid(ctx->gid);
-	saved->uid = setfsuid(ctx->uid);
-}
-
-static void become_daemon(const struct creds *saved)
-{
-	setfsuid((uid_t)saved->uid);
-	setfsgid((gid_t)saved->gid);
-}
 
 /* Which change of a directory entry to make, below an open parent. */
 enum entry_change { ENTRY_MKNOD, ENTRY_SYMLINK, ENTRY_LINK, ENTRY_UNLINK, ENTRY_RMDIR };
