@@ -1,13 +1,14 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
-# A file's names known before a hard link made through the preview: the
-# name linked from, looked up while the file had one link (its attributes
-# cached for the timeout, a day by default), and a name unlinked since whose
-# fd is still open. The new name is another FUSE node (nodes are keyed by
-# parent and name), so the kernel keeps the old nodes' attributes unless the
-# daemon invalidates them: stat of the first name showed the old size, one
-# link, and an fd open on it read the old bytes. preview-hardlink-stale.sh
-# checks the new name.
+# The names of a file known before a hard link made through the preview:
+# the name linked from, looked up while the file had one link (its
+# attributes cached for the timeout, a day by default), and a name unlinked
+# since whose fd is still open. The new name is another FUSE node (nodes are
+# keyed by parent and name), so the kernel kept the old nodes' attributes:
+# stat of the first name showed the old size and one link, and an fd open on
+# it read the old bytes. The daemon now tells the kernel to drop them after a
+# link, and never lets it cache a node whose name is gone.
+# preview-hardlink-stale.sh checks the new name.
 set -u
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 require_root_fuse
@@ -116,6 +117,18 @@ def case_unlinked_fd(d, _):
     st = os.fstat(fd)
     return "%d/%d" % (st.st_size, st.st_nlink)
 
+def case_unlinked_fd_truncate(d, _):
+    # no link after the unlink: a truncation through the name left
+    a, b = os.path.join(d, "left-a"), os.path.join(d, "left-b")
+    new_file(a)
+    fd = os.open(a, os.O_RDONLY)
+    os.link(a, b)
+    os.unlink(a)
+    os.fstat(fd)  # cached: one link, b's
+    os.truncate(b, 7)
+    st = os.fstat(fd)
+    return "%d/%d" % (st.st_size, st.st_nlink)
+
 def case_stub_write(d, stub):
     # a stub linked, written through the new name: the first name (stat, a
     # new open, an fd open and read before the link) reads the new bytes,
@@ -143,7 +156,8 @@ for name in sys.argv[4:]:
 PY
 
 python3 "$SCRATCH/cases.py" "$dir" "$stub" "$big_stub" truncate third_name third_from_first \
-	write_other unlink_new rename_new rename_over unlinked_fd stub_write >"$SCRATCH/out" 2>&1
+	write_other unlink_new rename_new rename_over unlinked_fd \
+	unlinked_fd_truncate stub_write >"$SCRATCH/out" 2>&1
 tap_ok $? "the cases ran" || tap_diag <"$SCRATCH/out"
 check() {
 	tap_is "$(sed -n "s/^$1: //p" "$SCRATCH/out")" "$2" "$3"
@@ -157,6 +171,7 @@ check unlink_new "2 1" "the new name unlinked: the first name shows one link aga
 check rename_new "2/2 2/2" "the new name renamed, then truncated: the first name shows it"
 check rename_over "10/1 1/1" "another file renamed over the new name: the first name shows one link"
 check unlinked_fd "5/2" "an fd on an unlinked name sees a later link and truncation of the file"
+check unlinked_fd_truncate "7/1" "an fd on an unlinked name sees a truncation through the name left"
 check stub_write "True True True 2" \
 	"a stub linked, written through the new name: the first name reads the new bytes (an fd open before, a new fd)"
 
