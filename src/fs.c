@@ -114,6 +114,7 @@ struct fs {
 	 * same file may still think it a stub (atomic). */
 	uint64_t linked_copy_ups;
 	const struct fs_config *config;
+	struct fuse_session *session; /* NULL until fs_set_session */
 	struct plan_lower_index stubs; /* the files a stub may name */
 	/* Held for writing by a populate; for reading by whoever reads a
 	 * node's plan_node or plan_dir. Taken before any node's locks. */
@@ -812,10 +813,21 @@ static int refuse_lazy_nonempty(struct fs *fs, int dir_fd, const char *name)
 /* A file of several names is one node per name, so one kernel inode per
  * name, each with its own attributes and page cache: it asks again at every
  * stat and read (auto_inval_data then drops stale pages), so that a write
- * through one name shows through the others. */
-static double attr_timeout(const struct fs *fs, const struct stat *st)
+ * through one name shows through the others. So does a node whose name is
+ * gone (an fd open on it): a write, or a link, through a name the file has
+ * left, or through another such fd, reaches only that name's node. */
+static double attr_timeout(struct fs *fs, const struct fs_node *node, const struct stat *st)
 {
-	return !S_ISDIR(st->st_mode) && st->st_nlink > 1 ? 0 : fs->config->timeout;
+	bool nameless;
+
+	if (S_ISDIR(st->st_mode))
+		return fs->config->timeout;
+	if (st->st_nlink > 1)
+		return 0;
+	pthread_mutex_lock(&fs->mutex);
+	nameless = node != &fs->root && !node->parent;
+	pthread_mutex_unlock(&fs->mutex);
+	return nameless ? 0 : fs->config->timeout;
 }
 
 /* What stat shows of a stub is its volume file's, blocks included; of a
@@ -950,7 +962,7 @@ static int do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
 	rc = dir->plan_dir != PLAN_NONE ? lookup_plan(fs, dir, name, e)
 					: lookup_upper(fs, dir, name, e);
 	if (rc == 0) {
-		e->attr_timeout = attr_timeout(fs, &e->attr);
+		e->attr_timeout = attr_timeout(fs, (struct fs_node *)(uintptr_t)e->ino, &e->attr);
 		node_fix_attr(fs, (struct fs_node *)(uintptr_t)e->ino, &e->attr);
 	}
 	pthread_rwlock_unlock(&fs->population);
@@ -1011,7 +1023,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
-		fuse_reply_attr(req, &st, attr_timeout(fs, &st));
+		fuse_reply_attr(req, &st, attr_timeout(fs, node_of(req, ino), &st));
 }
 
 /* The fd of an open file, stable until file_fd_put. */
@@ -1124,7 +1136,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
-		fuse_reply_attr(req, &st, attr_timeout(fs, &st));
+		fuse_reply_attr(req, &st, attr_timeout(fs, node, &st));
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -1203,9 +1215,9 @@ static int change_entry(fuse_req_t req, int dir_fd, const char *name,
 	return -EINVAL;
 }
 
-/* Makes the change below parent; replies with the new entry or an error. */
-static void reply_change(fuse_req_t req, fuse_ino_t parent, const char *name,
-			 enum entry_change change, const struct entry_args *args)
+/* Makes the change below parent: 0 or -errno. */
+static int change_below(fuse_req_t req, fuse_ino_t parent, const char *name,
+			enum entry_change change, const struct entry_args *args)
 {
 	struct fs *fs = fs_of(req);
 	struct fs_node *dir = node_of(req, parent);
@@ -1214,12 +1226,20 @@ static void reply_change(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (fd == 0)
 		fd = node_open(fs, dir, NULL, O_PATH | O_DIRECTORY);
 	rc = fd < 0 ? fd : change_entry(req, fd, name, change, args);
-
 	if (fd >= 0)
 		close(fd);
+	return rc;
+}
+
+/* Makes the change below parent; replies with the new entry or an error. */
+static void reply_change(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 enum entry_change change, const struct entry_args *args)
+{
+	int rc = change_below(req, parent, name, change, args);
+
 	if (change == ENTRY_UNLINK || change == ENTRY_RMDIR) {
 		if (rc == 0)
-			node_detach(fs, dir, name);
+			node_detach(fs_of(req), node_of(req, parent), name);
 		fuse_reply_err(req, -rc);
 	} else {
 		reply_entry_or_error(req, parent, name, rc);
@@ -1244,10 +1264,39 @@ static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
 	reply_change(req, parent, name, ENTRY_SYMLINK, &(struct entry_args){ .target = target });
 }
 
+/* The kernel drops the attributes it holds of node (ino), which it would
+ * keep for the timeout. Attributes only: no cached page is wrong yet, and
+ * auto_inval_data drops them once the size or mtime differs. */
+static void forget_attributes(struct fs *fs, struct fs_node *node, fuse_ino_t ino)
+{
+	int rc = fs->session ? fuse_lowlevel_notify_inval_inode(fs->session, ino, -1, 0) : 0;
+	char *why;
+
+	if (rc == 0 || rc == -ENOENT) /* ENOENT: the kernel holds none */
+		return;
+	why = xasprintf("linked, but the kernel cannot be told to drop its attributes (%s): "
+			"stat may show its old link count and size for up to %g s",
+			strerror(-rc), fs->config->timeout);
+	log_entry(fs, node, NULL, why);
+	free(why);
+}
+
+/* The new name is another node, and the kernel updates only that one: the
+ * name linked from keeps what it was shown, for the timeout when the file
+ * had one link (attr_timeout). Only that node can hold such attributes: a
+ * file of several names, or a name unlinked since, is never cached.
+ * The kernel is told before the reply, so that once link(2) returns the
+ * first name shows two links and the changes made through the new one. This
+ * cannot deadlock: attributes only, without writeback cache, the kernel
+ * takes no lock of the inode, and it holds the inode while linking. */
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name)
 {
-	reply_change(req, parent, name, ENTRY_LINK,
-		     &(struct entry_args){ .from = node_of(req, ino) });
+	struct fs_node *from = node_of(req, ino);
+	int rc = change_below(req, parent, name, ENTRY_LINK, &(struct entry_args){ .from = from });
+
+	if (rc == 0)
+		forget_attributes(fs_of(req), from, ino);
+	reply_entry_or_error(req, parent, name, rc);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -1898,6 +1947,11 @@ void fs_free(struct fs *fs)
 	plan_lower_index_free(&fs->stubs);
 	pthread_mutex_destroy(&fs->mutex);
 	free(fs);
+}
+
+void fs_set_session(struct fs *fs, struct fuse_session *session)
+{
+	fs->session = session;
 }
 
 const struct fuse_lowlevel_ops *fs_operations(void)

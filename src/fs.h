@@ -20,6 +20,9 @@ struct fs_config {
 struct fs;
 
 struct fs *fs_new(const struct fs_config *config, struct error *err);
+/* The session of the mount, made after fs: the kernel is told through it of
+ * what it cannot see (the other names of a file linked). Before it serves. */
+void fs_set_session(struct fs *fs, struct fuse_session *session);
 void fs_free(struct fs *fs);
 const struct fuse_lowlevel_ops *fs_operations(void);
 

@@ -295,10 +295,11 @@ static int lock_volumes(struct volume *volumes, size_t count)
 	return 0;
 }
 
-/* Mounts and serves until unmounted; the volumes and the upper are ready. */
+/* Mounts and serves until unmounted; the volumes and the upper are ready.
+ * A preview (its fs as userdata, else NULL) is given the session. */
 static int serve(const struct options *options, struct fuse_args *args,
 		 struct fuse_cmdline_opts *cmdline, const struct fuse_lowlevel_ops *operations,
-		 void *userdata, int upper_fd)
+		 void *userdata, struct fs *preview, int upper_fd)
 {
 	const struct fuse_lowlevel_ops *ops = metrics_wrap_ops(operations);
 	struct fuse_loop_config *loop;
@@ -309,6 +310,8 @@ static int serve(const struct options *options, struct fuse_args *args,
 	session = fuse_session_new(args, ops, sizeof(*ops), userdata);
 	if (!session)
 		return EXIT_USAGE;
+	if (preview)
+		fs_set_session(preview, session);
 	if (fuse_set_signal_handlers(session) != 0)
 		goto out_session;
 	if (fuse_session_mount(session, cmdline->mountpoint) != 0)
@@ -386,7 +389,7 @@ static int serve_read_only(struct options *options, struct fuse_args *args,
 	plan_free(plan);
 	malloc_trim(0);
 	fuse_opt_add_arg(args, "-oro,default_permissions");
-	rc = serve(options, args, cmdline, fs_plan_operations(), fs, -1);
+	rc = serve(options, args, cmdline, fs_plan_operations(), fs, NULL, -1);
 	fs_plan_free(fs);
 	return rc;
 }
@@ -424,7 +427,7 @@ static int serve_preview(struct options *options, struct fuse_args *args,
 	/* the kernel checks access against the volumes' own permissions */
 	fuse_opt_add_arg(args, "-odefault_permissions");
 	log_start(plan, options, cmdline->mountpoint);
-	rc = serve(options, args, cmdline, fs_operations(), fs, upper.tree_fd);
+	rc = serve(options, args, cmdline, fs_operations(), fs, fs, upper.tree_fd);
 	fs_free(fs);
 	upper_close(&upper);
 	return rc;
