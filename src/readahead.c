@@ -10,11 +10,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -41,17 +43,36 @@ static int write_knob(const char *path, unsigned int kib)
 	return rc;
 }
 
+/* The bdi of the mount at path: 0, or -errno; -EXDEV when something else
+ * than a FUSE mount is there now (mounted over since, or gone). */
+static int bdi_of(const char *path, char *bdi, size_t size)
+{
+	int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC), rc = 0;
+	struct statfs fs;
+	struct stat st;
+
+	/* fstat waits for the kernel to serve the mount: after the INIT reply. */
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || fstatfs(fd, &fs) < 0)
+		rc = -errno;
+	else if (fs.f_type != FUSE_SUPER_MAGIC)
+		rc = -EXDEV;
+	else
+		snprintf(bdi, size, "%u:%u", major(st.st_dev), minor(st.st_dev));
+	close(fd);
+	return rc;
+}
+
 static void *set_readahead(void *data)
 {
 	struct request *request = data;
-	char path[64];
-	struct stat st;
-	int rc;
+	char bdi[32], path[80];
+	int rc = bdi_of(request->mountpoint, bdi, sizeof(bdi));
 
-	/* Fails only if the mount is gone already: nothing left to tune. */
-	if (stat(request->mountpoint, &st) == 0) {
-		snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb",
-			 major(st.st_dev), minor(st.st_dev));
+	/* Fails when the mount is gone already: nothing left to tune. */
+	if (rc == 0) {
+		snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", bdi);
 		rc = write_knob(path, request->kib);
 		if (rc < 0)
 			log_info("cannot set the read-ahead to %u KiB: %s: %s; the kernel's "
