@@ -1,17 +1,40 @@
 # SPDX-License-Identifier: Apache-2.0
 # shellcheck shell=bash
 # shellcheck disable=SC2034  # MOUNT_SECONDS and MOUNT_DAEMON are for the sourcing script
-# tests/bench/bench_lib.sh - mounts, timers and clean-up shared by vm.sh and scale.sh.
+# tests/bench/bench_lib.sh - mounts, timers and clean-up shared by read.sh, vm.sh and
+# scale.sh.
 #
-# The sourcing script sets BENCH_NAME (for messages) and work (its scratch dir), and calls
-# bench_cleanup from its EXIT trap. Every wait here is bounded: MOUNT_TIMEOUT (300),
-# UNMOUNT_TIMEOUT (300) seconds.
+# The sourcing script sets BENCH_NAME (for messages), calls bench_help "$@" first and
+# bench_scratch to get its scratch dir $work, whose EXIT trap unmounts what is left and
+# stops what runs. Every wait here is bounded: MOUNT_TIMEOUT (300), UNMOUNT_TIMEOUT (300)
+# seconds.
 
 MOUNT_TIMEOUT=${MOUNT_TIMEOUT:-300}
 UNMOUNT_TIMEOUT=${UNMOUNT_TIMEOUT:-300}
 bench_mounts=() # mountpoints we mounted (or are mounting)
 bench_daemons=() # their daemons, same index
 bench_pids=() # other processes of ours to stop at exit (victoria-metrics)
+
+# bench_help "$@": on -h or --help, prints the script's header comment and exits.
+bench_help() {
+	case "${1:-}" in
+	-h | --help)
+		sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'
+		exit 0
+		;;
+	esac
+}
+
+# bench_scratch NAME: creates the scratch dir $work as BENCH_DIR/NAME.XXXXXX (its real
+# path: the mount table has those) and arms the clean-up.
+bench_scratch() {
+	mkdir -p "$BENCH_DIR" || die "cannot create $BENCH_DIR"
+	work=$(mktemp -d "$BENCH_DIR/$1.XXXXXX") || die "cannot create a scratch dir"
+	work=$(cd "$work" && pwd -P) || die "cannot enter $work"
+	trap 'bench_cleanup' EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
 
 die() {
 	echo "$BENCH_NAME: $*" >&2
@@ -36,8 +59,9 @@ positive_knobs() {
 	local knob
 	for knob in "$@"; do
 		case "${!knob}" in
-		'' | *[!0-9]* | 0) die "$knob must be a positive integer (got '${!knob}')" ;;
+		'' | *[!0-9]*) die "$knob must be a positive integer (got '${!knob}')" ;;
 		esac
+		[ "${!knob}" -gt 0 ] || die "$knob must be a positive integer (got '${!knob}')"
 	done
 }
 
@@ -57,15 +81,16 @@ is_mounted() {
 	awk -v m="$1" '$5 == m { found = 1 } END { exit !found }' /proc/self/mountinfo
 }
 
-# mount_vmunionfs LOG MNT ARGS...: runs `vmunionfs -f ARGS... MNT` and waits until MNT is
-# in the mount table and answers a stat of its root. Sets MOUNT_SECONDS (wall, from the
-# start of the daemon) and MOUNT_DAEMON. The daemon's output goes to LOG.
-mount_vmunionfs() {
+# mount_fuse LOG MNT CMD...: runs `CMD... MNT` (a FUSE daemon in the foreground) and
+# waits until MNT is in the mount table and answers a stat of its root. Sets
+# MOUNT_SECONDS (wall, from the start of the daemon) and MOUNT_DAEMON. The daemon's
+# output goes to LOG.
+mount_fuse() {
 	local log=$1 mnt=$2 start i
 	shift 2
 	mkdir -p "$mnt" || return 1
 	start=$(now)
-	"$VMUNIONFS" -f "$@" "$mnt" </dev/null >"$log" 2>&1 &
+	"$@" "$mnt" </dev/null >"$log" 2>&1 &
 	MOUNT_DAEMON=$!
 	bench_mounts+=("$mnt")
 	bench_daemons+=("$MOUNT_DAEMON")
@@ -77,18 +102,20 @@ mount_vmunionfs() {
 		kill -0 "$MOUNT_DAEMON" 2>/dev/null || break
 		sleep 0.01
 	done
-	echo "$BENCH_NAME: vmunionfs did not mount $mnt within ${MOUNT_TIMEOUT}s:" >&2
+	echo "$BENCH_NAME: ${1##*/} did not mount $mnt within ${MOUNT_TIMEOUT}s:" >&2
 	sed 's/^/    /' "$log" >&2
 	return 1
 }
 
-# unmount_vmunionfs MNT PID: bounded; lazy unmount and a kill of our own daemon as
-# fallbacks. Waits for the daemon to exit (it removes a private upper at exit).
-unmount_vmunionfs() {
+# unmount_fuse MNT PID: unmounts a mount of mount_fuse, whichever daemon serves it
+# (umount, which as root takes any mount; fusermount3 -u; a lazy unmount last); bounded.
+# Waits for the daemon to exit (vmunionfs removes a private upper at exit), kills it at
+# last.
+unmount_fuse() {
 	local mnt=$1 pid=$2 i
 	if is_mounted "$mnt"; then
-		timeout -k 5 "$UNMOUNT_TIMEOUT" fusermount3 -u "$mnt" 2>/dev/null ||
-			timeout -k 5 "$UNMOUNT_TIMEOUT" umount "$mnt" 2>/dev/null ||
+		timeout -k 5 "$UNMOUNT_TIMEOUT" umount "$mnt" 2>/dev/null ||
+			timeout -k 5 "$UNMOUNT_TIMEOUT" fusermount3 -u "$mnt" 2>/dev/null ||
 			timeout -k 5 30 umount -l "$mnt" 2>/dev/null ||
 			echo "$BENCH_NAME: cannot unmount $mnt" >&2
 	else
@@ -137,7 +164,7 @@ bench_cleanup() {
 		stop_pid "$pid" 60
 	done
 	for i in "${!bench_mounts[@]}"; do
-		unmount_vmunionfs "${bench_mounts[$i]}" "${bench_daemons[$i]}"
+		unmount_fuse "${bench_mounts[$i]}" "${bench_daemons[$i]}"
 	done
 	if [ "${KEEP:-0}" = 1 ]; then
 		echo "$BENCH_NAME: KEEP=1: data and logs kept in $work" >&2

@@ -1,5 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
+# shellcheck source-path=SCRIPTDIR
 # tests/bench/read.sh - read-path benchmark of vmunionfs against the volumes themselves
 # (native) and against other FUSE union file systems, on the same work.
 #
@@ -17,9 +18,11 @@
 #   walk  os.walk + lstat of every entry, over VOLUMES volumes of WALK_PARTS small parts
 #         each (5 files per part)
 #   walk2 the walk again with a warm cache (only the second pass is timed)
-# On the walk set, each FUSE method is mounted twice: with a cold cache (mount-cold) and
-# again warm (mount); the native line of both is `find VOLUME... -printf '%s %T@\n'`, the
-# floor for anything that must list and stat every file. The daemon's RSS is read after
+# A mount is timed from the start of the daemon until the mountpoint is in the mount
+# table and answers a stat of its root. On the walk set, each FUSE method is mounted
+# twice: with a cold cache (mount-cold) and again warm (mount); the native line of both
+# is `find VOLUME... -printf '%s %T@\n'`, the floor for anything that must list and stat
+# every file. The daemon's RSS is read after
 # the mount (rss-mount) and after the walk runs (rss-walk), also in bytes per walk-set file.
 # Methods (each FUSE file system is mounted once per set; runs go round-robin):
 #   native           the volume directories themselves: the baseline of "vs native"
@@ -49,12 +52,13 @@
 # the table), 2 setup error.
 set -u
 
-case "${1:-}" in
--h | --help)
-	sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'
-	exit 0
-	;;
-esac
+BENCH_NAME=read.sh
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+top_srcdir=$(cd "$here/../.." && pwd)
+# shellcheck source=bench_lib.sh
+. "$here/bench_lib.sh"
+bench_help "$@"
+
 SIZE_MB=${1:-1024}
 VOLUMES=${VOLUMES:-4}
 WALK_PARTS=${WALK_PARTS:-700}
@@ -63,31 +67,11 @@ REPEAT=${REPEAT:-5}
 WORKS=${WORKS:-seq reread par rand walk walk2}
 METHODS=${METHODS:-native vmunionfs-ro vmunionfs-upper fuse-overlayfs mergerfs mergerfs-autofull unionfs-fuse}
 BENCH_DIR=${BENCH_DIR:-/var/tmp}
-KEEP=${KEEP:-0}
-MOUNT_TIMEOUT=${MOUNT_TIMEOUT:-300}
-UNMOUNT_TIMEOUT=${UNMOUNT_TIMEOUT:-300}
 WORK_TIMEOUT=${WORK_TIMEOUT:-600}
 PYTHON3=${PYTHON3:-python3}
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-top_srcdir=$(cd "$here/../.." && pwd)
-
-die() {
-	echo "read.sh: $*" >&2
-	exit 2
-}
-
-log() {
-	printf '[%4ds] %s\n' "$SECONDS" "$*" >&2
-}
-
-for knob in SIZE_MB VOLUMES WALK_PARTS RAND_READS REPEAT MOUNT_TIMEOUT UNMOUNT_TIMEOUT \
-	WORK_TIMEOUT; do
-	case "${!knob}" in
-	'' | *[!0-9]*) die "$knob must be a positive integer (got '${!knob}')" ;;
-	esac
-	[ "${!knob}" -gt 0 ] || die "$knob must be a positive integer"
-done
+positive_knobs SIZE_MB VOLUMES WALK_PARTS RAND_READS REPEAT MOUNT_TIMEOUT UNMOUNT_TIMEOUT \
+	WORK_TIMEOUT
 [ "$SIZE_MB" -ge "$VOLUMES" ] || die "SIZE_MB must be at least VOLUMES"
 [ "$(id -u)" -eq 0 ] || die "run as root (mounts, and drop_caches for cold reads)"
 [ -c /dev/fuse ] || die "/dev/fuse is missing"
@@ -107,88 +91,17 @@ if [ -z "${VMUNIONFS:-}" ] || [ ! -x "$VMUNIONFS" ]; then
 	die "no vmunionfs binary: build it (see README.md) or set VMUNIONFS"
 fi
 
-mkdir -p "$BENCH_DIR" || die "cannot create BENCH_DIR $BENCH_DIR"
-fstype=$(stat -f -c %T "$BENCH_DIR") || die "BENCH_DIR $BENCH_DIR is not usable"
+# ---------------------------------------------------------------------------
+# Mounts: bench_lib records each before it can exist; its EXIT trap undoes them.
+
+bench_scratch vmunionfs-bench
+fstype=$(stat -f -c %T "$work") || die "BENCH_DIR $BENCH_DIR is not usable"
 case "$fstype" in
 tmpfs | ramfs) die "BENCH_DIR $BENCH_DIR is $fstype: cold-cache reads need a disk" ;;
 esac
-
-# ---------------------------------------------------------------------------
-# Mounts. Every mount is recorded before it can exist, and undone in the EXIT trap.
-
-work=$(mktemp -d "$BENCH_DIR/vmunionfs-bench.XXXXXX") || die "cannot create a scratch dir"
 : >"$work/raw.tsv"
 : >"$work/mounts.tsv"
 : >"$work/rss.tsv"
-mnt_list=() # mountpoints we mounted (or are mounting)
-pid_list=() # their daemons, same index
-
-# is_mounted MNT: from the mount table, without touching the (maybe hung) file system.
-is_mounted() {
-	awk -v m="$1" '$5 == m { found = 1 } END { exit !found }' /proc/self/mountinfo
-}
-
-now() {
-	date +%s.%N
-}
-
-# elapsed START END: END - START in seconds.
-elapsed() {
-	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", b - a }'
-}
-
-# unmount MNT PID: bounded; lazy unmount, then a kill of our own daemon, as fallbacks.
-# Waits for the daemon to exit (vmunionfs removes its private upper at exit).
-unmount() {
-	local mnt=$1 pid=$2 i
-	if is_mounted "$mnt"; then
-		timeout -k 5 "$UNMOUNT_TIMEOUT" umount "$mnt" 2>/dev/null ||
-			timeout -k 5 "$UNMOUNT_TIMEOUT" fusermount3 -u "$mnt" 2>/dev/null ||
-			timeout -k 5 30 umount -l "$mnt" 2>/dev/null ||
-			echo "read.sh: cannot unmount $mnt" >&2
-	elif [ -n "$pid" ]; then
-		kill "$pid" 2>/dev/null # interrupted while it was still mounting
-	fi
-	[ -n "$pid" ] || return 0
-	for ((i = 0; i < UNMOUNT_TIMEOUT * 10; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		echo "read.sh: daemon $pid did not exit within ${UNMOUNT_TIMEOUT}s; killing it" >&2
-		kill "$pid" 2>/dev/null
-		sleep 2
-		kill -9 "$pid" 2>/dev/null
-	fi
-	wait "$pid" 2>/dev/null
-	return 0
-}
-
-# shellcheck disable=SC2317  # unmount_all and cleanup run from the EXIT trap
-unmount_all() {
-	local i
-	for i in "${!mnt_list[@]}"; do
-		unmount "${mnt_list[$i]}" "${pid_list[$i]}"
-	done
-	mnt_list=()
-	pid_list=()
-}
-
-# shellcheck disable=SC2317
-cleanup() {
-	local status=$?
-	trap - EXIT INT TERM
-	unmount_all
-	if [ "$KEEP" = 1 ]; then
-		echo "read.sh: KEEP=1: data and daemon logs kept in $work" >&2
-	else
-		rm -rf "$work"
-	fi
-	exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 have_method() {
 	case "$1" in
@@ -200,20 +113,20 @@ have_method() {
 	esac
 }
 
-# The command line that mounts SET with METHOD at MNT, in the foreground.
+# The command line that mounts SET with METHOD, in the foreground, but for the mountpoint.
 mount_command() {
-	local method=$1 set=$2 mnt=$3 colon="" ro="" v
+	local method=$1 set=$2 colon="" ro="" v
 	for ((v = 0; v < VOLUMES; v++)); do
 		colon="$colon${colon:+:}$work/$set/v$v"
 		ro="$ro${ro:+:}$work/$set/v$v=RO"
 	done
 	case "$method" in
-	vmunionfs-ro) echo "$VMUNIONFS -f $colon $mnt" ;;
-	vmunionfs-upper) echo "$VMUNIONFS -f -o upper=$work/upper-$set $colon $mnt" ;;
-	fuse-overlayfs) echo "fuse-overlayfs -f -o lowerdir=$colon $mnt" ;;
-	mergerfs) echo "mergerfs -f -o ro $colon $mnt" ;;
-	mergerfs-autofull) echo "mergerfs -f -o ro,cache.files=auto-full $colon $mnt" ;;
-	unionfs-fuse) echo "$(command -v unionfs || command -v unionfs-fuse) -f -o ro $ro $mnt" ;;
+	vmunionfs-ro) echo "$VMUNIONFS -f $colon" ;;
+	vmunionfs-upper) echo "$VMUNIONFS -f -o upper=$work/upper-$set $colon" ;;
+	fuse-overlayfs) echo "fuse-overlayfs -f -o lowerdir=$colon" ;;
+	mergerfs) echo "mergerfs -f -o ro $colon" ;;
+	mergerfs-autofull) echo "mergerfs -f -o ro,cache.files=auto-full $colon" ;;
+	unionfs-fuse) echo "$(command -v unionfs || command -v unionfs-fuse) -f -o ro $ro" ;;
 	esac
 }
 
@@ -227,43 +140,22 @@ drop_caches() {
 # do_mount METHOD SET [LABEL]: mounts at $work/mnt-METHOD; records the time to a usable
 # mount as LABEL (default "mount").
 do_mount() {
-	local method=$1 set=$2 label=${3:-mount} mnt="$work/mnt-$1" log="$work/$1-$2.log"
-	local start i cmd pid
-	mkdir -p "$mnt"
+	local method=$1 set=$2 label=${3:-mount} cmd
 	[ "$method" != vmunionfs-upper ] || rm -rf "$work/upper-$set" # a fresh upper
-	cmd=$(mount_command "$method" "$set" "$mnt")
-	start=$(now)
-	# The daemon's own stdio goes to its log, never to our stdout.
+	cmd=$(mount_command "$method" "$set")
 	# shellcheck disable=SC2086  # split on purpose: no spaces in our paths
-	TMPDIR="$work" $cmd </dev/null >"$log" 2>&1 &
-	pid=$!
-	mnt_list+=("$mnt")
-	pid_list+=("$pid")
-	for ((i = 0; i < MOUNT_TIMEOUT * 50; i++)); do
-		if is_mounted "$mnt"; then
-			printf '%s(%s)\t%s\t%s\n' "$label" "$set" "$method" \
-				"$(elapsed "$start" "$(now)")" >>"$work/mounts.tsv"
-			mnt_of[$method]=$mnt
-			pid_of[$method]=$pid
-			return 0
-		fi
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.02
-	done
-	echo "read.sh: $method did not mount within ${MOUNT_TIMEOUT}s: $cmd" >&2
-	sed 's/^/    /' "$log" >&2
-	printf '%s(%s)\t%s\tFAILED\n' "$label" "$set" "$method" >>"$work/mounts.tsv"
-	return 1
+	if ! TMPDIR="$work" mount_fuse "$work/$method-$set.log" "$work/mnt-$method" $cmd; then
+		printf '%s(%s)\t%s\tFAILED\n' "$label" "$set" "$method" >>"$work/mounts.tsv"
+		return 1
+	fi
+	printf '%s(%s)\t%s\t%s\n' "$label" "$set" "$method" "$MOUNT_SECONDS" >>"$work/mounts.tsv"
+	mnt_of[$method]=$work/mnt-$method
+	pid_of[$method]=$MOUNT_DAEMON
 }
 
 # unmount_method METHOD: unmounts one mount of do_mount (the cold one, before a warm one).
 unmount_method() {
-	local i
-	for i in "${!mnt_list[@]}"; do
-		[ "${mnt_list[$i]}" = "$work/mnt-$1" ] || continue
-		unmount "${mnt_list[$i]}" "${pid_list[$i]}"
-		unset 'mnt_list[i]' 'pid_list[i]'
-	done
+	unmount_fuse "${mnt_of[$1]}" "${pid_of[$1]}"
 	unset 'mnt_of[$1]' 'pid_of[$1]'
 }
 
@@ -289,32 +181,21 @@ record_rss() {
 	done
 }
 
-# Unmounts every method of SET, one by one, recording the time to the daemon's exit.
+# Unmounts every mount of SET (failed ones too) in the order of mounting, recording the
+# time to the daemon's exit of those that worked.
 unmount_set() {
-	local set=$1 i start method
-	for i in "${!mnt_list[@]}"; do
-		method=${mnt_list[$i]##*/mnt-}
+	local set=$1 i mnt method start
+	for i in "${!bench_mounts[@]}"; do
+		mnt=${bench_mounts[$i]}
+		method=${mnt##*/mnt-}
 		start=$(now)
-		unmount "${mnt_list[$i]}" "${pid_list[$i]}"
+		unmount_fuse "$mnt" "${bench_daemons[$i]}"
 		[ -z "${mnt_of[$method]:-}" ] ||
 			printf 'unmount(%s)\t%s\t%s\n' "$set" "$method" "$(elapsed "$start" "$(now)")" \
 				>>"$work/mounts.tsv"
 	done
-	mnt_list=()
-	pid_list=()
 	mnt_of=()
 	pid_of=()
-}
-
-# CPU seconds (user+sys, all threads) used so far by process PID; 0 if there is none.
-cpu_of() {
-	local pid=$1
-	if [ -z "$pid" ] || [ ! -r "/proc/$pid/stat" ]; then
-		echo 0
-		return
-	fi
-	awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) / hz }' \
-		"/proc/$pid/stat"
 }
 
 # run_work WORK METHOD SET: one timed run, appended to raw.tsv (or a FAILED line).

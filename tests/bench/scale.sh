@@ -27,18 +27,12 @@
 # Exit status: 0 every mount worked, 1 one failed, 2 setup error.
 set -u -o pipefail
 
-case "${1:-}" in
--h | --help)
-	sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'
-	exit 0
-	;;
-esac
-
 BENCH_NAME=scale.sh
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=${top_builddir:-$(cd "$here/../.." && pwd)}
 # shellcheck source=bench_lib.sh
 . "$here/bench_lib.sh"
+bench_help "$@"
 
 BENCH_SCALE_FILES=${1:-${BENCH_SCALE_FILES:-40000}}
 BENCH_REPEAT=${BENCH_REPEAT:-3}
@@ -53,12 +47,7 @@ positive_knobs BENCH_SCALE_FILES BENCH_REPEAT MOUNT_TIMEOUT UNMOUNT_TIMEOUT
 [ -x "$VMUNIONFS" ] || die "$VMUNIONFS not built (make, or set VMUNIONFS)"
 command -v "$PYTHON3" >/dev/null || die "python3 not found"
 
-mkdir -p "$BENCH_DIR" || die "cannot create $BENCH_DIR"
-work=$(mktemp -d "$BENCH_DIR/vmunion-scale.XXXXXX") || die "cannot create a scratch dir"
-work=$(cd "$work" && pwd -P)
-trap 'bench_cleanup' EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_scratch vmunion-scale
 : >"$work/raw.tsv"
 
 declare -A parts_of=([small]=$((BENCH_SCALE_FILES / 20)) [large]=$((BENCH_SCALE_FILES * 5 / 40)))
@@ -81,16 +70,16 @@ mount_once() {
 	local set=$1 mode=$2 round=$3 opts=() cpu
 	rm -rf "$work/upper"
 	[ "$mode" = read-only ] || opts=(-o "upper=$work/upper")
-	if ! TMPDIR=$work mount_vmunionfs "$work/vmunionfs-$set-$mode.log" "$work/mnt" "${opts[@]}" \
-		"$work/$set"/v0 "$work/$set"/v1 "$work/$set"/v2 "$work/$set"/v3; then
+	if ! TMPDIR=$work mount_fuse "$work/vmunionfs-$set-$mode.log" "$work/mnt" "$VMUNIONFS" -f \
+		"${opts[@]}" "$work/$set"/v0 "$work/$set"/v1 "$work/$set"/v2 "$work/$set"/v3; then
 		printf '%s\t%s\tFAILED\t-\n' "$set" "$mode" >>"$work/raw.tsv"
-		unmount_vmunionfs "$work/mnt" "$MOUNT_DAEMON"
+		unmount_fuse "$work/mnt" "$MOUNT_DAEMON"
 		return 1
 	fi
 	cpu=$(cpu_of "$MOUNT_DAEMON")
 	printf '%s\t%s\t%s\t%s\n' "$set" "$mode" "$MOUNT_SECONDS" "$cpu" >>"$work/raw.tsv"
 	log "  $set $mode: ${MOUNT_SECONDS}s, daemon CPU ${cpu}s"
-	unmount_vmunionfs "$work/mnt" "$MOUNT_DAEMON"
+	unmount_fuse "$work/mnt" "$MOUNT_DAEMON"
 }
 
 failed=0

@@ -45,18 +45,12 @@
 # was wrong, 2 setup error.
 set -u -o pipefail
 
-case "${1:-}" in
--h | --help)
-	sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'
-	exit 0
-	;;
-esac
-
 BENCH_NAME=vm.sh
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=${top_builddir:-$(cd "$here/../.." && pwd)}
 # shellcheck source=bench_lib.sh
 . "$here/bench_lib.sh"
+bench_help "$@"
 
 BENCH_REPEAT=${BENCH_REPEAT:-3}
 BENCH_VM_VOLUMES=${BENCH_VM_VOLUMES:-4}
@@ -89,12 +83,7 @@ if [ -n "$set_dir" ]; then
 	set_dir=$(cd "$set_dir" && pwd -P)
 fi
 
-mkdir -p "$BENCH_DIR" || die "cannot create $BENCH_DIR"
-work=$(mktemp -d "$BENCH_DIR/vmunion-vm.XXXXXX") || die "cannot create a scratch dir"
-work=$(cd "$work" && pwd -P)
-trap 'bench_cleanup' EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_scratch vmunion-vm
 : >"$work/raw.tsv"
 
 if [ -z "$set_dir" ]; then
@@ -248,7 +237,8 @@ run_method() {
 		rm -rf "$upper"
 		local opts=()
 		[ "$method" = read-only ] || opts=(-o "upper=$upper")
-		mount_vmunionfs "$work/vmunionfs-$method-$round.log" "$mnt" "${opts[@]}" "${volumes[@]}" ||
+		mount_fuse "$work/vmunionfs-$method-$round.log" "$mnt" "$VMUNIONFS" -f "${opts[@]}" \
+			"${volumes[@]}" ||
 			{ record "$method" "$round" setup "FAILED: no mount"; return 1; }
 		record "$method" "$round" setup "$MOUNT_SECONDS"
 		if [ "$method" = read-only ]; then
@@ -257,7 +247,7 @@ run_method() {
 			vm_pass "$method" "$round" 1 "$mnt" "$MOUNT_DAEMON" &&
 				vm_pass "$method" "$round" 2 "$mnt" "$MOUNT_DAEMON" || status=1
 		fi
-		unmount_vmunionfs "$mnt" "$MOUNT_DAEMON"
+		unmount_fuse "$mnt" "$MOUNT_DAEMON"
 		rm -rf "$upper"
 		;;
 	esac
