@@ -9,7 +9,8 @@
 # poll(2) on /proc/self/mountinfo can try to hit) is widened with strace
 # (a delay after mount(2) returns), and the victim is another FUSE mount
 # (the root disk would do as well). Also: a mount unmounted before the
-# stat makes it stat the directory underneath, with the same outcome.
+# stat makes it stat the directory underneath ("fails only if the mount is
+# gone" in readahead.c is not so), with the same outcome.
 set -u
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 require_root_fuse
@@ -25,8 +26,8 @@ knob_of() {
 
 # The victim: any other device; a mount that keeps the kernel's read-ahead.
 victim="$SCRATCH/victim/mnt"
-mount_union "$victim" "$vol" -- -o readahead=0
-tap_ok $? "victim mounted, readahead=0" || tap_bail "no victim mount"
+mount_union "$victim" "$vol" -- -o readahead=0,upper="$SCRATCH/upper"
+tap_ok $? "victim (a preview) mounted, readahead=0" || tap_bail "no victim mount"
 before=$(knob_of "$victim")
 tap_diag "victim read_ahead_kb before: $before"
 
@@ -58,6 +59,22 @@ tap_diag "daemon log: $(cat "$log")"
 fusermount3 -u "$SCRATCH/user.old/mnt"
 tap_ok $? "unmounted the attacked mount"
 wait "$daemon"
+
+# --- unmounted before the thread's stat: it stats what lies underneath
+# (here a dir of the victim; as often the root disk).
+echo "$before" >"/sys/class/bdi/$(mountpoint -d "$victim")/read_ahead_kb"
+mkdir "$victim/under"
+strace -f -o /dev/null -e trace=mount -e inject=mount:delay_exit=3000000 \
+	"$VMUNIONFS" -f -o readahead=4 "$vol" "$victim/under" >"$log" 2>&1 </dev/null &
+daemon=$!
+on_exit "kill $daemon 2>/dev/null; wait $daemon 2>/dev/null; umount -l '$victim/under' 2>/dev/null"
+wait_for 10 _mnt_is_mounted "$victim/under"
+tap_ok $? "a second mount, on a dir of the victim" || tap_bail "no mount: $(cat "$log")"
+umount -l "$victim/under"
+tap_ok $? "unmounted before it answered"
+wait "$daemon"
+tap_is "$(knob_of "$victim")" "$before" "the victim's read_ahead_kb is still untouched"
+tap_diag "daemon log: $(cat "$log")"
 unmount_union "$victim"
 tap_ok $? "unmounted the victim"
 rm -f "$SCRATCH/user"
