@@ -35,7 +35,8 @@ tap_diag "victim read_ahead_kb before: $before"
 mkdir -p "$SCRATCH/user/mnt"
 mnt="$SCRATCH/user/mnt"
 log="$SCRATCH/attacked.log"
-strace -f -o /dev/null -e trace=mount -e inject=mount:delay_exit=3000000 \
+# LeakSanitizer cannot run under ptrace.
+ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" strace -f -o /dev/null -e trace=mount -e inject=mount:delay_exit=3000000 \
 	"$VMUNIONFS" -f -o readahead=4 "$vol" "$mnt" >"$log" 2>&1 </dev/null &
 daemon=$!
 on_exit "kill $daemon 2>/dev/null; wait $daemon 2>/dev/null"
@@ -64,7 +65,8 @@ wait "$daemon"
 # (here a dir of the victim; as often the root disk).
 echo "$before" >"/sys/class/bdi/$(mountpoint -d "$victim")/read_ahead_kb"
 mkdir "$victim/under"
-strace -f -o /dev/null -e trace=mount -e inject=mount:delay_exit=3000000 \
+# LeakSanitizer cannot run under ptrace.
+ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" strace -f -o /dev/null -e trace=mount -e inject=mount:delay_exit=3000000 \
 	"$VMUNIONFS" -f -o readahead=4 "$vol" "$victim/under" >"$log" 2>&1 </dev/null &
 daemon=$!
 on_exit "kill $daemon 2>/dev/null; wait $daemon 2>/dev/null; umount -l '$victim/under' 2>/dev/null"
