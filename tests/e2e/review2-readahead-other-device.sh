@@ -66,7 +66,9 @@ wait "$daemon"
 echo "$before" >"/sys/class/bdi/$(mountpoint -d "$victim")/read_ahead_kb"
 mkdir "$victim/under"
 # LeakSanitizer cannot run under ptrace.
-ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" strace -f -o /dev/null -e trace=mount -e inject=mount:delay_exit=3000000 \
+# (its exit delayed too: the thread must not lose a race with it)
+ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" strace -f -o /dev/null -e trace=mount,exit_group \
+	-e inject=mount:delay_exit=3000000 -e inject=exit_group:delay_enter=2000000 \
 	"$VMUNIONFS" -f -o readahead=4 "$vol" "$victim/under" >"$log" 2>&1 </dev/null &
 daemon=$!
 on_exit "kill $daemon 2>/dev/null; wait $daemon 2>/dev/null; umount -l '$victim/under' 2>/dev/null"
