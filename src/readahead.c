@@ -5,10 +5,13 @@
  * the daemon per 128 KiB. Raised as mergerfs's readahead= does, through
  * sysfs (root only). The kernel sets the knob from the INIT reply, at most
  * to its default, so it is raised only after the mount answers: a thread
- * waits for a stat of the mountpoint, which the kernel holds until then. */
+ * waits for a stat of the mountpoint, which the kernel holds until then,
+ * and writes the knob only if the mount there is this one. */
 #include "readahead.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <pthread.h>
@@ -43,8 +46,53 @@ static int write_knob(const char *path, unsigned int kib)
 	return rc;
 }
 
-/* The bdi of the mount at path: 0, or -errno; -EXDEV when something else
- * than a FUSE mount is there now (mounted over since, or gone). */
+/* An octal escape of the mount table (\040 for a space...) made a byte
+ * again, in place. */
+static void unescape(char *text)
+{
+	char *to = text;
+
+	for (const char *from = text; *from; to++) {
+		if (from[0] == '\\' && from[1] >= '0' && from[1] <= '3' && from[2] >= '0' &&
+		    from[2] <= '7' && from[3] >= '0' && from[3] <= '7') {
+			*to = (char)((from[1] - '0') * 64 + (from[2] - '0') * 8 + (from[3] - '0'));
+			from += 4;
+		} else {
+			*to = *from++;
+		}
+	}
+	*to = '\0';
+}
+
+/* Whether the mount table puts the mount of dev at path. Since the mount,
+ * path may lead elsewhere: a user who owns a parent may rename it and put a
+ * symlink in its place, or the mount may be gone; the table names where a
+ * mount really is. */
+static bool mounted_at(const char *path, dev_t dev)
+{
+	FILE *table = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL, point[PATH_MAX];
+	unsigned int major_number, minor_number;
+	bool found = false;
+	size_t capacity = 0;
+
+	if (!table)
+		return false;
+	while (!found && getline(&line, &capacity, table) > 0) {
+		if (sscanf(line, "%*s %*s %u:%u %*s %4095s", &major_number, &minor_number,
+			   point) != 3 ||
+		    makedev(major_number, minor_number) != dev)
+			continue;
+		unescape(point);
+		found = strcmp(point, path) == 0;
+	}
+	free(line);
+	fclose(table);
+	return found;
+}
+
+/* The bdi of the FUSE mount at path, the one this daemon made: 0, or
+ * -errno; -EXDEV when the path leads to another mount now. */
 static int bdi_of(const char *path, char *bdi, size_t size)
 {
 	int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC), rc = 0;
@@ -56,7 +104,7 @@ static int bdi_of(const char *path, char *bdi, size_t size)
 		return -errno;
 	if (fstat(fd, &st) < 0 || fstatfs(fd, &fs) < 0)
 		rc = -errno;
-	else if (fs.f_type != FUSE_SUPER_MAGIC)
+	else if (fs.f_type != FUSE_SUPER_MAGIC || !mounted_at(path, st.st_dev))
 		rc = -EXDEV;
 	else
 		snprintf(bdi, size, "%u:%u", major(st.st_dev), minor(st.st_dev));
@@ -70,7 +118,10 @@ static void *set_readahead(void *data)
 	char bdi[32], path[80];
 	int rc = bdi_of(request->mountpoint, bdi, sizeof(bdi));
 
-	/* Fails when the mount is gone already: nothing left to tune. */
+	if (rc == -EXDEV)
+		log_info("%s leads to another mount than this one now: its read-ahead is left "
+			 "alone, and this mount's stays the kernel's default",
+			 request->mountpoint);
 	if (rc == 0) {
 		snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", bdi);
 		rc = write_knob(path, request->kib);

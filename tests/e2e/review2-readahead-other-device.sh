@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
 # Review (readahead): the thread that sets -o readahead looks the mount up
-# again by its path, after the mount. A user who owns the mountpoint's
+# again by its path, after the mount (fixed: it writes the knob only if the
+# mount table puts the mount it finds at the mountpoint it made). A user who owns the mountpoint's
 # parent can rename that parent and put a symlink in its place between the
 # mount and that stat(2): the daemon (root) then writes the read_ahead_kb of
 # whatever device the symlink leads to. Here the window (a fork in
@@ -54,8 +55,14 @@ sleep 1
 after=$(knob_of "$victim")
 tap_is "$after" "$before" "the victim's read_ahead_kb is untouched"
 own=$(knob_of "$SCRATCH/user.old/mnt")
-tap_is "$own" 4 "the mount's own read_ahead_kb is the 4 KiB asked for"
-tap_diag "daemon log: $(cat "$log")"
+# The daemon cannot know where its mount went: it leaves its read-ahead at
+# the kernel's and says so (4 only if its thread looked before the move).
+case "$own" in
+4) tap_ok 0 "the mount's own read_ahead_kb: 4 KiB (looked before the move)" ;;
+*) grep -q "leads to another mount than this one now: its read-ahead is left alone" "$log"
+	tap_ok $? "the mount's own read_ahead_kb stays the kernel's ($own), and the log says why" ||
+		tap_diag "daemon log: $(cat "$log")" ;;
+esac
 
 fusermount3 -u "$SCRATCH/user.old/mnt"
 tap_ok $? "unmounted the attacked mount"
