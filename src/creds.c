@@ -93,9 +93,12 @@ void become_caller(fuse_req_t req, struct creds *saved)
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 
 	pthread_once(&daemon_groups_once, daemon_groups_fetch);
-	/* A daemon that may not change them (no CAP_SETGID) keeps its own,
-	 * as it keeps its fsuid. */
-	saved->groups = daemon_group_count >= 0 && take_caller_groups(req) == 0;
+	/* Groups the kernel refuses (a gid not mapped in the daemon's user
+	 * namespace) leave none, never the daemon's; a daemon that may not
+	 * change them at all (no CAP_SETGID: not root) keeps its own, as it
+	 * keeps its fsuid. */
+	saved->groups = daemon_group_count >= 0 &&
+			(take_caller_groups(req) == 0 || thread_set_groups(0, NULL) == 0);
 	saved->gid = (gid_t)setfsgid(ctx->gid);
 	saved->uid = (uid_t)setfsuid(ctx->uid);
 }

@@ -510,21 +510,24 @@ static void node_forget(struct fs *fs, struct fs_node *node, uint64_t count)
 
 /* ---- stubs ---- */
 
-/* The volume file of a stub, which must still hold what the plan says.
- * Under node->lock or node->copy_up_lock. */
+/* The volume file of a stub, of size bytes, must still hold what the plan
+ * says. Under node->lock or node->copy_up_lock. */
+static int lower_size_check(struct fs *fs, const struct fs_node *node, off_t size)
+{
+	if ((uint64_t)size >= node->stub_size)
+		return 0;
+	log_error("%s/%s: %jd bytes, but the plan says %" PRIu64 ": the volume file changed "
+	       "underneath the mount; reads fail with EIO",
+	       fs->config->volumes[node->stub_volume].path, node->stub_path, (intmax_t)size,
+	       node->stub_size);
+	return -EIO;
+}
+
 static int lower_check(struct fs *fs, const struct fs_node *node, int fd)
 {
 	struct stat st;
 
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if ((uint64_t)st.st_size >= node->stub_size)
-		return 0;
-	log_error("%s/%s: %jd bytes, but the plan says %" PRIu64 ": the volume file changed "
-	       "underneath the mount; reads fail with EIO",
-	       fs->config->volumes[node->stub_volume].path, node->stub_path,
-	       (intmax_t)st.st_size, node->stub_size);
-	return -EIO;
+	return fstat(fd, &st) < 0 ? -errno : lower_size_check(fs, node, st.st_size);
 }
 
 static int lower_open(struct fs *fs, const struct fs_node *node)
@@ -1403,9 +1406,32 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_open(req, fi);
 }
 
+/* One entry of dir's listing into buf, of room bytes. With plus, the entry
+ * is looked up as a LOOKUP would (the kernel takes a reference), but for "."
+ * and "..", and one that cannot be, which the kernel looks up itself. The
+ * bytes it takes: more than room when it does not fit, and then the kernel
+ * holds no reference. */
+static size_t add_entry(fuse_req_t req, fuse_ino_t dir, bool plus, char *buf, size_t room,
+			const char *name, const struct stat *st, off_t next)
+{
+	struct fuse_entry_param entry = { .attr = *st };
+	size_t size;
+
+	if (!plus)
+		return fuse_add_direntry(req, buf, room, name, st, next);
+	if (strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
+	    do_lookup(req, dir, name, &entry) < 0)
+		entry = (struct fuse_entry_param){ .attr = *st };
+	size = fuse_add_direntry_plus(req, buf, room, name, &entry, next);
+	if (size > room && entry.ino)
+		node_forget(fs_of(req), (struct fs_node *)(uintptr_t)entry.ino, 1);
+	return size;
+}
+
 /* The listing of a lazy dir: ".", "..", then the plan's children; the
  * offset of an entry is its position + 1. */
-static void readdir_plan(fuse_req_t req, const struct fs_dir *dir, size_t size, off_t offset)
+static void readdir_plan(fuse_req_t req, fuse_ino_t ino, const struct fs_dir *dir, size_t size,
+			 off_t offset, bool plus)
 {
 	const struct plan *plan = fs_of(req)->config->plan;
 	const struct plan_node *planned = &plan->nodes[dir->plan_dir];
@@ -1417,8 +1443,8 @@ static void readdir_plan(fuse_req_t req, const struct fs_dir *dir, size_t size, 
 		struct stat st = { .st_ino = plan_ino(child),
 				   .st_mode = i < 2 ? S_IFDIR : plan->nodes[child].attr.mode };
 		const char *name = i == 0 ? "." : i == 1 ? ".." : plan->nodes[child].name;
-		size_t entry_size = fuse_add_direntry(req, buf + used, size - used, name, &st,
-						      (off_t)i + 1);
+		size_t entry_size = add_entry(req, ino, plus, buf + used, size - used, name, &st,
+					      (off_t)i + 1);
 
 		if (entry_size > size - used)
 			break;
@@ -1451,8 +1477,10 @@ static int dir_rewind(fuse_req_t req, struct fs_node *node, struct fs_dir *dir)
 	return 0;
 }
 
-static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
-		       struct fuse_file_info *fi)
+/* READDIR, or READDIRPLUS (plus): the kernel then needs no LOOKUP of the
+ * entries, as when vmstorage lists a partition and opens its parts. */
+static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+		     struct fuse_file_info *fi, bool plus)
 {
 	struct fs_dir *dir = (struct fs_dir *)(uintptr_t)fi->fh;
 	char *buf;
@@ -1466,7 +1494,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 		return;
 	}
 	if (!dir->stream) {
-		readdir_plan(req, dir, size, offset);
+		readdir_plan(req, ino, dir, size, offset, plus);
 		return;
 	}
 	buf = xcalloc(1, size);
@@ -1489,8 +1517,8 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 		}
 		st.st_ino = dir->entry->d_ino;
 		st.st_mode = (mode_t)DTTOIF(dir->entry->d_type);
-		entry_size = fuse_add_direntry(req, buf + used, size - used, dir->entry->d_name,
-					       &st, dir->entry->d_off);
+		entry_size = add_entry(req, ino, plus, buf + used, size - used,
+				       dir->entry->d_name, &st, dir->entry->d_off);
 		if (entry_size > size - used)
 			break;
 		used += entry_size;
@@ -1502,6 +1530,18 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset
 	else
 		fuse_reply_buf(req, buf, used);
 	free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+		       struct fuse_file_info *fi)
+{
+	list_dir(req, ino, size, offset, fi, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+			   struct fuse_file_info *fi)
+{
+	list_dir(req, ino, size, offset, fi, true);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1683,6 +1723,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 						  : open_upper_file(fs, node, fi);
 		pthread_rwlock_unlock(&fs->population);
 	}
+	/* Closing what was opened for reading reports no error: the kernel
+	 * then sends no FLUSH at each close (vmstorage opens every part). */
+	fi->noflush = !wants_write(fi->flags);
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
@@ -1691,14 +1734,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 /* Counts the bytes a read returns (the request cut at the end of the file),
  * by where they come from. */
-static void count_read(const struct fs_file *file, int fd, size_t size, off_t offset)
+static void count_read(const struct fs_file *file, off_t file_size, size_t size, off_t offset)
 {
-	struct stat st;
 	uint64_t n;
 
-	if (fstat(fd, &st) < 0 || st.st_size <= offset)
+	if (file_size <= offset)
 		return;
-	n = (uint64_t)(st.st_size - offset);
+	n = (uint64_t)(file_size - offset);
 	metrics_add(file->lower ? METRIC_READ_VOLUME_BYTES : METRIC_READ_UPPER_BYTES,
 		    n < size ? n : size);
 }
@@ -1708,18 +1750,20 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 {
 	struct fs_file *file = file_of(fi);
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
-	int rc = 0;
+	struct stat st;
+	int rc;
 
 	/* A stub copied up through another of its names is read from the upper. */
 	node_recheck(fs_of(req), file->node);
 	/* Held across the read: a copy-up may not switch the fd meanwhile. */
 	buf.buf[0].fd = file_fd_get(file);
-	if (file->lower)
-		rc = lower_check(fs_of(req), file->node, buf.buf[0].fd);
+	rc = fstat(buf.buf[0].fd, &st) < 0 ? -errno : 0;
+	if (rc == 0 && file->lower)
+		rc = lower_size_check(fs_of(req), file->node, st.st_size);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 	} else {
-		count_read(file, buf.buf[0].fd, size, offset);
+		count_read(file, st.st_size, size, offset);
 		buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 		buf.buf[0].pos = offset;
 		fuse_reply_data(req, &buf, 0);
@@ -1861,6 +1905,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * attr_timeout. libfuse's default, relied on. */
 	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
 		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+	/* Every listing carries its entries' attributes, not only the first
+	 * batch of each dir: vmstorage opens every part it lists. */
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	/* Keep page-cache writes going straight to the upper: vmstorage fsyncs. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 }
@@ -1883,6 +1930,7 @@ static const struct fuse_lowlevel_ops operations = {
 	.rename = op_rename,
 	.opendir = op_opendir,
 	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
 	.releasedir = op_releasedir,
 	.fsyncdir = op_fsyncdir,
 	.create = op_create,

@@ -217,6 +217,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* The kernel checks the volumes' ACLs too, asking getxattr for them. */
 	if (conn->capable & FUSE_CAP_POSIX_ACL)
 		conn->want |= FUSE_CAP_POSIX_ACL;
+	/* Every listing carries its entries' attributes (from memory), not
+	 * only the first batch of each dir: no LOOKUP follows a listing. */
+	conn->want &= ~(unsigned int)FUSE_CAP_READDIRPLUS_AUTO;
 	fs->open_is_optional = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) &&
 			       (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT);
 }

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "plan.h"
+#include "readahead.h"
 #include "upper.h"
 #include "volume.h"
 
@@ -30,6 +31,8 @@ struct options {
 	char *upper;
 	char *metrics;  /* -o metrics=ADDRESS */
 	double timeout;
+	char *readahead;
+	unsigned int readahead_kib; /* 0: the kernel's */
 	int nocheck; /* -o nocheck: skip the metricID collision scan */
 	bool help, version;
 	bool fsname, subtype; /* given by the user: theirs win */
@@ -41,6 +44,7 @@ enum { KEY_HELP, KEY_VERSION, KEY_FSNAME, KEY_SUBTYPE };
 static const struct fuse_opt option_specs[] = {
 	{ "upper=%s", offsetof(struct options, upper), 0 },
 	{ "timeout=%lf", offsetof(struct options, timeout), 0 },
+	{ "readahead=%s", offsetof(struct options, readahead), 0 },
 	{ "nocheck", offsetof(struct options, nocheck), 1 },
 	{ "metrics=%s", offsetof(struct options, metrics), 0 },
 	FUSE_OPT_KEY("fsname=", KEY_FSNAME),
@@ -66,6 +70,9 @@ static void usage(FILE *out)
 	      "  -o timeout=SECS  kernel attribute/entry cache timeout (default 86400:\n"
 	      "                   every change goes through the mount, so the kernel's\n"
 	      "                   cache stays right; never change the upper while mounted)\n"
+	      "  -o readahead=KIB how far the kernel reads ahead of sequential reads,\n"
+	      "                   0 to 1048576 (default 1024: one request through the\n"
+	      "                   daemon per MiB; 0: the kernel's 128; needs root)\n"
 	      "  -o nocheck       skip the metricID collision scan of the indexdb before\n"
 	      "                   mounting (the cheap checks of `vmunion check` always run)\n"
 	      "  -o metrics=[ADDRESS:]PORT\n"
@@ -116,6 +123,19 @@ static int collect_option(void *data, const char *arg, int key, struct fuse_args
 		return 0;
 	}
 	return 1;
+}
+
+static int parse_kib(const char *text, unsigned int *kib)
+{
+	char *end;
+	unsigned long value;
+
+	errno = 0;
+	value = strtoul(text, &end, 10);
+	if (errno || end == text || *end || text[0] == '-' || value > READAHEAD_MAX_KIB)
+		return -1;
+	*kib = (unsigned int)value;
+	return 0;
 }
 
 /* child == parent or below it (both resolved). */
@@ -277,9 +297,9 @@ static int lock_volumes(struct volume *volumes, size_t count)
 
 /* Mounts and serves until unmounted; the volumes and the upper are ready.
  * A preview (its fs as userdata, else NULL) is given the session. */
-static int serve(struct fuse_args *args, struct fuse_cmdline_opts *cmdline,
-		 const struct fuse_lowlevel_ops *operations, void *userdata,
-		 struct fs *preview, int upper_fd)
+static int serve(const struct options *options, struct fuse_args *args,
+		 struct fuse_cmdline_opts *cmdline, const struct fuse_lowlevel_ops *operations,
+		 void *userdata, struct fs *preview, int upper_fd)
 {
 	const struct fuse_lowlevel_ops *ops = metrics_wrap_ops(operations);
 	struct fuse_loop_config *loop;
@@ -299,6 +319,7 @@ static int serve(struct fuse_args *args, struct fuse_cmdline_opts *cmdline,
 	fuse_daemonize(cmdline->foreground);
 	if (metrics_start(upper_fd, &err) < 0)
 		log_error("%s", err.message); /* the mount works without */
+	readahead_start(cmdline->mountpoint, options->readahead_kib);
 	if (cmdline->singlethread) {
 		rc = fuse_session_loop(session);
 	} else {
@@ -368,7 +389,7 @@ static int serve_read_only(struct options *options, struct fuse_args *args,
 	plan_free(plan);
 	malloc_trim(0);
 	fuse_opt_add_arg(args, "-oro,default_permissions");
-	rc = serve(args, cmdline, fs_plan_operations(), fs, NULL, -1);
+	rc = serve(options, args, cmdline, fs_plan_operations(), fs, NULL, -1);
 	fs_plan_free(fs);
 	return rc;
 }
@@ -406,7 +427,7 @@ static int serve_preview(struct options *options, struct fuse_args *args,
 	/* the kernel checks access against the volumes' own permissions */
 	fuse_opt_add_arg(args, "-odefault_permissions");
 	log_start(plan, options, cmdline->mountpoint);
-	rc = serve(args, cmdline, fs_operations(), fs, fs, upper.tree_fd);
+	rc = serve(options, args, cmdline, fs_operations(), fs, fs, upper.tree_fd);
 	fs_free(fs);
 	upper_close(&upper);
 	return rc;
@@ -495,7 +516,7 @@ static int check_fuse_options(const struct fuse_args *args)
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct options options = { .timeout = 86400.0 };
+	struct options options = { .timeout = 86400.0, .readahead_kib = READAHEAD_DEFAULT_KIB };
 	struct fuse_cmdline_opts cmdline = { 0 };
 	const char *mountpoint;
 	struct error err;
@@ -534,6 +555,11 @@ int main(int argc, char **argv)
 			options.timeout);
 		goto out;
 	}
+	if (options.readahead && parse_kib(options.readahead, &options.readahead_kib) < 0) {
+		fprintf(stderr, "vmunionfs: readahead=%s: give KiB from 0 to %u\n",
+			options.readahead, READAHEAD_MAX_KIB);
+		goto out;
+	}
 	if (check_fuse_options(&args) < 0)
 		goto out;
 	log_init(cmdline.foreground, cmdline.debug);
@@ -551,5 +577,6 @@ out:
 	fuse_opt_free_args(&args);
 	name_list_free(&options.positional);
 	free(options.upper);
+	free(options.readahead);
 	return rc;
 }
