@@ -1732,41 +1732,56 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_open(req, fi);
 }
 
-/* Counts the bytes a read returns (the request cut at the end of the file),
- * by where they come from. */
-static void count_read(const struct fs_file *file, off_t file_size, size_t size, off_t offset)
+/* Up to size bytes at offset of file (fd), to the end of the file, into
+ * the thread's buffer: their count, or -errno. A volume file must hold what
+ * the plan says: one that is shorter, or shrinks while read, is EIO, never
+ * a short read the kernel would fill with zeros. Through a buffer rather
+ * than a splice: libfuse spliced no 1 MiB reply, and fell back to a buffer
+ * it allocated and faulted in for each. */
+static ssize_t read_file(struct fs *fs, const struct fs_file *file, int fd, char **buf,
+			 size_t size, off_t offset)
 {
-	uint64_t n;
+	const struct fs_node *node = file->node;
+	struct stat st;
+	uint64_t want;
+	ssize_t n;
 
-	if (file_size <= offset)
-		return;
-	n = (uint64_t)(file_size - offset);
-	metrics_add(file->lower ? METRIC_READ_VOLUME_BYTES : METRIC_READ_UPPER_BYTES,
-		    n < size ? n : size);
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (file->lower && lower_size_check(fs, node, st.st_size) < 0)
+		return -EIO;
+	*buf = thread_buffer(size);
+	n = pread_full(fd, *buf, size, offset);
+	if (n < 0 || !file->lower)
+		return n;
+	want = node->stub_size > (uint64_t)offset ? node->stub_size - (uint64_t)offset : 0;
+	if ((uint64_t)n < (want < size ? want : size)) {
+		log_error("%s/%s: ends at %jd, but the plan says %" PRIu64 " bytes: the volume "
+			  "file changed underneath the mount; reads fail with EIO",
+			  fs->config->volumes[node->stub_volume].path, node->stub_path,
+			  (intmax_t)offset + (intmax_t)n, node->stub_size);
+		return -EIO;
+	}
+	return n;
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		    struct fuse_file_info *fi)
 {
 	struct fs_file *file = file_of(fi);
-	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
-	struct stat st;
-	int rc;
+	char *buf = NULL;
+	ssize_t n;
 
 	/* A stub copied up through another of its names is read from the upper. */
 	node_recheck(fs_of(req), file->node);
 	/* Held across the read: a copy-up may not switch the fd meanwhile. */
-	buf.buf[0].fd = file_fd_get(file);
-	rc = fstat(buf.buf[0].fd, &st) < 0 ? -errno : 0;
-	if (rc == 0 && file->lower)
-		rc = lower_size_check(fs_of(req), file->node, st.st_size);
-	if (rc < 0) {
-		fuse_reply_err(req, -rc);
+	n = read_file(fs_of(req), file, file_fd_get(file), &buf, size, offset);
+	if (n < 0) {
+		fuse_reply_err(req, (int)-n);
 	} else {
-		count_read(file, st.st_size, size, offset);
-		buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-		buf.buf[0].pos = offset;
-		fuse_reply_data(req, &buf, 0);
+		metrics_add(file->lower ? METRIC_READ_VOLUME_BYTES : METRIC_READ_UPPER_BYTES,
+			    (uint64_t)n);
+		fuse_reply_buf(req, buf, (size_t)n);
 	}
 	file_fd_put(file);
 }
@@ -1892,11 +1907,10 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	/* Splice, but never SPLICE_MOVE: stealing pages upsets the kernel
-	 * ("trying to steal weird page") and close() then failed with EIO. */
-	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
-		conn->want |= FUSE_CAP_SPLICE_WRITE;
-	conn->want &= ~FUSE_CAP_SPLICE_MOVE;
+	/* Reads reply from a buffer (read_file): nothing to splice. Never
+	 * SPLICE_MOVE: stealing pages upsets the kernel ("trying to steal
+	 * weird page") and close() then failed with EIO. */
+	conn->want &= ~(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
 	/* The kernel checks the volumes' ACLs too, asking getxattr for them;
 	 * it still applies the caller's umask (no FUSE_CAP_DONT_MASK). */
 	if (conn->capable & FUSE_CAP_POSIX_ACL)

@@ -381,36 +381,6 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
-/* One read buffer per thread, kept between requests and freed with the
- * thread (libfuse ends idle workers). */
-struct read_buffer {
-	size_t size;
-	char bytes[];
-};
-
-static pthread_key_t read_buffer_key;
-static pthread_once_t read_buffer_once = PTHREAD_ONCE_INIT;
-
-static void read_buffer_key_make(void)
-{
-	pthread_key_create(&read_buffer_key, free);
-}
-
-static char *read_buffer(size_t size)
-{
-	struct read_buffer *buffer;
-
-	pthread_once(&read_buffer_once, read_buffer_key_make);
-	buffer = pthread_getspecific(read_buffer_key);
-	if (!buffer || buffer->size < size) {
-		free(buffer);
-		buffer = xmalloc(sizeof(*buffer) + size);
-		buffer->size = size;
-		pthread_setspecific(read_buffer_key, buffer);
-	}
-	return buffer->bytes;
-}
-
 /* Reads size bytes at offset of a volume file, all of them: a read error,
  * or fewer bytes than the plan promises (a file changed or failing
  * underneath), is logged with the file's name and answered with EIO, never
@@ -475,7 +445,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	buf = read_buffer(size);
+	buf = thread_buffer(size);
 	rc = read_volume(fs, node, fd_hold_fd(hold), buf, size, offset);
 	fd_cache_put(fs->volume_fds, hold);
 	if (rc < 0) {
@@ -545,7 +515,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 {
 	struct fs_plan *fs = fs_of(req);
 	const struct served_node *node = node_of(fs, ino);
-	char *buf = size ? read_buffer(size) : NULL;
+	char *buf = size ? thread_buffer(size) : NULL;
 	ssize_t len;
 
 	if (!node) {

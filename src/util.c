@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,6 +195,52 @@ int write_all(int fd, const void *data, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+ssize_t pread_full(int fd, void *data, size_t len, off_t offset)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)data + done, len - done, offset + (off_t)done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+struct thread_buffer {
+	size_t size;
+	char bytes[];
+};
+
+static pthread_key_t thread_buffer_key;
+static pthread_once_t thread_buffer_once = PTHREAD_ONCE_INIT;
+
+static void thread_buffer_key_make(void)
+{
+	pthread_key_create(&thread_buffer_key, free);
+}
+
+char *thread_buffer(size_t size)
+{
+	struct thread_buffer *buffer;
+
+	pthread_once(&thread_buffer_once, thread_buffer_key_make);
+	buffer = pthread_getspecific(thread_buffer_key);
+	if (!buffer || buffer->size < size) {
+		free(buffer);
+		buffer = xmalloc(sizeof(*buffer) + size);
+		buffer->size = size;
+		pthread_setspecific(thread_buffer_key, buffer);
+	}
+	return buffer->bytes;
 }
 
 int fsync_dir_at(int dirfd, const char *path)

@@ -49,6 +49,12 @@ void print_json_error(const char *message);
 
 /* Writes all of data, retrying short writes and EINTR. */
 int write_all(int fd, const void *data, size_t len);
+/* Reads up to len bytes at offset, retrying short reads and EINTR until the
+ * end of the file: the bytes read, or -errno. */
+ssize_t pread_full(int fd, void *data, size_t len, off_t offset);
+/* A buffer of at least size bytes, the calling thread's own, kept for its
+ * next call and freed with the thread: no allocation per request. */
+char *thread_buffer(size_t size);
 /* "1.5 GiB": bytes for people. */
 const char *format_bytes(uint64_t bytes, char *buf, size_t len);
 
