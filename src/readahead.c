@@ -10,11 +10,11 @@
 #include "readahead.h"
 
 #include <errno.h>
-#include <limits.h>
-#include <stdbool.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/magic.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
