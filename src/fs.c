@@ -510,24 +510,21 @@ static void node_forget(struct fs *fs, struct fs_node *node, uint64_t count)
 
 /* ---- stubs ---- */
 
-/* The volume file of a stub, of size bytes, must still hold what the plan
- * says. Under node->lock or node->copy_up_lock. */
-static int lower_size_check(struct fs *fs, const struct fs_node *node, off_t size)
-{
-	if ((uint64_t)size >= node->stub_size)
-		return 0;
-	log_error("%s/%s: %jd bytes, but the plan says %" PRIu64 ": the volume file changed "
-	       "underneath the mount; reads fail with EIO",
-	       fs->config->volumes[node->stub_volume].path, node->stub_path, (intmax_t)size,
-	       node->stub_size);
-	return -EIO;
-}
-
+/* The volume file of a stub, which must still hold what the plan says.
+ * Under node->lock or node->copy_up_lock. */
 static int lower_check(struct fs *fs, const struct fs_node *node, int fd)
 {
 	struct stat st;
 
-	return fstat(fd, &st) < 0 ? -errno : lower_size_check(fs, node, st.st_size);
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if ((uint64_t)st.st_size >= node->stub_size)
+		return 0;
+	log_error("%s/%s: %jd bytes, but the plan says %" PRIu64 ": the volume file changed "
+	       "underneath the mount; reads fail with EIO",
+	       fs->config->volumes[node->stub_volume].path, node->stub_path,
+	       (intmax_t)st.st_size, node->stub_size);
+	return -EIO;
 }
 
 static int lower_open(struct fs *fs, const struct fs_node *node)
@@ -1742,14 +1739,12 @@ static ssize_t read_file(struct fs *fs, const struct fs_file *file, int fd, char
 			 size_t size, off_t offset)
 {
 	const struct fs_node *node = file->node;
-	struct stat st;
 	uint64_t want;
 	ssize_t n;
+	int rc;
 
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (file->lower && lower_size_check(fs, node, st.st_size) < 0)
-		return -EIO;
+	if (file->lower && (rc = lower_check(fs, node, fd)) < 0)
+		return rc;
 	*buf = thread_buffer(size);
 	n = pread_full(fd, *buf, size, offset);
 	if (n < 0 || !file->lower)
