@@ -63,7 +63,10 @@ tap_ok $? "-f logs the start: volumes, generation, files, upper" || _log_tail "$
 grep -q "upper $upper" "$log" && grep -qE 'generation A.*[0-9]+ files' "$log"
 tap_ok $? "... with the upper, the generation and the file count" || _log_tail "$log"
 
-# Some traffic: lookups, a failed rmdir, reads of a volume file, a copy-up.
+# Some traffic: lookups (of names not listed yet: a listing carries its
+# entries, READDIRPLUS), listings, a failed rmdir, reads of a volume file,
+# a copy-up.
+stat "$mnt/flock.lock" "$mnt/no-such-name" >/dev/null 2>&1
 ls -R "$mnt" >/dev/null
 rmdir "$mnt/data" 2>/dev/null
 file=$(cd "$mnt" && find data -type f -size +0 | head -n 1)
@@ -78,6 +81,9 @@ tap_ok "${PIPESTATUS[0]}" "every line is Prometheus text format"
 lookups=$(value 'vmunionfs_ops_total{op="lookup"}' "$SCRATCH/m1")
 [ "${lookups:-0}" -gt 0 ]
 tap_ok $? "lookups are counted ($lookups)"
+listings=$(value 'vmunionfs_ops_total{op="readdirplus"}' "$SCRATCH/m1")
+[ "${listings:-0}" -gt 0 ]
+tap_ok $? "listings are counted ($listings READDIRPLUS)"
 notempty=$(value 'vmunionfs_errors_total{op="rmdir",errno="ENOTEMPTY"}' "$SCRATCH/m1")
 tap_is "$notempty" 1 "the failed rmdir is counted by operation and errno"
 read_volume=$(value 'vmunionfs_read_bytes_total{source="volume"}' "$SCRATCH/m1")
