@@ -48,6 +48,7 @@
 #include "creds.h"
 #include "log.h"
 #include "metrics.h"
+#include "readahead.h"
 #include "upper.h"
 
 /* What open(2) flags an open passes on: openat2 refuses the kernel's
@@ -1919,6 +1920,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	/* Keep page-cache writes going straight to the upper: vmstorage fsyncs. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	readahead_negotiate(conn);
 }
 
 static const struct fuse_lowlevel_ops operations = {

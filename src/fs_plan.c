@@ -14,6 +14,7 @@
 #include "served_plan.h"
 #include "log.h"
 #include "metrics.h"
+#include "readahead.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -221,6 +222,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(unsigned int)FUSE_CAP_READDIRPLUS_AUTO;
 	fs->open_is_optional = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) &&
 			       (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT);
+	readahead_negotiate(conn);
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)

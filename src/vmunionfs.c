@@ -316,10 +316,10 @@ static int serve(const struct options *options, struct fuse_args *args,
 		goto out_session;
 	if (fuse_session_mount(session, cmdline->mountpoint) != 0)
 		goto out_signals;
+	readahead_raise(cmdline->mountpoint, options->readahead_kib);
 	fuse_daemonize(cmdline->foreground);
 	if (metrics_start(upper_fd, &err) < 0)
 		log_error("%s", err.message); /* the mount works without */
-	readahead_start(cmdline->mountpoint, options->readahead_kib);
 	if (cmdline->singlethread) {
 		rc = fuse_session_loop(session);
 	} else {
