@@ -351,17 +351,17 @@ static int open_volumes(struct mtree_session *session, char **paths, size_t coun
 {
 	char resolved[PATH_MAX];
 
+	int rc;
+
 	session->volumes = xcalloc(count, sizeof(*session->volumes));
 	session->volume_realpaths = xcalloc(count, sizeof(char *));
-	for (size_t i = 0; i < count; i++) {
-		int rc = volume_open(&session->volumes[i], paths[i], err);
-
-		if (rc < 0)
-			return rc;
-		session->volume_count = i + 1;
+	rc = volumes_open(session->volumes, paths, count, err);
+	if (rc < 0)
+		return rc;
+	session->volume_count = count;
+	for (size_t i = 0; i < count; i++)
 		session->volume_realpaths[i] =
 			xstrdup(realpath(paths[i], resolved) ? resolved : paths[i]);
-	}
 	return 0;
 }
 

@@ -112,16 +112,12 @@ static int open_volumes(char **paths, int count, bool json, struct volume **out)
 	struct volume *volumes = xcalloc((size_t)count, sizeof(*volumes));
 	struct error err;
 
-	for (int i = 0; i < count; i++) {
-		if (volume_open(&volumes[i], paths[i], &err) < 0) {
-			fprintf(stderr, "vmunion: %s\n", err.message);
-			if (json)
-				print_json_error(err.message);
-			while (i-- > 0)
-				volume_close(&volumes[i]);
-			free(volumes);
-			return -1;
-		}
+	if (volumes_open(volumes, paths, (size_t)count, &err) < 0) {
+		fprintf(stderr, "vmunion: %s\n", err.message);
+		if (json)
+			print_json_error(err.message);
+		free(volumes);
+		return -1;
 	}
 	*out = volumes;
 	return 0;

@@ -268,14 +268,10 @@ static int open_volumes(char **paths, size_t count, struct volume **out)
 	struct volume *volumes = xcalloc(count, sizeof(*volumes));
 	struct error err;
 
-	for (size_t i = 0; i < count; i++) {
-		if (volume_open(&volumes[i], paths[i], &err) < 0) {
-			log_error("%s", err.message);
-			while (i-- > 0)
-				volume_close(&volumes[i]);
-			free(volumes);
-			return -1;
-		}
+	if (volumes_open(volumes, paths, count, &err) < 0) {
+		log_error("%s", err.message);
+		free(volumes);
+		return -1;
 	}
 	*out = volumes;
 	return 0;
@@ -522,6 +518,11 @@ int main(int argc, char **argv)
 	struct error err;
 	int rc = EXIT_USAGE, status;
 
+	/* One heap for every thread: the volumes' scans (a thread each) are
+	 * freed once the plan is built, and malloc_trim gives back only what
+	 * lies free in the main heap: a thread's heap would keep its scan's
+	 * pages resident for the life of the mount. */
+	mallopt(M_ARENA_MAX, 1);
 	if (fuse_opt_parse(&args, &options, option_specs, collect_option) != 0)
 		goto out;
 	if (options.help || options.version) {

@@ -54,6 +54,12 @@ struct volume {
 };
 
 int volume_open(struct volume *volume, const char *path, struct error *err);
+/* Opens count volumes at once (a thread each, at most VOLUME_SCAN_THREADS):
+ * a cold scan waits on the disk for every part's metadata.json, and a disk
+ * serves several such reads at a time. On failure none stays open and err
+ * says why the first failing volume (in order) failed. */
+#define VOLUME_SCAN_THREADS 8
+int volumes_open(struct volume *volumes, char *const *paths, size_t count, struct error *err);
 void volume_close(struct volume *volume);
 /* Holds flock.lock of the volume shared until volume_close: a vmstorage
  * running there holds it exclusively (we would serve or copy a moving
