@@ -267,7 +267,8 @@ static void node_hash_locked(struct fs *fs, struct fs_node *node, struct fs_node
 		free(node->name);
 		node->name = xstrdup(name);
 	}
-	node->parent = parent;
+	/* Stored atomically: attr_timeout reads it without the mutex. */
+	__atomic_store_n(&node->parent, parent, __ATOMIC_RELAXED);
 	parent->refs++;
 	node->hash_next = fs->buckets[bucket];
 	fs->buckets[bucket] = node;
@@ -328,7 +329,7 @@ static void node_detach_locked(struct fs *fs, struct fs_node *node)
 	if (!parent)
 		return;
 	node_unhash_locked(fs, node);
-	node->parent = NULL;
+	__atomic_store_n(&node->parent, NULL, __ATOMIC_RELAXED);
 	parent->refs--;
 	node_put_locked(fs, node);
 	node_put_locked(fs, parent);
@@ -816,16 +817,16 @@ static int refuse_lazy_nonempty(struct fs *fs, int dir_fd, const char *name)
  * left, or through another such fd, reaches only that name's node. */
 static double attr_timeout(struct fs *fs, const struct fs_node *node, const struct stat *st)
 {
-	bool nameless;
-
 	if (S_ISDIR(st->st_mode))
 		return fs->config->timeout;
 	if (st->st_nlink > 1)
 		return 0;
-	pthread_mutex_lock(&fs->mutex);
-	nameless = node != &fs->root && !node->parent;
-	pthread_mutex_unlock(&fs->mutex);
-	return nameless ? 0 : fs->config->timeout;
+	/* No mutex: the answer may be stale as soon as it is given either
+	 * way, and an unlink or rename that takes the name tells the kernel
+	 * in its own reply. */
+	if (node != &fs->root && !__atomic_load_n(&node->parent, __ATOMIC_RELAXED))
+		return 0;
+	return fs->config->timeout;
 }
 
 /* What stat shows of a stub is its volume file's, blocks included; of a
@@ -1327,7 +1328,7 @@ static void rename_nodes(struct fs *fs, struct fs_node *from, const char *name,
 	if (other && (flags & RENAME_EXCHANGE))
 		node_hash_locked(fs, other, from, name);
 	else if (other)
-		other->parent = NULL; /* replaced: nameless now */
+		__atomic_store_n(&other->parent, NULL, __ATOMIC_RELAXED); /* nameless now */
 	if (moved)
 		from->refs--;
 	if (other) {
