@@ -6,12 +6,16 @@
  * sysfs (root only), but before the INIT reply, which sets the knob to the
  * smaller of it and the reply's max_readahead: so nothing opens the
  * mountpoint (a stat would wait for INIT, and an fd held there makes an
- * umount fail with EBUSY), and the mount is found in the mount table. */
+ * umount fail with EBUSY).
+ *
+ * Which mount is this daemon's is not a question for a path: names move, and
+ * a user who owns a parent of the mountpoint can put another mount at it
+ * between the mount and the lookup. It is the one mount of the table that
+ * was not there before the mount, is FUSE, and is this user's. */
 #include "readahead.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +23,17 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "util.h"
 
 static unsigned int wanted_kib;
+
+/* The fields of a mount table line that tell mounts apart. */
+struct mount_line {
+	unsigned long id;
+	const char *device;      /* MAJOR:MINOR */
+	char *point;             /* unescaped */
+	const char *fstype, *super_options;
+};
 
 static int write_knob(const char *path, unsigned int kib)
 {
@@ -55,70 +68,139 @@ static void unescape(char *text)
 	*to = '\0';
 }
 
-/* Whether a line of the mount table is a FUSE mount of this daemon's user
- * at path: another user's FUSE mount there (fusermount3) has their
- * user_id. */
-static bool is_our_mount(const char *line, const char *path, char *point, char *options)
+/* Splits a line of /proc/self/mountinfo in place, whatever its length:
+ * "ID PARENT MAJ:MIN ROOT POINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER". */
+static bool parse_line(char *line, struct mount_line *mount)
 {
-	char fstype[64], own_user[32];
-	const char *fields = strstr(line, " - ");
+	char *fields[6], *save = NULL, *field;
+	size_t count = 0;
 
-	if (!fields || sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1 ||
-	    sscanf(fields, " - %63s %*s %4095s", fstype, options) != 2)
+	line[strcspn(line, "\n")] = '\0';
+	for (field = strtok_r(line, " ", &save); field && count < 6;
+	     field = strtok_r(NULL, " ", &save))
+		fields[count++] = field;
+	while (field && strcmp(field, "-") != 0)
+		field = strtok_r(NULL, " ", &save);
+	if (count < 6 || !field)
 		return false;
-	unescape(point);
-	snprintf(own_user, sizeof(own_user), "user_id=%u", (unsigned int)getuid());
-	return strcmp(point, path) == 0 &&
-	       (strcmp(fstype, "fuse") == 0 || strncmp(fstype, "fuse.", 5) == 0) &&
-	       strstr(options, own_user) != NULL;
+	mount->fstype = strtok_r(NULL, " ", &save);
+	if (!mount->fstype || !strtok_r(NULL, " ", &save))
+		return false;
+	mount->super_options = strtok_r(NULL, " ", &save);
+	if (!mount->super_options)
+		return false;
+	mount->id = strtoul(fields[0], NULL, 10);
+	mount->device = fields[2];
+	mount->point = fields[4];
+	unescape(mount->point);
+	return true;
 }
 
-/* The bdi (MAJOR:MINOR) of the topmost FUSE mount of this user at path:
- * the one just made there. */
-static int bdi_of(const char *path, char *bdi, size_t size)
+/* Whether a comma-separated option list holds option, whole. */
+static bool has_option(const char *options, const char *option)
+{
+	size_t len = strlen(option);
+
+	for (const char *at = options; at; at = strchr(at, ',') ? strchr(at, ',') + 1 : NULL)
+		if (strncmp(at, option, len) == 0 && (at[len] == ',' || at[len] == '\0'))
+			return true;
+	return false;
+}
+
+static bool is_fuse_of_this_user(const struct mount_line *mount)
+{
+	char user[32];
+
+	snprintf(user, sizeof(user), "user_id=%u", (unsigned int)getuid());
+	return (strcmp(mount->fstype, "fuse") == 0 || strncmp(mount->fstype, "fuse.", 5) == 0) &&
+	       has_option(mount->super_options, user);
+}
+
+static bool known(const struct readahead *readahead, unsigned long id)
+{
+	for (size_t i = 0; i < readahead->before_count; i++)
+		if (readahead->before[i] == id)
+			return true;
+	return false;
+}
+
+/* Calls visit for each line of the mount table; 0 or -errno. */
+static int each_mount(void (*visit)(struct readahead *, const struct mount_line *),
+		      struct readahead *readahead)
 {
 	FILE *table = fopen("/proc/self/mountinfo", "re");
-	char *line = NULL, point[PATH_MAX], options[PATH_MAX];
-	unsigned int major_number, minor_number;
+	struct mount_line mount;
 	size_t capacity = 0;
-	int rc = -ENOENT;
+	char *line = NULL;
 
 	if (!table)
 		return -errno;
-	while (getline(&line, &capacity, table) > 0) {
-		if (!is_our_mount(line, path, point, options) ||
-		    sscanf(line, "%*s %*s %u:%u", &major_number, &minor_number) != 2)
-			continue;
-		snprintf(bdi, size, "%u:%u", major_number, minor_number);
-		rc = 0;
-	}
+	while (getline(&line, &capacity, table) > 0)
+		if (parse_line(line, &mount))
+			visit(readahead, &mount);
 	free(line);
 	fclose(table);
-	return rc;
+	return 0;
 }
 
-void readahead_raise(const char *mountpoint, unsigned int kib)
+static void remember(struct readahead *readahead, const struct mount_line *mount)
 {
-	char bdi[32], path[80];
+	*ARRAY_PUSH(readahead->before, readahead->before_count, readahead->before_capacity) =
+		mount->id;
+}
+
+static void match(struct readahead *readahead, const struct mount_line *mount)
+{
+	if (known(readahead, mount->id) || !is_fuse_of_this_user(mount) ||
+	    strcmp(mount->point, readahead->mountpoint) != 0)
+		return;
+	readahead->matches++;
+	snprintf(readahead->device, sizeof(readahead->device), "%s", mount->device);
+}
+
+void readahead_prepare(struct readahead *readahead, const char *mountpoint, unsigned int kib)
+{
+	memset(readahead, 0, sizeof(*readahead));
+	readahead->mountpoint = mountpoint;
+	readahead->kib = kib;
+	if (kib > 0 && each_mount(remember, readahead) < 0)
+		readahead->kib = 0; /* nothing to tell this mount from the others */
+}
+
+void readahead_raise(struct readahead *readahead)
+{
+	char path[80];
 	int rc;
 
-	if (kib == 0)
+	if (readahead->kib == 0)
 		return;
-	rc = bdi_of(mountpoint, bdi, sizeof(bdi));
+	rc = each_mount(match, readahead);
 	if (rc < 0) {
-		log_info("%s: not in /proc/self/mountinfo as this daemon's FUSE mount (%s): "
-			 "its read-ahead stays the kernel's default",
-			 mountpoint, strerror(-rc));
+		log_info("cannot read /proc/self/mountinfo: %s; the kernel's read-ahead applies",
+			 strerror(-rc));
 		return;
 	}
-	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", bdi);
-	rc = write_knob(path, kib);
+	if (readahead->matches != 1) {
+		log_info("%s: %s in /proc/self/mountinfo: its read-ahead stays the kernel's default",
+			 readahead->mountpoint,
+			 readahead->matches ? "more than one new FUSE mount of this user there"
+					    : "no new FUSE mount of this user there");
+		return;
+	}
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", readahead->device);
+	rc = write_knob(path, readahead->kib);
 	if (rc < 0) {
 		log_info("cannot set the read-ahead to %u KiB: %s: %s; the kernel's default applies",
-			 kib, path, strerror(-rc));
+			 readahead->kib, path, strerror(-rc));
 		return;
 	}
-	wanted_kib = kib;
+	wanted_kib = readahead->kib;
+}
+
+void readahead_free(struct readahead *readahead)
+{
+	free(readahead->before);
+	readahead->before = NULL;
 }
 
 void readahead_negotiate(struct fuse_conn_info *conn)

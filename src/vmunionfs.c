@@ -298,6 +298,7 @@ static int serve(const struct options *options, struct fuse_args *args,
 		 void *userdata, struct fs *preview, int upper_fd)
 {
 	const struct fuse_lowlevel_ops *ops = metrics_wrap_ops(operations);
+	struct readahead readahead;
 	struct fuse_loop_config *loop;
 	struct fuse_session *session;
 	struct error err;
@@ -310,9 +311,13 @@ static int serve(const struct options *options, struct fuse_args *args,
 		fs_set_session(preview, session);
 	if (fuse_set_signal_handlers(session) != 0)
 		goto out_session;
-	if (fuse_session_mount(session, cmdline->mountpoint) != 0)
+	readahead_prepare(&readahead, cmdline->mountpoint, options->readahead_kib);
+	if (fuse_session_mount(session, cmdline->mountpoint) != 0) {
+		readahead_free(&readahead);
 		goto out_signals;
-	readahead_raise(cmdline->mountpoint, options->readahead_kib);
+	}
+	readahead_raise(&readahead);
+	readahead_free(&readahead);
 	fuse_daemonize(cmdline->foreground);
 	if (metrics_start(upper_fd, &err) < 0)
 		log_error("%s", err.message); /* the mount works without */

@@ -54,7 +54,7 @@ tap_is "$after" "$before" "the victim's read_ahead_kb is untouched"
 own=$(knob_of "$SCRATCH/user.old/mnt")
 # The mount table has it elsewhere now: the daemon leaves its read-ahead at
 # the kernel's and says so.
-grep -q "not in /proc/self/mountinfo as this daemon's FUSE mount" "$log"
+grep -q "no new FUSE mount of this user there in /proc/self/mountinfo" "$log"
 tap_ok $? "the mount's own read_ahead_kb stays the kernel's ($own), and the log says why" ||
 	tap_diag "daemon log: $(cat "$log")"
 
