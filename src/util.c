@@ -141,7 +141,8 @@ int compare_strings(const void *a, const void *b)
 
 int read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *out_len)
 {
-	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK: a FIFO in a file's place must not hold the open. */
+	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	size_t len = 0, cap = 4096;
 	char *buf;
 	ssize_t n;

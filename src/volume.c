@@ -335,17 +335,31 @@ void volume_close(struct volume *volume)
 	volume->path = NULL;
 }
 
+/* O_NONBLOCK: a FIFO put in a volume's file's place would hold the open,
+ * and the daemon's thread with it, until a writer came; it is refused. */
 static int open_beneath(int dirfd, const char *path)
 {
 	struct open_how how = {
-		.flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC,
+		.flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK,
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 	};
 	long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+	struct stat st;
+	int rc = 0;
 
 	if (fd < 0 && errno == ENOSYS)
 		fd = strstr(path, "..") ? (errno = EXDEV, -1) : openat(dirfd, path, (int)how.flags);
-	return fd < 0 ? -errno : (int)fd;
+	if (fd < 0)
+		return -errno;
+	if (fstat((int)fd, &st) < 0)
+		rc = -errno;
+	else if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+		rc = -EIO; /* nothing the plan serves: the volume changed */
+	if (rc < 0) {
+		close((int)fd);
+		return rc;
+	}
+	return (int)fd;
 }
 
 int volume_open_file(const struct volume *volume, const char *path)
