@@ -1384,9 +1384,15 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	/* Every change comes through the mount, which tells the kernel to
-	 * drop a listing it caches: a second walk needs no readdir. */
-	fi->cache_readdir = 1;
-	fi->keep_cache = 1;
+	 * drop a listing it caches: a second walk needs no readdir. But the
+	 * kernel keeps one listing per dir for all handles, and a lazy dir's
+	 * offsets (plan positions) are not its upper dir's (the upper fs's
+	 * cookies): a handle given the other numbering skips entries or lists
+	 * them twice. Only listings of the upper are cached. */
+	if (dir->plan_dir == PLAN_NONE) {
+		fi->cache_readdir = 1;
+		fi->keep_cache = 1;
+	}
 	if (dir->plan_dir != PLAN_NONE) {
 		fi->fh = (uint64_t)(uintptr_t)dir;
 		fuse_reply_open(req, fi);
