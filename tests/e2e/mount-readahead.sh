@@ -77,16 +77,19 @@ tap_ok $((!$?)) "nothing was mounted by a refused option"
 
 # Setting the read-ahead holds nothing open on the mount: an umount right
 # after the mount never finds it busy. It did when a thread stat'ed the
-# mountpoint, which waits for the daemon to answer; strace slows the
-# daemon's every read(2), its first answer with them.
+# mountpoint, which waits for the daemon to answer; strace holds back each
+# new thread of the daemon, its first answer with them (not its reads:
+# a sanitizer's start makes hundreds).
 log="$SCRATCH/slow.log"
 # LeakSanitizer cannot run under ptrace.
-ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" strace -f -o /dev/null -e trace=read \
-	-e inject=read:delay_enter=300000 "$VMUNIONFS" -f "$vol" "$mnt" >"$log" 2>&1 </dev/null &
+ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" strace -f -o /dev/null -e trace=clone,clone3 \
+	-e inject=clone:delay_exit=2000000 -e inject=clone3:delay_exit=2000000 \
+	"$VMUNIONFS" -f "$vol" "$mnt" >"$log" 2>&1 </dev/null &
 daemon=$!
 on_exit "kill $daemon 2>/dev/null; umount -l '$mnt' 2>/dev/null"
 wait_for 20 _mnt_is_mounted "$mnt"
 tap_ok $? "a slowed daemon mounted" || tap_bail "no mount: $(cat "$log")"
+sleep 0.5 # a thread of the daemon would have the mountpoint open by now
 umount "$mnt" 2>"$SCRATCH/umount.log"
 tap_ok $? "umount (not lazy) before it answers: not busy" || tap_diag "$(cat "$SCRATCH/umount.log")"
 wait_for 20 eval "! kill -0 $daemon 2>/dev/null"
