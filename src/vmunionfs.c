@@ -523,11 +523,6 @@ int main(int argc, char **argv)
 	struct error err;
 	int rc = EXIT_USAGE, status;
 
-	/* One heap for every thread: the volumes' scans (a thread each) are
-	 * freed once the plan is built, and malloc_trim gives back only what
-	 * lies free in the main heap: a thread's heap would keep its scan's
-	 * pages resident for the life of the mount. */
-	mallopt(M_ARENA_MAX, 1);
 	if (fuse_opt_parse(&args, &options, option_specs, collect_option) != 0)
 		goto out;
 	if (options.help || options.version) {

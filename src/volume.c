@@ -5,8 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <sys/file.h>
 #include <sys/syscall.h>
 #include <stdlib.h>
@@ -249,53 +247,18 @@ int volume_open(struct volume *volume, const char *path, struct error *err)
 	return rc;
 }
 
-struct open_job {
-	struct volume *volumes;
-	char *const *paths;
-	struct error *errors;
-	int *results;
-	size_t count;
-	atomic_size_t next;
-};
-
-static void *open_some(void *data)
-{
-	struct open_job *job = data;
-	size_t i;
-
-	while ((i = atomic_fetch_add(&job->next, 1)) < job->count)
-		job->results[i] = volume_open(&job->volumes[i], job->paths[i], &job->errors[i]);
-	return NULL;
-}
-
 int volumes_open(struct volume *volumes, char *const *paths, size_t count, struct error *err)
 {
-	struct open_job job = { .volumes = volumes, .paths = paths, .count = count };
-	size_t helpers = count < VOLUME_SCAN_THREADS ? count : VOLUME_SCAN_THREADS, started = 0;
-	pthread_t threads[VOLUME_SCAN_THREADS];
-	int rc = 0;
-
-	job.errors = xcalloc(count, sizeof(*job.errors));
-	job.results = xcalloc(count, sizeof(*job.results));
-	atomic_init(&job.next, 0);
-	/* This thread is one of them; one that cannot start is not needed. */
-	while (started + 1 < helpers && pthread_create(&threads[started], NULL, open_some, &job) == 0)
-		started++;
-	open_some(&job);
-	while (started > 0)
-		pthread_join(threads[--started], NULL);
 	for (size_t i = 0; i < count; i++) {
-		if (job.results[i] < 0 && rc == 0) {
-			rc = job.results[i];
-			*err = job.errors[i];
+		int rc = volume_open(&volumes[i], paths[i], err);
+
+		if (rc < 0) {
+			while (i-- > 0)
+				volume_close(&volumes[i]);
+			return rc;
 		}
 	}
-	for (size_t i = 0; rc < 0 && i < count; i++)
-		if (job.results[i] == 0)
-			volume_close(&volumes[i]);
-	free(job.errors);
-	free(job.results);
-	return rc;
+	return 0;
 }
 
 int volume_lock(struct volume *volume, struct error *err)

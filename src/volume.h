@@ -54,11 +54,10 @@ struct volume {
 };
 
 int volume_open(struct volume *volume, const char *path, struct error *err);
-/* Opens count volumes at once (a thread each, at most VOLUME_SCAN_THREADS):
- * a cold scan waits on the disk for every part's metadata.json, and a disk
- * serves several such reads at a time. On failure none stays open and err
- * says why the first failing volume (in order) failed. */
-#define VOLUME_SCAN_THREADS 8
+/* Opens count volumes; on failure none stays open and err says why. (Not
+ * in threads: their malloc arenas would keep the freed scans resident for
+ * the life of a mount, and with one arena the threads contend; see
+ * tests/bench/README.md.) */
 int volumes_open(struct volume *volumes, char *const *paths, size_t count, struct error *err);
 void volume_close(struct volume *volume);
 /* Holds flock.lock of the volume shared until volume_close: a vmstorage
