@@ -432,6 +432,19 @@ _canon_mnt() {
 # _mnt_is_mounted DIR : true if DIR is a mount point in the kernel's table.
 # Reads mountinfo instead of stat'ing DIR, which would hang on a stuck FUSE
 # daemon and fail with ENOTCONN on a dead one.
+# copy_sample_volume: vol, a copy of the 1.79 sample node0 in the scratch
+# dir, snapshotted for assert_volumes_unchanged.
+copy_sample_volume() {
+	vol="$SCRATCH/vols/node0"
+	copy_volume "$DATA_DIR/v1.79.5/node0" "$vol" || tap_bail "cannot copy the volume"
+	snapshot_volumes "$vol"
+}
+
+# read_ahead_kb_of MNT: how far the kernel reads ahead in the mount at MNT.
+read_ahead_kb_of() {
+	cat "/sys/class/bdi/$(mountpoint -d "$1")/read_ahead_kb"
+}
+
 _mnt_is_mounted() {
 	awk -v m="$1" '
 		function unesc(s) { gsub(/\\040/, " ", s); gsub(/\\011/, "\t", s);

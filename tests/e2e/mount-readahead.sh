@@ -20,10 +20,6 @@ head -c $((6 << 20)) /dev/urandom >>"$vol/$part" || tap_bail "cannot pad $part"
 size=$(stat -c %s "$vol/$part")
 snapshot_volumes "$vol"
 
-knob_of() {
-	cat "/sys/class/bdi/$(mountpoint -d "$1")/read_ahead_kb"
-}
-
 # read_through MNT: a cold sequential read of the padded file through MNT
 # (1 MiB reads); fails if its bytes differ. READS: the READ requests it took.
 read_through() {
@@ -38,8 +34,8 @@ read_through() {
 mnt=$(scratch_dir mnt)
 mount_union "$mnt" "$vol" -- -d
 tap_ok $? "read-only mount, default read-ahead" || tap_bail "no mount"
-wait_for 10 [ "$(knob_of "$mnt")" = 1024 ]
-tap_ok $? "the mount reads ahead 1024 KiB (read_ahead_kb $(knob_of "$mnt"))"
+wait_for 10 [ "$(read_ahead_kb_of "$mnt")" = 1024 ]
+tap_ok $? "the mount reads ahead 1024 KiB (read_ahead_kb $(read_ahead_kb_of "$mnt"))"
 read_through "$mnt"
 tap_ok $? "the padded file reads back its bytes"
 most=$((size / (1 << 20) + 2))
@@ -50,7 +46,7 @@ tap_ok $? "unmounted"
 
 mount_union "$mnt" "$vol" -- -d -o readahead=0
 tap_ok $? "mounted with readahead=0" || tap_bail "no mount"
-knob=$(knob_of "$mnt")
+knob=$(read_ahead_kb_of "$mnt")
 read_through "$mnt"
 tap_ok $? "the padded file reads back its bytes"
 [ "$knob" != 1024 ] && [ "$READS" -gt $((size / (256 << 10))) ]
@@ -59,8 +55,8 @@ unmount_union "$mnt"
 
 mount_union "$mnt" "$vol" -- -o readahead=256,upper="$SCRATCH/upper"
 tap_ok $? "preview mounted with readahead=256" || tap_bail "no mount"
-wait_for 10 [ "$(knob_of "$mnt")" = 256 ]
-tap_ok $? "the preview reads ahead 256 KiB (read_ahead_kb $(knob_of "$mnt"))"
+wait_for 10 [ "$(read_ahead_kb_of "$mnt")" = 256 ]
+tap_ok $? "the preview reads ahead 256 KiB (read_ahead_kb $(read_ahead_kb_of "$mnt"))"
 unmount_union "$mnt"
 
 for bad in abc -1 1048577 ''; do

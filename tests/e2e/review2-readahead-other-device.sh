@@ -15,19 +15,13 @@ set -u
 require_root_fuse
 require_cmd strace
 
-vol="$SCRATCH/vols/node0"
-copy_volume "$DATA_DIR/v1.79.5/node0" "$vol" || tap_bail "cannot copy the volume"
-snapshot_volumes "$vol"
-
-knob_of() {
-	cat "/sys/class/bdi/$(mountpoint -d "$1")/read_ahead_kb"
-}
+copy_sample_volume
 
 # The victim: any other device; a mount that keeps the kernel's read-ahead.
 victim="$SCRATCH/victim/mnt"
 mount_union "$victim" "$vol" -- -o readahead=0,upper="$SCRATCH/upper"
 tap_ok $? "victim (a preview) mounted, readahead=0" || tap_bail "no victim mount"
-before=$(knob_of "$victim")
+before=$(read_ahead_kb_of "$victim")
 tap_diag "victim read_ahead_kb before: $before"
 
 # The mount of a user's preview, below a parent that user owns.
@@ -49,9 +43,9 @@ tap_ok $? "the parent of the mountpoint replaced by a symlink"
 
 # The daemon serves once the delay is over.
 wait_for 10 eval "mountpoint -q '$SCRATCH/user.old/mnt'"
-after=$(knob_of "$victim")
+after=$(read_ahead_kb_of "$victim")
 tap_is "$after" "$before" "the victim's read_ahead_kb is untouched"
-own=$(knob_of "$SCRATCH/user.old/mnt")
+own=$(read_ahead_kb_of "$SCRATCH/user.old/mnt")
 # The mount table has it elsewhere now: the daemon leaves its read-ahead at
 # the kernel's and says so.
 grep -q "no new FUSE mount of this user there in /proc/self/mountinfo" "$log"
@@ -77,7 +71,7 @@ tap_ok $? "a second mount, on a dir of the victim" || tap_bail "no mount: $(cat 
 umount -l "$victim/under"
 tap_ok $? "unmounted before it answered"
 wait "$daemon"
-tap_is "$(knob_of "$victim")" "$before" "the victim's read_ahead_kb is still untouched"
+tap_is "$(read_ahead_kb_of "$victim")" "$before" "the victim's read_ahead_kb is still untouched"
 tap_diag "daemon log: $(cat "$log")"
 unmount_union "$victim"
 tap_ok $? "unmounted the victim"

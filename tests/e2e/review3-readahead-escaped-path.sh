@@ -21,13 +21,7 @@ set -u
 require_root_fuse
 require_cmd python3
 
-vol="$SCRATCH/vols/node0"
-copy_volume "$DATA_DIR/v1.79.5/node0" "$vol" || tap_bail "cannot copy the volume"
-snapshot_volumes "$vol"
-
-knob_of() {
-	cat "/sys/class/bdi/$(mountpoint -d "$1")/read_ahead_kb"
-}
+copy_sample_volume
 
 # Makes the two dirs under $1; prints their paths, NUL-terminated.
 python3 - "$SCRATCH/names" >"$SCRATCH/paths" <<'PY'
@@ -53,7 +47,7 @@ tap_diag "mountpoints of ${#victim} and ${#attacked} bytes"
 
 mount_union "$victim" "$vol" -- -o readahead=0
 tap_ok $? "victim mounted, readahead=0 (the kernel's)" || tap_bail "no victim mount"
-before=$(knob_of "$victim")
+before=$(read_ahead_kb_of "$victim")
 
 # Started by hand: the helpers of lib.sh find mounts with awk -v, which
 # reads the "\04" of this name as an escape.
@@ -66,10 +60,10 @@ wait_for 10 mountpoint -q "$attacked"
 tap_ok $? "a second mount at the crafted name, readahead=4" || tap_bail "no mount: $(cat "$log")"
 # It raises the knob before answering INIT: it is done once the mount answers.
 ls "$attacked" >/dev/null
-after=$(knob_of "$victim")
+after=$(read_ahead_kb_of "$victim")
 tap_is "$after" "$before" "the victim's read_ahead_kb is untouched" ||
 	tap_diag "daemon log: $(tail -n 3 "$log")"
-tap_is "$(knob_of "$attacked")" 4 "the second mount reads ahead its own 4 KiB"
+tap_is "$(read_ahead_kb_of "$attacked")" 4 "the second mount reads ahead its own 4 KiB"
 
 fusermount3 -u "$attacked" && wait "$daemon"
 tap_ok $? "unmounted the second mount, its daemon exited"

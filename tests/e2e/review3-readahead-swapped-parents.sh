@@ -16,20 +16,14 @@ set -u
 require_root_fuse
 require_cmd strace
 
-vol="$SCRATCH/vols/node0"
-copy_volume "$DATA_DIR/v1.79.5/node0" "$vol" || tap_bail "cannot copy the volume"
-snapshot_volumes "$vol"
+copy_sample_volume
 home="$SCRATCH/home"
-
-knob_of() {
-	cat "/sys/class/bdi/$(mountpoint -d "$1")/read_ahead_kb"
-}
 
 # The victim: another root FUSE mount below the user's dir, which keeps the
 # kernel's read-ahead.
 mount_union "$home/x/mnt" "$vol" -- -o readahead=0
 tap_ok $? "victim mounted at x/mnt, readahead=0" || tap_bail "no victim mount"
-before=$(knob_of "$home/x/mnt")
+before=$(read_ahead_kb_of "$home/x/mnt")
 tap_diag "victim read_ahead_kb before: $before"
 
 mkdir -p "$home/y/mnt"
@@ -52,7 +46,7 @@ tap_ok $? "the parents swapped: the victim is at y/mnt now"
 
 wait_for 10 eval "mountpoint -q '$home/y.old/mnt'"
 tap_ok $? "the daemon serves (at y.old/mnt)" || tap_diag "daemon log: $(cat "$log")"
-after=$(knob_of "$home/y/mnt")
+after=$(read_ahead_kb_of "$home/y/mnt")
 tap_is "$after" "$before" "the victim's read_ahead_kb is untouched" ||
 	tap_diag "daemon log: $(cat "$log")"
 
