@@ -122,19 +122,11 @@ struct fs {
 	pthread_rwlock_t population;
 };
 
-/* An entry of a listing; see name_offset. */
-struct listed {
-	off_t offset;
-	char *name;
-	ino_t ino;
-	mode_t type;
-};
-
 struct fs_dir {
-	DIR *stream;             /* the upper dir; NULL while the dir is lazy */
-	struct listed *entries;  /* the dir as it was at offset 0, in offset order */
-	size_t count;
-	bool snapshot;
+	DIR *stream;      /* NULL for a lazy dir: listed from the plan */
+	uint32_t plan_dir;
+	off_t offset;
+	struct dirent *entry;
 };
 
 static struct fs *fs_of(fuse_req_t req)
@@ -1374,121 +1366,47 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fuse_reply_err(req, -rc);
 }
 
-/* A listing's offsets are the same whichever handle asks and whatever state
- * its dir is in: "." 1, ".." 2, then every entry at a hash of its name, in
- * that order. The kernel keeps one listing per dir for all handles and goes
- * on with any handle from an offset another was given, and a lazy dir's
- * entries (the plan's) become its upper dir's under open handles. Two names
- * of one dir with one hash (odds 2^-62 a pair) are both listed unless a
- * reply ends between them. */
-static off_t name_offset(const char *name)
-{
-	uint64_t hash = 14695981039346656037ull; /* FNV-1a */
-
-	for (const unsigned char *c = (const unsigned char *)name; *c; c++)
-		hash = (hash ^ *c) * 1099511628211ull;
-	hash >>= 1; /* off_t is signed */
-	return hash < 3 ? 3 : (off_t)hash;
-}
-
-static int compare_listed(const void *a, const void *b)
-{
-	const struct listed *x = a, *y = b;
-
-	if (x->offset != y->offset)
-		return x->offset < y->offset ? -1 : 1;
-	return strcmp(x->name, y->name);
-}
-
-static void listed_push(struct fs_dir *dir, size_t *capacity, const char *name, ino_t ino,
-			mode_t type)
-{
-	struct listed *entry = ARRAY_PUSH(dir->entries, dir->count, *capacity);
-
-	*entry = (struct listed){ .offset = name_offset(name), .name = xstrdup(name),
-				  .ino = ino, .type = type };
-}
-
-static void listed_free(struct fs_dir *dir)
-{
-	for (size_t i = 0; i < dir->count; i++)
-		free(dir->entries[i].name);
-	free(dir->entries);
-	dir->entries = NULL;
-	dir->count = 0;
-}
-
-/* The upper dir of a populated node, opened once for the handle. 0 (a lazy
- * dir: *plan_dir says which) or -errno. */
-static int dir_stream(struct fs *fs, struct fs_node *node, struct fs_dir *dir, uint32_t *plan_dir)
-{
-	int fd = 0;
-
-	pthread_rwlock_rdlock(&fs->population);
-	*plan_dir = node->plan_dir;
-	if (*plan_dir == PLAN_NONE && !dir->stream)
-		fd = node_open(fs, node, NULL, O_RDONLY | O_DIRECTORY);
-	pthread_rwlock_unlock(&fs->population);
-	if (fd <= 0)
-		return fd;
-	dir->stream = fdopendir(fd);
-	if (!dir->stream) {
-		close(fd);
-		return -errno;
-	}
-	return 0;
-}
-
-/* The dir's entries as they are now (the plan's, or its upper dir's), in
- * offset order: what the handle lists until it starts again. 0 or -errno. */
-static int dir_snapshot(struct fs *fs, struct fs_node *node, struct fs_dir *dir)
-{
-	const struct plan *plan = fs->config->plan;
-	size_t capacity = 0;
-	uint32_t plan_dir;
-	struct dirent *entry;
-	int rc = dir_stream(fs, node, dir, &plan_dir);
-
-	listed_free(dir);
-	if (rc < 0)
-		return rc;
-	if (plan_dir != PLAN_NONE) {
-		/* The plan never changes: its children outlive the lock. */
-		for (size_t i = 0; i < plan->nodes[plan_dir].child_count; i++) {
-			uint32_t child = plan->nodes[plan_dir].children[i];
-
-			listed_push(dir, &capacity, plan->nodes[child].name, plan_ino(child),
-				    plan->nodes[child].attr.mode & S_IFMT);
-		}
-	} else {
-		rewinddir(dir->stream);
-		while ((errno = 0, entry = readdir(dir->stream)))
-			if (strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0)
-				listed_push(dir, &capacity, entry->d_name, entry->d_ino,
-					    (mode_t)DTTOIF(entry->d_type));
-		if (errno)
-			rc = -errno;
-	}
-	qsort(dir->entries, dir->count, sizeof(*dir->entries), compare_listed);
-	dir->snapshot = rc == 0;
-	return rc;
-}
-
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct fs *fs = fs_of(req);
+	struct fs_node *node = node_of(req, ino);
 	struct fs_dir *dir = xcalloc(1, sizeof(*dir));
-	uint32_t plan_dir;
-	int rc = dir_stream(fs_of(req), node_of(req, ino), dir, &plan_dir);
+	int fd;
 
-	if (rc < 0) {
+	/* A lazy dir is listed from the plan, as it was when opened. */
+	pthread_rwlock_rdlock(&fs->population);
+	dir->plan_dir = node->plan_dir;
+	fd = dir->plan_dir != PLAN_NONE ? 0 : node_open(fs, node, NULL, O_RDONLY | O_DIRECTORY);
+	pthread_rwlock_unlock(&fs->population);
+	if (fd < 0) {
 		free(dir);
-		fuse_reply_err(req, -rc);
+		fuse_reply_err(req, -fd);
 		return;
 	}
 	/* Every change comes through the mount, which tells the kernel to
-	 * drop a listing it caches: a second walk needs no readdir. */
-	fi->cache_readdir = 1;
-	fi->keep_cache = 1;
+	 * drop a listing it caches: a second walk needs no readdir. But the
+	 * kernel keeps one listing per dir for all handles, and a lazy dir's
+	 * offsets (plan positions) are not its upper dir's (the upper fs's
+	 * cookies): a handle given the other numbering skips entries or lists
+	 * them twice. Only listings of the upper are cached. */
+	if (dir->plan_dir == PLAN_NONE) {
+		fi->cache_readdir = 1;
+		fi->keep_cache = 1;
+	}
+	if (dir->plan_dir != PLAN_NONE) {
+		fi->fh = (uint64_t)(uintptr_t)dir;
+		fuse_reply_open(req, fi);
+		return;
+	}
+	dir->stream = fdopendir(fd);
+	if (!dir->stream) {
+		int e = errno;
+
+		close(fd);
+		free(dir);
+		fuse_reply_err(req, e);
+		return;
+	}
 	fi->fh = (uint64_t)(uintptr_t)dir;
 	fuse_reply_open(req, fi);
 }
@@ -1515,61 +1433,107 @@ static size_t add_entry(fuse_req_t req, fuse_ino_t dir, bool plus, char *buf, si
 	return size;
 }
 
-/* The first entry of the snapshot past offset. */
-static size_t first_after(const struct fs_dir *dir, off_t offset)
+/* The listing of a lazy dir: ".", "..", then the plan's children; the
+ * offset of an entry is its position + 1. */
+static void readdir_plan(fuse_req_t req, fuse_ino_t ino, const struct fs_dir *dir, size_t size,
+			 off_t offset, bool plus)
 {
-	size_t low = 0, high = dir->count;
+	const struct plan *plan = fs_of(req)->config->plan;
+	const struct plan_node *planned = &plan->nodes[dir->plan_dir];
+	char *buf = xcalloc(1, size);
+	size_t used = 0;
 
-	while (low < high) {
-		size_t middle = low + (high - low) / 2;
+	for (size_t i = (size_t)offset; i < planned->child_count + 2; i++) {
+		uint32_t child = i < 2 ? dir->plan_dir : planned->children[i - 2];
+		struct stat st = { .st_ino = plan_ino(child),
+				   .st_mode = i < 2 ? S_IFDIR : plan->nodes[child].attr.mode };
+		const char *name = i == 0 ? "." : i == 1 ? ".." : plan->nodes[child].name;
+		size_t entry_size = add_entry(req, ino, plus, buf + used, size - used, name, &st,
+					      (off_t)i + 1);
 
-		if (dir->entries[middle].offset <= offset)
-			low = middle + 1;
-		else
-			high = middle;
-	}
-	return low;
-}
-
-/* READDIR, or READDIRPLUS (plus): the kernel then needs no LOOKUP of the
- * entries, as when vmstorage lists a partition and opens its parts. At
- * offset 0 (opendir, rewinddir) the handle takes the dir as it is now. */
-static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
-		     struct fuse_file_info *fi, bool plus)
-{
-	struct fs_dir *dir = (struct fs_dir *)(uintptr_t)fi->fh;
-	struct fs_node *node = node_of(req, ino);
-	struct stat st = { .st_ino = node->ino, .st_mode = S_IFDIR };
-	char *buf;
-	size_t used = 0, entry_size;
-	int rc = 0;
-
-	if (offset == 0 || !dir->snapshot)
-		rc = dir_snapshot(fs_of(req), node, dir);
-	if (rc < 0) {
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	buf = xcalloc(1, size);
-	for (off_t dot = offset + 1; dot <= 2; dot++) {
-		entry_size = add_entry(req, ino, plus, buf + used, size - used,
-				       dot == 1 ? "." : "..", &st, dot);
-		if (entry_size > size - used)
-			goto reply;
-		used += entry_size;
-	}
-	for (size_t i = first_after(dir, offset); i < dir->count; i++) {
-		const struct listed *entry = &dir->entries[i];
-
-		st = (struct stat){ .st_ino = entry->ino, .st_mode = entry->type };
-		entry_size = add_entry(req, ino, plus, buf + used, size - used, entry->name, &st,
-				       entry->offset);
 		if (entry_size > size - used)
 			break;
 		used += entry_size;
 	}
-reply:
 	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+/* A rewinddir of a handle opened while its dir was lazy must see the dir as
+ * it is now: once populated, the upper dir is listed. 0 or -errno. */
+static int dir_rewind(fuse_req_t req, struct fs_node *node, struct fs_dir *dir)
+{
+	struct fs *fs = fs_of(req);
+	int fd = 0;
+
+	pthread_rwlock_rdlock(&fs->population);
+	if (node->plan_dir == PLAN_NONE)
+		fd = node_open(fs, node, NULL, O_RDONLY | O_DIRECTORY);
+	pthread_rwlock_unlock(&fs->population);
+	if (fd <= 0)
+		return fd;
+	dir->stream = fdopendir(fd);
+	if (!dir->stream) {
+		close(fd);
+		return -errno;
+	}
+	dir->offset = 0;
+	dir->entry = NULL;
+	return 0;
+}
+
+/* READDIR, or READDIRPLUS (plus): the kernel then needs no LOOKUP of the
+ * entries, as when vmstorage lists a partition and opens its parts. */
+static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+		     struct fuse_file_info *fi, bool plus)
+{
+	struct fs_dir *dir = (struct fs_dir *)(uintptr_t)fi->fh;
+	char *buf;
+	size_t used = 0;
+	int error = 0;
+
+	if (!dir->stream && offset == 0)
+		error = dir_rewind(req, node_of(req, ino), dir);
+	if (error < 0) {
+		fuse_reply_err(req, -error);
+		return;
+	}
+	if (!dir->stream) {
+		readdir_plan(req, ino, dir, size, offset, plus);
+		return;
+	}
+	buf = xcalloc(1, size);
+	if (offset != dir->offset) {
+		seekdir(dir->stream, offset);
+		dir->entry = NULL;
+		dir->offset = offset;
+	}
+	for (;;) {
+		struct stat st = { 0 };
+		size_t entry_size;
+
+		if (!dir->entry) {
+			errno = 0;
+			dir->entry = readdir(dir->stream);
+			if (!dir->entry) {
+				error = errno;
+				break;
+			}
+		}
+		st.st_ino = dir->entry->d_ino;
+		st.st_mode = (mode_t)DTTOIF(dir->entry->d_type);
+		entry_size = add_entry(req, ino, plus, buf + used, size - used,
+				       dir->entry->d_name, &st, dir->entry->d_off);
+		if (entry_size > size - used)
+			break;
+		used += entry_size;
+		dir->offset = dir->entry->d_off;
+		dir->entry = NULL;
+	}
+	if (error && used == 0)
+		fuse_reply_err(req, error);
+	else
+		fuse_reply_buf(req, buf, used);
 	free(buf);
 }
 
@@ -1591,24 +1555,18 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 	if (dir->stream)
 		closedir(dir->stream);
-	listed_free(dir);
 	free(dir);
 	fuse_reply_err(req, 0);
 }
 
-/* A handle opened while its dir was lazy syncs the upper dir it has now. */
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 			struct fuse_file_info *fi)
 {
 	struct fs_dir *dir = (struct fs_dir *)(uintptr_t)fi->fh;
-	uint32_t plan_dir;
-	int rc = dir_stream(fs_of(req), node_of(req, ino), dir, &plan_dir), fd;
+	int fd = dir->stream ? dirfd(dir->stream) : -1;
+	int rc = fd < 0 ? 0 : datasync ? fdatasync(fd) : fsync(fd); /* a lazy dir: nothing to sync */
 
-	if (rc == 0 && dir->stream) {
-		fd = dirfd(dir->stream);
-		rc = (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? -errno : 0;
-	}
-	fuse_reply_err(req, -rc); /* a lazy dir: nothing to sync */
+	fuse_reply_err(req, rc < 0 ? errno : 0);
 }
 
 /* ---- files ---- */
