@@ -350,7 +350,6 @@ static int open_volumes(struct mtree_session *session, char **paths, size_t coun
 			struct error *err)
 {
 	char resolved[PATH_MAX];
-
 	int rc;
 
 	session->volumes = xcalloc(count, sizeof(*session->volumes));
