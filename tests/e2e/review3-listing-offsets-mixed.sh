@@ -28,31 +28,16 @@ preview_of_two
 # calls through two handles (see above); prints the names the second
 # handle saw, one a line.
 cat >"$SCRATCH/listing.py" <<'PY'
-import ctypes, os, struct, sys
-
-GETDENTS64 = {'x86_64': 217, 'aarch64': 61}[os.uname().machine]
-libc = ctypes.CDLL(None, use_errno=True)
+import os, sys
+sys.path.insert(0, os.path.join(os.environ['top_srcdir'], 'tests/e2e'))
+import getdents
 
 def some(fd):
     """One getdents64 of 128 bytes: a few entries, not all."""
-    buf = ctypes.create_string_buffer(128)
-    n = libc.syscall(GETDENTS64, fd, buf, 128)
-    if n < 0:
-        raise OSError(ctypes.get_errno(), 'getdents64')
-    names, at = [], 0
-    while at < n:
-        reclen = struct.unpack_from('<H', buf.raw, at + 16)[0]
-        names.append(buf.raw[at + 19:at + reclen].split(b'\0', 1)[0].decode())
-        at += reclen
-    return names
+    return getdents.some(fd, 128)
 
 def rest(fd):
-    names = []
-    while True:
-        got = some(fd)
-        if not got:
-            return names
-        names += got
+    return getdents.rest(fd, 128)
 
 def opendir(path):
     return os.open(path, os.O_RDONLY | os.O_DIRECTORY)

@@ -46,23 +46,13 @@ tap_ok $? "made both in a new partition dir ${dir#"$mnt"/}"
 # small.py DIR: the names of DIR read with getdents64 calls of 40 bytes
 # (one entry each: 32 bytes for the two names), one a line.
 cat >"$SCRATCH/small.py" <<'PY'
-import ctypes, os, struct, sys
-
-GETDENTS64 = {'x86_64': 217, 'aarch64': 61}[os.uname().machine]
-libc = ctypes.CDLL(None, use_errno=True)
+import os, sys
+sys.path.insert(0, os.path.join(os.environ['top_srcdir'], 'tests/e2e'))
+import getdents
 
 def some(fd):
     """One getdents64 of 40 bytes: the names it gave."""
-    buf = ctypes.create_string_buffer(40)
-    n = libc.syscall(GETDENTS64, fd, buf, 40)
-    if n < 0:
-        raise OSError(ctypes.get_errno(), 'getdents64')
-    names, at = [], 0
-    while at < n:
-        reclen = struct.unpack_from('<H', buf.raw, at + 16)[0]
-        names.append(buf.raw[at + 19:at + reclen].split(b'\0', 1)[0].decode())
-        at += reclen
-    return names
+    return getdents.some(fd, 40)
 
 if __name__ == '__main__':
     fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
