@@ -29,6 +29,7 @@ preview_of_two
 # handle saw, one a line.
 cat >"$SCRATCH/listing.py" <<'PY'
 import os, sys
+sys.dont_write_bytecode = True  # nothing written into the source tree
 sys.path.insert(0, os.path.join(os.environ['top_srcdir'], 'tests/e2e'))
 import getdents
 

@@ -47,6 +47,7 @@ tap_ok $? "made both in a new partition dir ${dir#"$mnt"/}"
 # (one entry each: 32 bytes for the two names), one a line.
 cat >"$SCRATCH/small.py" <<'PY'
 import os, sys
+sys.dont_write_bytecode = True  # nothing written into the source tree
 sys.path.insert(0, os.path.join(os.environ['top_srcdir'], 'tests/e2e'))
 import getdents
 
