@@ -1383,21 +1383,19 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, -fd);
 		return;
 	}
-	/* Every change comes through the mount, which tells the kernel to
-	 * drop a listing it caches: a second walk needs no readdir. But the
-	 * kernel keeps one listing per dir for all handles, and a lazy dir's
-	 * offsets (plan positions) are not its upper dir's (the upper fs's
-	 * cookies): a handle given the other numbering skips entries or lists
-	 * them twice. Only listings of the upper are cached. */
-	if (dir->plan_dir == PLAN_NONE) {
-		fi->cache_readdir = 1;
-		fi->keep_cache = 1;
-	}
+	fi->fh = (uint64_t)(uintptr_t)dir;
+	/* The kernel keeps one listing per dir for all handles, and a lazy
+	 * dir's offsets (plan positions) are not its upper dir's (the upper
+	 * fs's cookies): a handle given the other numbering would skip
+	 * entries or list them twice. So a lazy dir's listing is not cached. */
 	if (dir->plan_dir != PLAN_NONE) {
-		fi->fh = (uint64_t)(uintptr_t)dir;
 		fuse_reply_open(req, fi);
 		return;
 	}
+	/* Every change comes through the mount, which tells the kernel to
+	 * drop a listing it caches: a second walk needs no readdir. */
+	fi->cache_readdir = 1;
+	fi->keep_cache = 1;
 	dir->stream = fdopendir(fd);
 	if (!dir->stream) {
 		int e = errno;
@@ -1407,7 +1405,6 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, e);
 		return;
 	}
-	fi->fh = (uint64_t)(uintptr_t)dir;
 	fuse_reply_open(req, fi);
 }
 

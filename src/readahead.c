@@ -101,10 +101,13 @@ static bool has_option(const char *options, const char *option)
 {
 	size_t len = strlen(option);
 
-	for (const char *at = options; at; at = strchr(at, ',') ? strchr(at, ',') + 1 : NULL)
+	for (const char *at = options;; at++) {
 		if (strncmp(at, option, len) == 0 && (at[len] == ',' || at[len] == '\0'))
 			return true;
-	return false;
+		at = strchr(at, ',');
+		if (!at)
+			return false;
+	}
 }
 
 static bool is_fuse_of_this_user(const struct mount_line *mount)
