@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "creds.h"
+#include "listing.h"
 #include "log.h"
 #include "metrics.h"
 #include "readahead.h"
@@ -74,6 +75,9 @@ struct fs_node {
 	ino_t upper_ino;  /* of the upper file, to notice another one; 0 when none */
 	uint32_t plan_node; /* no upper file (a lazy parent): the plan node shown */
 	uint32_t plan_dir;  /* a lazy dir: the plan dir whose children it has */
+	/* The plan dir whose positions number the listing, kept once the dir
+	 * is populated: the offsets a lazy listing gave stay good. */
+	uint32_t listed_plan_dir;
 	uint64_t lookups; /* the kernel's references */
 	uint64_t refs;    /* child nodes and open files */
 	/* Both held (copy_up_lock first, lock for writing) to change what
@@ -88,6 +92,8 @@ struct fs_node {
 	blkcnt_t stub_blocks; /* st_blocks of the volume file */
 	uint64_t linked_copy_ups; /* fs->linked_copy_ups when the stub was last read */
 	struct fs_file *files;
+	pthread_mutex_t listing_lock; /* the listing of a populated dir */
+	struct listing *listing;      /* NULL until one is asked for */
 };
 
 /* An open file: fi->fh. */
@@ -120,13 +126,12 @@ struct fs {
 	/* Held for writing by a populate; for reading by whoever reads a
 	 * node's plan_node or plan_dir. Taken before any node's locks. */
 	pthread_rwlock_t population;
+	bool opendir_is_optional; /* the kernel opens dirs by itself if told ENOSYS */
 };
 
+/* An open dir: fi->fh, 0 when the kernel opens dirs by itself. */
 struct fs_dir {
-	DIR *stream;      /* NULL for a lazy dir: listed from the plan */
-	uint32_t plan_dir;
-	off_t offset;
-	struct dirent *entry;
+	int fd; /* of its upper dir; -1 when opened lazy */
 };
 
 static struct fs *fs_of(fuse_req_t req)
@@ -288,6 +293,10 @@ static void node_free(struct fs_node *node)
 {
 	pthread_rwlock_destroy(&node->lock);
 	pthread_mutex_destroy(&node->copy_up_lock);
+	pthread_mutex_destroy(&node->listing_lock);
+	if (node->listing)
+		listing_free(node->listing);
+	free(node->listing);
 	free(node->name);
 	free(node->stub_path);
 	free(node);
@@ -318,6 +327,17 @@ static void node_put_locked(struct fs *fs, struct fs_node *node)
 		parent->refs--;
 		node = parent;
 	}
+}
+
+/* No name leads to node any more: unlinked, removed, or replaced. */
+static bool node_is_removed(struct fs *fs, const struct fs_node *node)
+{
+	bool removed;
+
+	pthread_mutex_lock(&fs->mutex);
+	removed = node != &fs->root && !node->parent;
+	pthread_mutex_unlock(&fs->mutex);
+	return removed;
 }
 
 /* The entry is gone (unlinked, or replaced by a rename): the node keeps
@@ -448,8 +468,9 @@ static struct fs_node *node_new(struct fs *fs, const struct node_source *source,
 
 	rwlock_init_prefer_writer(&node->lock);
 	pthread_mutex_init(&node->copy_up_lock, NULL);
+	pthread_mutex_init(&node->listing_lock, NULL);
 	node->plan_node = source->plan_node;
-	node->plan_dir = source->plan_dir;
+	node->plan_dir = node->listed_plan_dir = source->plan_dir;
 	node->ino = node->plan_node != PLAN_NONE ? plan_ino(node->plan_node) : st->st_ino;
 	node->upper_ino = node->plan_node != PLAN_NONE ? 0 : st->st_ino;
 	node->stub_volume = -1;
@@ -1366,117 +1387,173 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fuse_reply_err(req, -rc);
 }
 
+/* The offsets of a listing: "." and "..", then a lazy dir's children, at
+ * their plan position + OFFSET_FIRST_CHILD; a name the plan does not have
+ * comes after them all (listing.h). */
+enum { OFFSET_DOT = 1, OFFSET_DOTDOT = 2, OFFSET_FIRST_CHILD = 3 };
+
+/* ENOSYS, once, where the kernel allows it: from then on it opens dirs by
+ * itself, keeping their listings (keep_cache and cache_readdir), with no
+ * round trip; a listing or fsyncdir opens the upper dir when it needs it. */
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	struct fs_node *node = node_of(req, ino);
-	struct fs_dir *dir = xcalloc(1, sizeof(*dir));
-	int fd;
+	struct fs_dir *dir;
+	bool lazy;
+	int fd = -1;
 
-	/* A lazy dir is listed from the plan, as it was when opened. */
+	if (fs->opendir_is_optional) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	/* A lazy dir is listed from the plan: there is no upper dir to open. */
 	pthread_rwlock_rdlock(&fs->population);
-	dir->plan_dir = node->plan_dir;
-	fd = dir->plan_dir != PLAN_NONE ? 0 : node_open(fs, node, NULL, O_RDONLY | O_DIRECTORY);
+	lazy = node->plan_dir != PLAN_NONE;
+	if (!lazy)
+		fd = node_open(fs, node, NULL, O_RDONLY | O_DIRECTORY);
 	pthread_rwlock_unlock(&fs->population);
-	if (fd < 0) {
-		free(dir);
+	if (fd < 0 && !lazy) {
 		fuse_reply_err(req, -fd);
 		return;
 	}
+	dir = xcalloc(1, sizeof(*dir));
+	dir->fd = fd;
 	fi->fh = (uint64_t)(uintptr_t)dir;
-	/* The kernel keeps one listing per dir for all handles, and a lazy
-	 * dir's offsets (plan positions) are not its upper dir's (the upper
-	 * fs's cookies): a handle given the other numbering would skip
-	 * entries or list them twice. So a lazy dir's listing is not cached. */
-	if (dir->plan_dir != PLAN_NONE) {
-		fuse_reply_open(req, fi);
-		return;
-	}
-	/* Every change comes through the mount, which tells the kernel to
-	 * drop a listing it caches: a second walk needs no readdir. */
+	/* Offsets mean the same to every handle, lazy or not, and every change
+	 * comes through the mount, which tells the kernel to drop a listing it
+	 * caches: a second walk needs no readdir. */
 	fi->cache_readdir = 1;
 	fi->keep_cache = 1;
-	dir->stream = fdopendir(fd);
-	if (!dir->stream) {
-		int e = errno;
-
-		close(fd);
-		free(dir);
-		fuse_reply_err(req, e);
-		return;
-	}
 	fuse_reply_open(req, fi);
 }
 
-/* One entry of dir's listing into buf, of room bytes. With plus, the entry
- * is looked up as a LOOKUP would (the kernel takes a reference), but for "."
- * and "..", and one that cannot be, which the kernel looks up itself. The
- * bytes it takes: more than room when it does not fit, and then the kernel
- * holds no reference. */
-static size_t add_entry(fuse_req_t req, fuse_ino_t dir, bool plus, char *buf, size_t room,
-			const char *name, const struct stat *st, off_t next)
-{
-	struct fuse_entry_param entry = { .attr = *st };
-	size_t size;
+/* A READDIR reply being filled. */
+struct listing_reply {
+	fuse_req_t req;
+	fuse_ino_t dir;
+	bool plus;
+	char *buf;
+	size_t size, used;
+};
 
-	if (!plus)
-		return fuse_add_direntry(req, buf, room, name, st, next);
-	if (strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
-	    do_lookup(req, dir, name, &entry) < 0)
-		entry = (struct fuse_entry_param){ .attr = *st };
-	size = fuse_add_direntry_plus(req, buf, room, name, &entry, next);
-	if (size > room && entry.ino)
-		node_forget(fs_of(req), (struct fs_node *)(uintptr_t)entry.ino, 1);
-	return size;
+/* One entry into reply. With plus, the entry is looked up as a LOOKUP would
+ * (the kernel takes a reference), but for "." and "..", and one that cannot
+ * be, which the kernel looks up itself. False when it does not fit, and
+ * then the kernel holds no reference. */
+static bool reply_add(struct listing_reply *reply, const char *name, ino_t ino, mode_t mode,
+		      off_t next)
+{
+	struct stat st = { .st_ino = ino, .st_mode = mode };
+	struct fuse_entry_param entry = { .attr = st };
+	char *at = reply->buf + reply->used;
+	size_t room = reply->size - reply->used, size;
+
+	if (!reply->plus) {
+		size = fuse_add_direntry(reply->req, at, room, name, &st, next);
+	} else {
+		if (strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
+		    do_lookup(reply->req, reply->dir, name, &entry) < 0)
+			entry = (struct fuse_entry_param){ .attr = st };
+		size = fuse_add_direntry_plus(reply->req, at, room, name, &entry, next);
+		if (size > room && entry.ino)
+			node_forget(fs_of(reply->req), (struct fs_node *)(uintptr_t)entry.ino, 1);
+	}
+	if (size > room)
+		return false;
+	reply->used += size;
+	return true;
 }
 
-/* The listing of a lazy dir: ".", "..", then the plan's children; the
- * offset of an entry is its position + 1. */
-static void readdir_plan(fuse_req_t req, fuse_ino_t ino, const struct fs_dir *dir, size_t size,
-			 off_t offset, bool plus)
+/* The listing of a lazy dir: ".", "..", then the plan's children. */
+static void readdir_plan(struct listing_reply *reply, uint32_t plan_dir, off_t offset)
 {
-	const struct plan *plan = fs_of(req)->config->plan;
-	const struct plan_node *planned = &plan->nodes[dir->plan_dir];
-	char *buf = xcalloc(1, size);
-	size_t used = 0;
+	const struct plan *plan = fs_of(reply->req)->config->plan;
+	const struct plan_node *planned = &plan->nodes[plan_dir];
+	ino_t ino = plan_ino(plan_dir);
 
-	for (size_t i = (size_t)offset; i < planned->child_count + 2; i++) {
-		uint32_t child = i < 2 ? dir->plan_dir : planned->children[i - 2];
-		struct stat st = { .st_ino = plan_ino(child),
-				   .st_mode = i < 2 ? S_IFDIR : plan->nodes[child].attr.mode };
-		const char *name = i == 0 ? "." : i == 1 ? ".." : plan->nodes[child].name;
-		size_t entry_size = add_entry(req, ino, plus, buf + used, size - used, name, &st,
-					      (off_t)i + 1);
+	if (offset < OFFSET_DOT && !reply_add(reply, ".", ino, S_IFDIR, OFFSET_DOT))
+		return;
+	if (offset < OFFSET_DOTDOT && !reply_add(reply, "..", ino, S_IFDIR, OFFSET_DOTDOT))
+		return;
+	for (size_t i = offset < OFFSET_FIRST_CHILD ? 0 : (size_t)(offset - OFFSET_FIRST_CHILD) + 1;
+	     i < planned->child_count; i++) {
+		const struct plan_node *child = &plan->nodes[planned->children[i]];
 
-		if (entry_size > size - used)
-			break;
-		used += entry_size;
+		if (!reply_add(reply, child->name, plan_ino(planned->children[i]),
+			       child->attr.mode, (off_t)i + OFFSET_FIRST_CHILD))
+			return;
 	}
-	fuse_reply_buf(req, buf, used);
-	free(buf);
 }
 
-/* A rewinddir of a handle opened while its dir was lazy must see the dir as
- * it is now: once populated, the upper dir is listed. 0 or -errno. */
-static int dir_rewind(fuse_req_t req, struct fs_node *node, struct fs_dir *dir)
-{
-	struct fs *fs = fs_of(req);
-	int fd = 0;
+struct planned_listing {
+	const struct plan *plan;
+	uint32_t dir; /* a node's listed_plan_dir */
+};
 
-	pthread_rwlock_rdlock(&fs->population);
-	if (node->plan_dir == PLAN_NONE)
-		fd = node_open(fs, node, NULL, O_RDONLY | O_DIRECTORY);
-	pthread_rwlock_unlock(&fs->population);
-	if (fd <= 0)
-		return fd;
-	dir->stream = fdopendir(fd);
-	if (!dir->stream) {
-		close(fd);
-		return -errno;
+/* listing_fixed_offset_fn: a name of the plan dir that numbered a lazy
+ * listing keeps the offset that listing gave it. */
+static off_t planned_offset(const char *name, void *arg)
+{
+	const struct planned_listing *planned = arg;
+	size_t position;
+
+	if (planned->dir == PLAN_NONE)
+		return 0;
+	position = plan_child_position(planned->plan, planned->dir, name);
+	return position == SIZE_MAX ? 0 : (off_t)position + OFFSET_FIRST_CHILD;
+}
+
+/* Reads node's listing anew from its upper dir: fd, or opened now when the
+ * handle was opened lazy. Under node->listing_lock. 0 or -errno. */
+static int listing_refresh(struct fs *fs, struct fs_node *node, int fd)
+{
+	struct planned_listing planned = { fs->config->plan, node->listed_plan_dir };
+	int opened = -1, rc;
+
+	if (fd < 0) {
+		pthread_rwlock_rdlock(&fs->population);
+		fd = opened = node_open(fs, node, NULL, O_RDONLY | O_DIRECTORY);
+		pthread_rwlock_unlock(&fs->population);
+		if (fd < 0)
+			return fd;
 	}
-	dir->offset = 0;
-	dir->entry = NULL;
-	return 0;
+	if (!node->listing) {
+		off_t first_free = OFFSET_FIRST_CHILD;
+
+		if (planned.dir != PLAN_NONE)
+			first_free += (off_t)planned.plan->nodes[planned.dir].child_count;
+		node->listing = xcalloc(1, sizeof(*node->listing));
+		listing_init(node->listing, first_free);
+	}
+	rc = listing_read(node->listing, fd, planned_offset, &planned);
+	if (opened >= 0)
+		close(opened);
+	return rc;
+}
+
+/* The listing of a populated dir: ".", "..", then the upper dir's entries.
+ * Under node->listing_lock. */
+static void readdir_upper(struct listing_reply *reply, struct fs_node *node, off_t offset)
+{
+	const struct listing *listing = node->listing;
+	struct fs *fs = fs_of(reply->req);
+	ino_t parent_ino;
+
+	pthread_mutex_lock(&fs->mutex);
+	parent_ino = node->parent ? node->parent->ino : node->ino;
+	pthread_mutex_unlock(&fs->mutex);
+	if (offset < OFFSET_DOT && !reply_add(reply, ".", node->ino, S_IFDIR, OFFSET_DOT))
+		return;
+	if (offset < OFFSET_DOTDOT && !reply_add(reply, "..", parent_ino, S_IFDIR, OFFSET_DOTDOT))
+		return;
+	for (size_t i = listing_after(listing, offset); i < listing->count; i++) {
+		const struct listing_entry *entry = &listing->entries[i];
+
+		if (!reply_add(reply, entry->name, entry->ino, (mode_t)DTTOIF(entry->type),
+			       entry->offset))
+			return;
+	}
 }
 
 /* READDIR, or READDIRPLUS (plus): the kernel then needs no LOOKUP of the
@@ -1484,54 +1561,34 @@ static int dir_rewind(fuse_req_t req, struct fs_node *node, struct fs_dir *dir)
 static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		     struct fuse_file_info *fi, bool plus)
 {
-	struct fs_dir *dir = (struct fs_dir *)(uintptr_t)fi->fh;
-	char *buf;
-	size_t used = 0;
-	int error = 0;
+	struct fs *fs = fs_of(req);
+	struct fs_node *node = node_of(req, ino);
+	const struct fs_dir *dir = (struct fs_dir *)(uintptr_t)fi->fh;
+	struct listing_reply reply = { req, ino, plus, xcalloc(1, size), size, 0 };
+	int fd = dir ? dir->fd : -1;
+	uint32_t plan_dir;
+	int rc = 0;
 
-	if (!dir->stream && offset == 0)
-		error = dir_rewind(req, node_of(req, ino), dir);
-	if (error < 0) {
-		fuse_reply_err(req, -error);
-		return;
+	pthread_rwlock_rdlock(&fs->population);
+	plan_dir = node->plan_dir;
+	pthread_rwlock_unlock(&fs->population);
+	if (plan_dir != PLAN_NONE) {
+		readdir_plan(&reply, plan_dir, offset);
+	} else {
+		/* A rewind sees the dir as it is now; a handle going on is given
+		 * what follows its offset in the listing read last. */
+		pthread_mutex_lock(&node->listing_lock);
+		if (offset == 0 || !node->listing)
+			rc = listing_refresh(fs, node, fd);
+		if (rc == 0)
+			readdir_upper(&reply, node, offset);
+		pthread_mutex_unlock(&node->listing_lock);
 	}
-	if (!dir->stream) {
-		readdir_plan(req, ino, dir, size, offset, plus);
-		return;
-	}
-	buf = xcalloc(1, size);
-	if (offset != dir->offset) {
-		seekdir(dir->stream, offset);
-		dir->entry = NULL;
-		dir->offset = offset;
-	}
-	for (;;) {
-		struct stat st = { 0 };
-		size_t entry_size;
-
-		if (!dir->entry) {
-			errno = 0;
-			dir->entry = readdir(dir->stream);
-			if (!dir->entry) {
-				error = errno;
-				break;
-			}
-		}
-		st.st_ino = dir->entry->d_ino;
-		st.st_mode = (mode_t)DTTOIF(dir->entry->d_type);
-		entry_size = add_entry(req, ino, plus, buf + used, size - used,
-				       dir->entry->d_name, &st, dir->entry->d_off);
-		if (entry_size > size - used)
-			break;
-		used += entry_size;
-		dir->offset = dir->entry->d_off;
-		dir->entry = NULL;
-	}
-	if (error && used == 0)
-		fuse_reply_err(req, error);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
 	else
-		fuse_reply_buf(req, buf, used);
-	free(buf);
+		fuse_reply_buf(req, reply.buf, reply.used);
+	free(reply.buf);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
@@ -1550,20 +1607,43 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 {
 	struct fs_dir *dir = (struct fs_dir *)(uintptr_t)fi->fh;
 
-	if (dir->stream)
-		closedir(dir->stream);
+	if (dir->fd >= 0)
+		close(dir->fd);
 	free(dir);
 	fuse_reply_err(req, 0);
+}
+
+/* Syncs node's upper dir: fd, or opened now. A lazy dir has nothing to
+ * sync, nor has a removed one (as on ext4 or tmpfs). 0 or -errno. */
+static int sync_dir(struct fs *fs, struct fs_node *node, int fd, int datasync)
+{
+	int opened = -1, rc;
+
+	if (fd < 0) {
+		bool lazy;
+
+		pthread_rwlock_rdlock(&fs->population);
+		lazy = node->plan_dir != PLAN_NONE;
+		if (!lazy)
+			fd = opened = node_open(fs, node, NULL, O_RDONLY | O_DIRECTORY);
+		pthread_rwlock_unlock(&fs->population);
+		if (lazy || (fd == -ENOENT && node_is_removed(fs, node)))
+			return 0;
+		if (fd < 0)
+			return fd;
+	}
+	rc = (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? -errno : 0;
+	if (opened >= 0)
+		close(opened);
+	return rc;
 }
 
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 			struct fuse_file_info *fi)
 {
-	struct fs_dir *dir = (struct fs_dir *)(uintptr_t)fi->fh;
-	int fd = dir->stream ? dirfd(dir->stream) : -1;
-	int rc = fd < 0 ? 0 : datasync ? fdatasync(fd) : fsync(fd); /* a lazy dir: nothing to sync */
+	const struct fs_dir *dir = (struct fs_dir *)(uintptr_t)fi->fh;
 
-	fuse_reply_err(req, rc < 0 ? errno : 0);
+	fuse_reply_err(req, -sync_dir(fs_of(req), node_of(req, ino), dir ? dir->fd : -1, datasync));
 }
 
 /* ---- files ---- */
@@ -1907,6 +1987,8 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct fs *fs = userdata;
+
 	/* Reads reply from a buffer (read_file): nothing to splice. Never
 	 * SPLICE_MOVE: stealing pages upsets the kernel ("trying to steal
 	 * weird page") and close() then failed with EIO. */
@@ -1924,6 +2006,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	/* Keep page-cache writes going straight to the upper: vmstorage fsyncs. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	fs->opendir_is_optional = conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT;
 	readahead_negotiate(conn);
 }
 
@@ -1977,8 +2060,10 @@ struct fs *fs_new(const struct fs_config *config, struct error *err)
 	pthread_mutex_init(&fs->mutex, NULL);
 	pthread_rwlock_init(&fs->root.lock, NULL);
 	pthread_mutex_init(&fs->root.copy_up_lock, NULL);
+	pthread_mutex_init(&fs->root.listing_lock, NULL);
 	fs->root.ino = fs->root.upper_ino = st.st_ino;
 	fs->root.plan_node = fs->root.plan_dir = PLAN_NONE; /* populated when made */
+	fs->root.listed_plan_dir = PLAN_NONE;
 	fs->root.stub_volume = -1;
 	rwlock_init_prefer_writer(&fs->population);
 	fs->root.lookups = 2;
@@ -1998,6 +2083,10 @@ void fs_free(struct fs *fs)
 	}
 	pthread_rwlock_destroy(&fs->root.lock);
 	pthread_mutex_destroy(&fs->root.copy_up_lock);
+	pthread_mutex_destroy(&fs->root.listing_lock);
+	if (fs->root.listing)
+		listing_free(fs->root.listing);
+	free(fs->root.listing);
 	pthread_rwlock_destroy(&fs->population);
 	free(fs->buckets);
 	plan_lower_index_free(&fs->stubs);

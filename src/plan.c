@@ -1394,7 +1394,7 @@ static int compare_child_name(const void *key, const void *element, void *arg)
 	return strcmp(key, plan->nodes[*(const uint32_t *)element].name);
 }
 
-uint32_t plan_child(const struct plan *plan, uint32_t dir, const char *name)
+size_t plan_child_position(const struct plan *plan, uint32_t dir, const char *name)
 {
 	const struct plan_node *node = &plan->nodes[dir];
 	size_t low = 0, high = node->child_count;
@@ -1404,13 +1404,20 @@ uint32_t plan_child(const struct plan *plan, uint32_t dir, const char *name)
 		int c = compare_child_name(name, &node->children[mid], (void *)plan);
 
 		if (c == 0)
-			return node->children[mid];
+			return mid;
 		if (c < 0)
 			high = mid;
 		else
 			low = mid + 1;
 	}
-	return PLAN_NONE;
+	return SIZE_MAX;
+}
+
+uint32_t plan_child(const struct plan *plan, uint32_t dir, const char *name)
+{
+	size_t position = plan_child_position(plan, dir, name);
+
+	return position == SIZE_MAX ? PLAN_NONE : plan->nodes[dir].children[position];
 }
 
 uint32_t plan_at(const struct plan *plan, const char *path)

@@ -154,6 +154,8 @@ int plan_build(struct plan *plan, struct volume *volumes, size_t volume_count,
 void plan_free(struct plan *plan);
 
 uint32_t plan_child(const struct plan *plan, uint32_t dir, const char *name);
+/* Where name is in dir's children, or SIZE_MAX. */
+size_t plan_child_position(const struct plan *plan, uint32_t dir, const char *name);
 uint32_t plan_at(const struct plan *plan, const char *path);
 /* "data/small/2024_01/parts.json"; the root is "". Caller frees. */
 char *plan_path(const struct plan *plan, uint32_t node);

@@ -14,9 +14,9 @@
 #   seek to hash 2, the start: entries come twice.
 # POSIX lets entries made or removed meanwhile be listed or not, but
 # every other entry exactly once.
-# Fixed: only listings of a populated dir (the upper's cookies) are cached
-# by the kernel; a lazy dir's handles list from the daemon, each in its own
-# numbering.
+# Fixed: every handle numbers a dir's entries alike (src/listing.h): a
+# name of the plan keeps its plan position once the dir is populated, a
+# new name the offset it was first given.
 set -u
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 require_root_fuse
