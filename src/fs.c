@@ -92,8 +92,7 @@ struct fs_node {
 	blkcnt_t stub_blocks; /* st_blocks of the volume file */
 	uint64_t linked_copy_ups; /* fs->linked_copy_ups when the stub was last read */
 	struct fs_file *files;
-	pthread_mutex_t listing_lock; /* the listing of a populated dir */
-	struct listing *listing;      /* NULL until one is asked for */
+	struct listing *listing; /* of a populated dir, once asked for: listing_lock_of */
 };
 
 /* An open file: fi->fh. */
@@ -107,6 +106,8 @@ struct fs_file {
 	 * needs no name (it may have been unlinked since). -1 otherwise. */
 	int upper_fd;
 };
+
+enum { LISTING_LOCKS = 64 };
 
 struct fs {
 	struct fs_node root;
@@ -127,6 +128,9 @@ struct fs {
 	 * node's plan_node or plan_dir. Taken before any node's locks. */
 	pthread_rwlock_t population;
 	bool opendir_is_optional; /* the kernel opens dirs by itself if told ENOSYS */
+	/* Each guards the listings of the nodes at some addresses: a mutex in
+	 * every node would cost each file of a walk its bytes. */
+	pthread_mutex_t listing_locks[LISTING_LOCKS];
 };
 
 /* An open dir: fi->fh, 0 when the kernel opens dirs by itself. */
@@ -293,7 +297,6 @@ static void node_free(struct fs_node *node)
 {
 	pthread_rwlock_destroy(&node->lock);
 	pthread_mutex_destroy(&node->copy_up_lock);
-	pthread_mutex_destroy(&node->listing_lock);
 	if (node->listing)
 		listing_free(node->listing);
 	free(node->listing);
@@ -468,7 +471,6 @@ static struct fs_node *node_new(struct fs *fs, const struct node_source *source,
 
 	rwlock_init_prefer_writer(&node->lock);
 	pthread_mutex_init(&node->copy_up_lock, NULL);
-	pthread_mutex_init(&node->listing_lock, NULL);
 	node->plan_node = source->plan_node;
 	node->plan_dir = node->listed_plan_dir = source->plan_dir;
 	node->ino = node->plan_node != PLAN_NONE ? plan_ino(node->plan_node) : st->st_ino;
@@ -1486,6 +1488,11 @@ static void readdir_plan(struct listing_reply *reply, uint32_t plan_dir, off_t o
 	}
 }
 
+static pthread_mutex_t *listing_lock_of(struct fs *fs, const struct fs_node *node)
+{
+	return &fs->listing_locks[((uintptr_t)node / sizeof(*node)) % LISTING_LOCKS];
+}
+
 struct planned_listing {
 	const struct plan *plan;
 	uint32_t dir; /* a node's listed_plan_dir */
@@ -1505,7 +1512,7 @@ static off_t planned_offset(const char *name, void *arg)
 }
 
 /* Reads node's listing anew from its upper dir: fd, or opened now when the
- * handle was opened lazy. Under node->listing_lock. 0 or -errno. */
+ * handle was opened lazy. Under listing_lock_of(node). 0 or -errno. */
 static int listing_refresh(struct fs *fs, struct fs_node *node, int fd)
 {
 	struct planned_listing planned = { fs->config->plan, node->listed_plan_dir };
@@ -1533,7 +1540,7 @@ static int listing_refresh(struct fs *fs, struct fs_node *node, int fd)
 }
 
 /* The listing of a populated dir: ".", "..", then the upper dir's entries.
- * Under node->listing_lock. */
+ * Under listing_lock_of(node). */
 static void readdir_upper(struct listing_reply *reply, struct fs_node *node, off_t offset)
 {
 	const struct listing *listing = node->listing;
@@ -1577,12 +1584,12 @@ static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 	} else {
 		/* A rewind sees the dir as it is now; a handle going on is given
 		 * what follows its offset in the listing read last. */
-		pthread_mutex_lock(&node->listing_lock);
+		pthread_mutex_lock(listing_lock_of(fs, node));
 		if (offset == 0 || !node->listing)
 			rc = listing_refresh(fs, node, fd);
 		if (rc == 0)
 			readdir_upper(&reply, node, offset);
-		pthread_mutex_unlock(&node->listing_lock);
+		pthread_mutex_unlock(listing_lock_of(fs, node));
 	}
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
@@ -2060,7 +2067,8 @@ struct fs *fs_new(const struct fs_config *config, struct error *err)
 	pthread_mutex_init(&fs->mutex, NULL);
 	pthread_rwlock_init(&fs->root.lock, NULL);
 	pthread_mutex_init(&fs->root.copy_up_lock, NULL);
-	pthread_mutex_init(&fs->root.listing_lock, NULL);
+	for (size_t i = 0; i < LISTING_LOCKS; i++)
+		pthread_mutex_init(&fs->listing_locks[i], NULL);
 	fs->root.ino = fs->root.upper_ino = st.st_ino;
 	fs->root.plan_node = fs->root.plan_dir = PLAN_NONE; /* populated when made */
 	fs->root.listed_plan_dir = PLAN_NONE;
@@ -2083,7 +2091,8 @@ void fs_free(struct fs *fs)
 	}
 	pthread_rwlock_destroy(&fs->root.lock);
 	pthread_mutex_destroy(&fs->root.copy_up_lock);
-	pthread_mutex_destroy(&fs->root.listing_lock);
+	for (size_t i = 0; i < LISTING_LOCKS; i++)
+		pthread_mutex_destroy(&fs->listing_locks[i]);
 	if (fs->root.listing)
 		listing_free(fs->root.listing);
 	free(fs->root.listing);

@@ -4,7 +4,8 @@
 # target_lock() locks TARGET/flock.lock only if it exists: an operator who
 # removed a "stale" flock.lock (or a volume vmrestore wrote) leaves TARGET
 # unguarded. A victoria-metrics started on TARGET during the staging (held
-# there 4 s by strace's delay injection on the first linkat) takes a fresh
+# there 10 s by strace's delay injection on the first linkat: a loaded CI
+# machine may take 4 s to start it) takes a fresh
 # flock.lock, starts, and vmunion then swaps TARGET's directories out from
 # under the running node and exits 0.
 set -u
@@ -23,7 +24,7 @@ target=$work/node1
 rm -f "$target/flock.lock"
 snapshot_volumes "$work/node0" "$work/node2" "$work/node3"
 
-strace -f -o /dev/null -e trace=linkat -e inject=linkat:delay_enter=4000000:when=1 \
+strace -f -o /dev/null -e trace=linkat -e inject=linkat:delay_enter=10000000:when=1 \
 	"$VMUNION" materialize --into "$target" "${vols[@]}" >"$SCRATCH/commit.out" 2>&1 &
 commit_pid=$!
 on_exit "kill $commit_pid 2>/dev/null"
@@ -36,7 +37,7 @@ on_exit "_vm_cleanup $vm_pid"
 wait_for 10 eval "[ \"\$(http_get http://127.0.0.1:$port/health 1 2>/dev/null)\" = OK ] || ! kill -0 $vm_pid 2>/dev/null"
 vm_up=0
 kill -0 "$vm_pid" 2>/dev/null && vm_up=1
-wait_for 30 eval "! kill -0 $commit_pid 2>/dev/null"
+wait_for 40 eval "! kill -0 $commit_pid 2>/dev/null"
 wait "$commit_pid"
 commit_rc=$?
 [ "$vm_up" = 0 ] || [ "$commit_rc" != 0 ]
