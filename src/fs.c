@@ -117,7 +117,10 @@ struct fs {
 	/* The table and every node's parent, name, lookups and refs. Taken
 	 * after a node's lock, never before. */
 	pthread_mutex_t mutex;
-	uint64_t renames; /* a path built before a rename may be stale */
+	/* Held for writing by a rename, from the upper's to the nodes'; for
+	 * reading from building a path to opening it: the path then leads to
+	 * the node's file, not to another's (parents exchanged) or nowhere. */
+	pthread_rwlock_t renaming;
 	/* Copy-ups of files with more than one name: another node of the
 	 * same file may still think it a stub (atomic). */
 	uint64_t linked_copy_ups;
@@ -135,7 +138,7 @@ struct fs {
 
 /* An open dir: fi->fh, 0 when the kernel opens dirs by itself. */
 struct fs_dir {
-	int fd; /* of its upper dir; -1 when opened lazy */
+	int fd; /* of its upper dir; -1 for a dir below a lazy one, which has none */
 };
 
 static struct fs *fs_of(fuse_req_t req)
@@ -201,14 +204,12 @@ static int node_path_locked(struct fs *fs, const struct fs_node *node, const cha
 }
 
 static int node_path(struct fs *fs, const struct fs_node *node, const char *name, char *buf,
-		     size_t size, uint64_t *renames)
+		     size_t size)
 {
 	int rc;
 
 	pthread_mutex_lock(&fs->mutex);
 	rc = node_path_locked(fs, node, name, buf, size);
-	if (renames)
-		*renames = fs->renames;
 	pthread_mutex_unlock(&fs->mutex);
 	return rc;
 }
@@ -226,27 +227,40 @@ static int open_beneath(struct fs *fs, const char *path, int flags)
 	return fd < 0 ? -errno : (int)fd;
 }
 
-/* Opens node (or its entry name, when given). A rename between building the
- * path and opening it is retried, so that a file moved meanwhile is found. */
+/* The kernel serves FIFOs and devices itself: one the daemon opens was
+ * put where a file was meanwhile, and would block its thread. So every open
+ * is O_NONBLOCK, and one that finds no file or dir fails. 0 or -errno. */
+static int refuse_special(int fd, int flags)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+		return -EIO;
+	if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags & ~O_ACCMODE) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Opens node (or its entry name, when given), by its path: no rename comes
+ * between (fs->renaming). */
 static int node_open(struct fs *fs, const struct fs_node *node, const char *name, int flags)
 {
+	bool plain = !(flags & (O_PATH | O_DIRECTORY));
 	char path[PATH_MAX];
-	uint64_t renames, now;
-	int fd;
+	int fd, rc;
 
-	for (int attempt = 0;; attempt++) {
-		fd = node_path(fs, node, name, path, sizeof(path), &renames);
-		if (fd < 0)
-			return fd;
-		fd = open_beneath(fs, path, flags);
-		if (fd != -ENOENT || attempt == 3)
-			return fd;
-		pthread_mutex_lock(&fs->mutex);
-		now = fs->renames;
-		pthread_mutex_unlock(&fs->mutex);
-		if (now == renames)
-			return fd;
+	pthread_rwlock_rdlock(&fs->renaming);
+	fd = node_path(fs, node, name, path, sizeof(path));
+	if (fd == 0)
+		fd = open_beneath(fs, path, plain ? flags | O_NONBLOCK : flags);
+	pthread_rwlock_unlock(&fs->renaming);
+	if (fd >= 0 && plain && (rc = refuse_special(fd, flags)) < 0) {
+		close(fd);
+		return rc;
 	}
+	return fd;
 }
 
 /* ---- the node table ---- */
@@ -375,7 +389,7 @@ static void log_entry(struct fs *fs, const struct fs_node *parent, const char *n
 {
 	char path[PATH_MAX];
 
-	if (node_path(fs, parent, name, path, sizeof(path), NULL) < 0)
+	if (node_path(fs, parent, name, path, sizeof(path)) < 0)
 		snprintf(path, sizeof(path), "%s", name);
 	log_error("upper tree/%s: %s", path, what);
 }
@@ -1338,7 +1352,6 @@ static void rename_nodes(struct fs *fs, struct fs_node *from, const char *name,
 	struct fs_node *moved, *other;
 
 	pthread_mutex_lock(&fs->mutex);
-	fs->renames++;
 	moved = node_find_locked(fs, from, name);
 	other = node_find_locked(fs, to, newname);
 	if (moved)
@@ -1378,10 +1391,13 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		to_fd = rc = node_open(fs, to, NULL, O_PATH | O_DIRECTORY);
 	if (rc >= 0 && !(flags & RENAME_EXCHANGE))
 		rc = refuse_lazy_nonempty(fs, to_fd, newname);
-	if (rc >= 0)
+	if (rc >= 0) {
+		pthread_rwlock_wrlock(&fs->renaming);
 		rc = renameat2(from_fd, name, to_fd, newname, flags) < 0 ? -errno : 0;
-	if (rc == 0)
-		rename_nodes(fs, from, name, to, newname, flags);
+		if (rc == 0)
+			rename_nodes(fs, from, name, to, newname, flags);
+		pthread_rwlock_unlock(&fs->renaming);
+	}
 	if (from_fd >= 0)
 		close(from_fd);
 	if (to_fd >= 0)
@@ -1396,26 +1412,26 @@ enum { OFFSET_DOT = 1, OFFSET_DOTDOT = 2, OFFSET_FIRST_CHILD = 3 };
 
 /* ENOSYS, once, where the kernel allows it: from then on it opens dirs by
  * itself, keeping their listings (keep_cache and cache_readdir), with no
- * round trip; a listing or fsyncdir opens the upper dir when it needs it. */
+ * round trip; a listing or fsyncdir opens the upper dir when it needs it
+ * (node_open_dir). Else the handle holds its upper dir open. */
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	struct fs_node *node = node_of(req, ino);
 	struct fs_dir *dir;
-	bool lazy;
+	bool has_upper;
 	int fd = -1;
 
 	if (fs->opendir_is_optional) {
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
-	/* A lazy dir is listed from the plan: there is no upper dir to open. */
 	pthread_rwlock_rdlock(&fs->population);
-	lazy = node->plan_dir != PLAN_NONE;
-	if (!lazy)
+	has_upper = node->plan_node == PLAN_NONE;
+	if (has_upper)
 		fd = node_open(fs, node, NULL, O_RDONLY | O_DIRECTORY);
 	pthread_rwlock_unlock(&fs->population);
-	if (fd < 0 && !lazy) {
+	if (fd < 0 && has_upper) {
 		fuse_reply_err(req, -fd);
 		return;
 	}
@@ -1428,6 +1444,17 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fi->cache_readdir = 1;
 	fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
+}
+
+/* Opens node's upper dir, a populated one. */
+static int node_open_dir(struct fs *fs, struct fs_node *node)
+{
+	int fd;
+
+	pthread_rwlock_rdlock(&fs->population);
+	fd = node_open(fs, node, NULL, O_RDONLY | O_DIRECTORY);
+	pthread_rwlock_unlock(&fs->population);
+	return fd;
 }
 
 /* A READDIR reply being filled. */
@@ -1467,16 +1494,28 @@ static bool reply_add(struct listing_reply *reply, const char *name, ino_t ino, 
 	return true;
 }
 
+/* "." and "..", those after offset. False when the reply is full. */
+static bool reply_add_dots(struct listing_reply *reply, const struct fs_node *node, off_t offset)
+{
+	struct fs *fs = fs_of(reply->req);
+	ino_t parent_ino;
+
+	pthread_mutex_lock(&fs->mutex);
+	parent_ino = node->parent ? node->parent->ino : node->ino;
+	pthread_mutex_unlock(&fs->mutex);
+	if (offset < OFFSET_DOT && !reply_add(reply, ".", node->ino, S_IFDIR, OFFSET_DOT))
+		return false;
+	return offset >= OFFSET_DOTDOT || reply_add(reply, "..", parent_ino, S_IFDIR, OFFSET_DOTDOT);
+}
+
 /* The listing of a lazy dir: ".", "..", then the plan's children. */
-static void readdir_plan(struct listing_reply *reply, uint32_t plan_dir, off_t offset)
+static void readdir_plan(struct listing_reply *reply, const struct fs_node *node,
+			 uint32_t plan_dir, off_t offset)
 {
 	const struct plan *plan = fs_of(reply->req)->config->plan;
 	const struct plan_node *planned = &plan->nodes[plan_dir];
-	ino_t ino = plan_ino(plan_dir);
 
-	if (offset < OFFSET_DOT && !reply_add(reply, ".", ino, S_IFDIR, OFFSET_DOT))
-		return;
-	if (offset < OFFSET_DOTDOT && !reply_add(reply, "..", ino, S_IFDIR, OFFSET_DOTDOT))
+	if (!reply_add_dots(reply, node, offset))
 		return;
 	for (size_t i = offset < OFFSET_FIRST_CHILD ? 0 : (size_t)(offset - OFFSET_FIRST_CHILD) + 1;
 	     i < planned->child_count; i++) {
@@ -1512,16 +1551,14 @@ static off_t planned_offset(const char *name, void *arg)
 }
 
 /* Reads node's listing anew from its upper dir: fd, or opened now when the
- * handle was opened lazy. Under listing_lock_of(node). 0 or -errno. */
+ * handle was opened below a lazy dir. Under listing_lock_of(node). 0 or -errno. */
 static int listing_refresh(struct fs *fs, struct fs_node *node, int fd)
 {
 	struct planned_listing planned = { fs->config->plan, node->listed_plan_dir };
 	int opened = -1, rc;
 
 	if (fd < 0) {
-		pthread_rwlock_rdlock(&fs->population);
-		fd = opened = node_open(fs, node, NULL, O_RDONLY | O_DIRECTORY);
-		pthread_rwlock_unlock(&fs->population);
+		fd = opened = node_open_dir(fs, node);
 		if (fd < 0)
 			return fd;
 	}
@@ -1544,15 +1581,8 @@ static int listing_refresh(struct fs *fs, struct fs_node *node, int fd)
 static void readdir_upper(struct listing_reply *reply, struct fs_node *node, off_t offset)
 {
 	const struct listing *listing = node->listing;
-	struct fs *fs = fs_of(reply->req);
-	ino_t parent_ino;
 
-	pthread_mutex_lock(&fs->mutex);
-	parent_ino = node->parent ? node->parent->ino : node->ino;
-	pthread_mutex_unlock(&fs->mutex);
-	if (offset < OFFSET_DOT && !reply_add(reply, ".", node->ino, S_IFDIR, OFFSET_DOT))
-		return;
-	if (offset < OFFSET_DOTDOT && !reply_add(reply, "..", parent_ino, S_IFDIR, OFFSET_DOTDOT))
+	if (!reply_add_dots(reply, node, offset))
 		return;
 	for (size_t i = listing_after(listing, offset); i < listing->count; i++) {
 		const struct listing_entry *entry = &listing->entries[i];
@@ -1580,7 +1610,7 @@ static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 	plan_dir = node->plan_dir;
 	pthread_rwlock_unlock(&fs->population);
 	if (plan_dir != PLAN_NONE) {
-		readdir_plan(&reply, plan_dir, offset);
+		readdir_plan(&reply, node, plan_dir, offset);
 	} else {
 		/* A rewind sees the dir as it is now; a handle going on is given
 		 * what follows its offset in the listing read last. */
@@ -1620,7 +1650,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	fuse_reply_err(req, 0);
 }
 
-/* Syncs node's upper dir: fd, or opened now. A lazy dir has nothing to
+/* Syncs node's upper dir: fd, or opened now (node_open_dir). A lazy dir has nothing to
  * sync, nor has a removed one (as on ext4 or tmpfs). 0 or -errno. */
 static int sync_dir(struct fs *fs, struct fs_node *node, int fd, int datasync)
 {
@@ -1631,9 +1661,9 @@ static int sync_dir(struct fs *fs, struct fs_node *node, int fd, int datasync)
 
 		pthread_rwlock_rdlock(&fs->population);
 		lazy = node->plan_dir != PLAN_NONE;
-		if (!lazy)
-			fd = opened = node_open(fs, node, NULL, O_RDONLY | O_DIRECTORY);
 		pthread_rwlock_unlock(&fs->population);
+		if (!lazy)
+			fd = opened = node_open_dir(fs, node);
 		if (lazy || (fd == -ENOENT && node_is_removed(fs, node)))
 			return 0;
 		if (fd < 0)
@@ -2074,6 +2104,7 @@ struct fs *fs_new(const struct fs_config *config, struct error *err)
 	fs->root.listed_plan_dir = PLAN_NONE;
 	fs->root.stub_volume = -1;
 	rwlock_init_prefer_writer(&fs->population);
+	rwlock_init_prefer_writer(&fs->renaming);
 	fs->root.lookups = 2;
 	plan_lower_index_build(&fs->stubs, config->plan);
 	return fs;
@@ -2097,6 +2128,7 @@ void fs_free(struct fs *fs)
 		listing_free(fs->root.listing);
 	free(fs->root.listing);
 	pthread_rwlock_destroy(&fs->population);
+	pthread_rwlock_destroy(&fs->renaming);
 	free(fs->buckets);
 	plan_lower_index_free(&fs->stubs);
 	pthread_mutex_destroy(&fs->mutex);

@@ -4,6 +4,7 @@
 # as on a plain dir and as the preview's populated dirs give it. A lazy
 # dir, listed from the plan (readdir_plan), gives its own inode for ".."
 # instead, so d_ino of ".." is not stat("..").st_ino there.
+# Fixed: both listings give ".." the parent node's inode.
 set -u
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 require_root_fuse

@@ -8,6 +8,8 @@
 # numbers them into p1/d's listing, which the kernel then keeps. A plain
 # dir never lists another's entries. (A create by the held fd lands in the
 # other dir the same way: op_create resolves the path too.)
+# Fixed: a path is built and opened under fs->renaming, which a rename
+# holds for writing from the upper's rename to the nodes'.
 set -u
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 require_root_fuse

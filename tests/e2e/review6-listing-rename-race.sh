@@ -6,6 +6,8 @@
 # rename(2) on the upper and the nodes following it, that path names
 # nothing: getdents(2) and fsync(2) on a dir that exists all along, held
 # open, fail with ENOENT. On a plain dir they never fail.
+# Fixed: a path is built and opened under fs->renaming, which a rename
+# holds for writing from the upper's rename to the nodes'.
 set -u
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 require_root_fuse
