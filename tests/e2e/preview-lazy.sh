@@ -163,6 +163,7 @@ mount_union "$ro2" "$bigvol" && tree_checksum "$ro2" >"$SCRATCH/big.sum"
 tap_ok $? "its read-only view"
 unmount_union "$ro2"
 bigupper=$SCRATCH/bigupper
+export MOUNT_TIMEOUT=60 # a new upper is synced: slow on a busy machine
 
 # A population holds back no reader: a file of another lazy dir is read while
 # the 1000-part partition is being populated (its upper dir has children and
@@ -205,7 +206,6 @@ tap_ok $? "a file of another lazy dir is read while a population is under way" |
 unmount_union "$mnt"
 rm -rf "$bigupper"
 landed=0
-export MOUNT_TIMEOUT=60 # a new upper is synced: slow on a busy machine
 for i in 1 2 3; do
 	mount_union "$mnt" "$bigvol" -- -o "upper=$bigupper"
 	tap_ok $? "mount $i of the 1000-part volume" || break
