@@ -19,12 +19,14 @@
  * without a stub file) or the plan's content. Anything that changes entries
  * populates their directory first (dir_populate), anything that changes a
  * node makes it an upper file first (node_make_upper): both populate the lazy
- * directories on the way, under fs->population held for writing, and adopt
+ * directories on the way, one populate at a time (fs->populating), and adopt
  * the nodes the kernel knows there (same node, same st_ino: a node keeps the
- * st_ino it was first shown with). Readers of plan_node and plan_dir hold
- * fs->population for reading, or node->lock: a populate changes them under
- * both. Population never goes back: a node that is an upper file, or a dir
- * that is populated, stays so. */
+ * st_ino it was first shown with). The upper dir is filled and synced while
+ * readers go on serving it from the plan; only the switch to the upper (the
+ * adoption) holds fs->population for writing. Readers of plan_node and
+ * plan_dir hold fs->population for reading, or node->lock: a populate changes
+ * them under both. Population never goes back: a node that is an upper file,
+ * or a dir that is populated, stays so. */
 #include "fs.h"
 
 #include <dirent.h>
@@ -127,8 +129,13 @@ struct fs {
 	const struct fs_config *config;
 	struct fuse_session *session; /* NULL until fs_set_session */
 	struct plan_lower_index stubs; /* the files a stub may name */
-	/* Held for writing by a populate; for reading by whoever reads a
-	 * node's plan_node or plan_dir. Taken before any node's locks. */
+	/* Held by a populate from start to end: what it fills in the upper
+	 * nothing else changes, and what is lazy changes under it only.
+	 * Taken before fs->population. */
+	pthread_mutex_t populating;
+	/* Held for writing by a populate's switch to the upper; for reading
+	 * by whoever reads a node's plan_node or plan_dir. Taken before any
+	 * node's locks. */
 	pthread_rwlock_t population;
 	bool opendir_is_optional; /* the kernel opens dirs by itself if told ENOSYS */
 	/* Each guards the listings of the nodes at some addresses: a mutex in
@@ -726,7 +733,8 @@ static int copy_up(struct fs *fs, struct fs_node *node, off_t keep)
 /* ---- population of lazy dirs ---- */
 
 /* The nodes the kernel knows in a dir just populated become its new upper
- * files, keeping their st_ino (node->ino). Under fs->population, written. */
+ * files, keeping their st_ino (node->ino). Under fs->population, written:
+ * no lookup adds a plan node to the dir meanwhile. */
 static void adopt_children(struct fs *fs, struct fs_node *dir, int dir_fd, uint32_t plan_dir)
 {
 	const struct plan_node *planned = &fs->config->plan->nodes[plan_dir];
@@ -756,7 +764,8 @@ static void adopt_children(struct fs *fs, struct fs_node *dir, int dir_fd, uint3
 	}
 }
 
-/* Populates dir, an upper dir still lazy. Under fs->population, written. */
+/* Populates dir, an upper dir still lazy: fills it while readers serve it
+ * from the plan, then switches it to the upper. Under fs->populating. */
 static int populate_dir(struct fs *fs, struct fs_node *dir)
 {
 	int fd = node_open(fs, dir, NULL, O_RDONLY | O_DIRECTORY), rc = fd;
@@ -771,10 +780,12 @@ static int populate_dir(struct fs *fs, struct fs_node *dir)
 		log_entry(fs, dir, NULL, why);
 		free(why);
 	} else {
+		pthread_rwlock_wrlock(&fs->population);
 		adopt_children(fs, dir, fd, dir->plan_dir);
 		pthread_rwlock_wrlock(&dir->lock);
 		dir->plan_dir = PLAN_NONE;
 		pthread_rwlock_unlock(&dir->lock);
+		pthread_rwlock_unlock(&fs->population);
 		metrics_add(METRIC_POPULATES, 1);
 	}
 	if (fd >= 0)
@@ -783,7 +794,7 @@ static int populate_dir(struct fs *fs, struct fs_node *dir)
 }
 
 /* Populates the lazy dirs above node, which then has an upper file, and
- * node itself when entries. Under fs->population, written. */
+ * node itself when entries. Under fs->populating. */
 static int populate_locked(struct fs *fs, struct fs_node *node, bool entries)
 {
 	int rc;
@@ -808,9 +819,9 @@ static int populate(struct fs *fs, struct fs_node *node, bool entries)
 	pthread_rwlock_unlock(&fs->population);
 	if (!lazy)
 		return 0;
-	pthread_rwlock_wrlock(&fs->population);
+	pthread_mutex_lock(&fs->populating);
 	rc = populate_locked(fs, node, entries);
-	pthread_rwlock_unlock(&fs->population);
+	pthread_mutex_unlock(&fs->populating);
 	return rc;
 }
 
@@ -2103,6 +2114,7 @@ struct fs *fs_new(const struct fs_config *config, struct error *err)
 	fs->root.plan_node = fs->root.plan_dir = PLAN_NONE; /* populated when made */
 	fs->root.listed_plan_dir = PLAN_NONE;
 	fs->root.stub_volume = -1;
+	pthread_mutex_init(&fs->populating, NULL);
 	rwlock_init_prefer_writer(&fs->population);
 	rwlock_init_prefer_writer(&fs->renaming);
 	fs->root.lookups = 2;
@@ -2129,6 +2141,7 @@ void fs_free(struct fs *fs)
 	free(fs->root.listing);
 	pthread_rwlock_destroy(&fs->population);
 	pthread_rwlock_destroy(&fs->renaming);
+	pthread_mutex_destroy(&fs->populating);
 	free(fs->buckets);
 	plan_lower_index_free(&fs->stubs);
 	pthread_mutex_destroy(&fs->mutex);

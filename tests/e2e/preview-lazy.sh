@@ -7,7 +7,8 @@
 # before its population) give the same tree as on a copy, through the mount,
 # after a remount, and through `vmunion materialize --upper`. A population
 # interrupted by a crash (its leftovers made by hand, then a real kill -9
-# while a 2000-part partition is populated) is completed by the next one.
+# while a 2000-part partition is populated) is completed by the next one, and
+# holds back no reader of another dir meanwhile.
 set -u
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 require_root_fuse
@@ -162,8 +163,49 @@ mount_union "$ro2" "$bigvol" && tree_checksum "$ro2" >"$SCRATCH/big.sum"
 tap_ok $? "its read-only view"
 unmount_union "$ro2"
 bigupper=$SCRATCH/bigupper
-landed=0
 export MOUNT_TIMEOUT=60 # a new upper is synced: slow on a busy machine
+
+# A population holds back no reader: a file of another lazy dir is read while
+# the 1000-part partition is being populated (its upper dir has children and
+# is still marked lazy before and after the read).
+other=$(cd "$bigvol" && find . -type f -name '*.bin' ! -path "./$bigpart/*" | head -n 1)
+mount_union "$mnt" "$bigvol" -- -o "upper=$bigupper"
+tap_ok $? "mounted the 1000-part volume with a fresh upper" || tap_done
+python3 - "$mnt" "$bigupper/tree" "$bigpart" "$other" "$bigvol" <<'PY' >"$SCRATCH/reader.out" 2>&1
+import os, sys, threading
+mnt, tree, part, other, volume = sys.argv[1:]
+upper_dir = os.path.join(tree, part)
+def lazy():
+    try:
+        os.getxattr(upper_dir, "user.vmunionfs.plan")
+        return True
+    except OSError:
+        return False
+def filling():
+    try:
+        with os.scandir(upper_dir) as entries:  # made once its parents are
+            return next(entries, None) is not None and lazy()
+    except FileNotFoundError:
+        return False
+maker = threading.Thread(target=os.mkdir, args=(os.path.join(mnt, part, "new"),))
+maker.start()
+while not filling():
+    if not maker.is_alive():
+        sys.exit("the population ended before it was seen under way")
+with open(os.path.join(mnt, other), "rb") as f:
+    data = f.read()
+during = lazy()
+maker.join()
+with open(os.path.join(volume, other), "rb") as f:
+    same = data == f.read()
+print("read during the population:", during, "same bytes:", same, "lazy after:", lazy())
+sys.exit(0 if during and same and not lazy() else 1)
+PY
+tap_ok $? "a file of another lazy dir is read while a population is under way" ||
+	tap_diag "$(cat "$SCRATCH/reader.out")"
+unmount_union "$mnt"
+rm -rf "$bigupper"
+landed=0
 for i in 1 2 3; do
 	mount_union "$mnt" "$bigvol" -- -o "upper=$bigupper"
 	tap_ok $? "mount $i of the 1000-part volume" || break
