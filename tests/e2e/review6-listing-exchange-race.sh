@@ -22,8 +22,10 @@ preview_of_two
 # removed by the held fd first, so that the kernel drops its cached
 # listing). Prints each listing that had a name of the other dir.
 cat >"$SCRATCH/swap.py" <<'PY'
-import ctypes, os, struct, sys, threading, time
-GETDENTS64 = {'x86_64': 217, 'aarch64': 61}[os.uname().machine]
+import ctypes, os, sys, threading, time
+sys.dont_write_bytecode = True  # nothing written into the source tree
+sys.path.insert(0, os.path.join(os.environ['top_srcdir'], 'tests/e2e'))
+import getdents
 RENAME_EXCHANGE = 2
 libc = ctypes.CDLL(None, use_errno=True)
 parent, seconds = sys.argv[1], float(sys.argv[2])
@@ -40,7 +42,6 @@ def swap():
             raise OSError(ctypes.get_errno(), 'renameat2')
 thread = threading.Thread(target=swap)
 thread.start()
-buf = ctypes.create_string_buffer(65536)
 listings = 0
 while time.time() < stop:
     try:
@@ -49,14 +50,7 @@ while time.time() < stop:
     except OSError:
         pass  # not what this test is about
     os.lseek(held, 0, os.SEEK_SET)
-    got = libc.syscall(GETDENTS64, held, buf, len(buf))
-    if got < 0:
-        raise OSError(ctypes.get_errno(), 'getdents64')
-    names, at = [], 0
-    while at < got:
-        reclen = struct.unpack_from('<H', buf.raw, at + 16)[0]
-        names.append(buf.raw[at + 19:at + reclen].split(b'\0', 1)[0].decode())
-        at += reclen
+    names = getdents.some(held, 65536)
     if any(name.startswith('b') for name in names):
         print(' '.join(names))
     listings += 1
