@@ -353,6 +353,23 @@ static void check_header_values(struct check_ctx *c, struct part_job *job)
 	free(path);
 }
 
+/* Why a file the part needs is not in the plan: the plan takes only regular
+ * files into a part, so one that is there under another type must be named
+ * for what it is, or the operator looks for a file that exists. */
+static const char *absent_file_reason(const struct check_ctx *c, const struct part_job *job,
+				      const char *path)
+{
+	const struct vnode *entry = vnode_at(&c->plan->volumes[job->volume].root, path);
+
+	if (!entry)
+		return "missing: every live part needs it (vmstorage cannot open the part "
+		       "without it)";
+	if (S_ISLNK(entry->st.st_mode))
+		return "a symlink, not a regular file: vmunion follows no symlink inside a "
+		       "part; put the file itself in its place";
+	return "not a regular file: every live part needs it as one";
+}
+
 static void check_required_file(struct check_ctx *c, struct part_job *job, uint32_t node,
 				const char *name)
 {
@@ -360,9 +377,8 @@ static void check_required_file(struct check_ctx *c, struct part_job *job, uint3
 	char *path = xasprintf("%s/%s", job->path, name);
 
 	if (!file) {
-		add_finding(&c->findings, CHECK_ERROR, job->volume, path,
-			    "missing: every live part needs it (vmstorage cannot open the part "
-			    "without it)");
+		add_finding(&c->findings, CHECK_ERROR, job->volume, path, "%s",
+			    absent_file_reason(c, job, path));
 		job->usable = false;
 	} else if (file->size == 0 && must_not_be_empty(name)) {
 		add_finding(&c->findings, CHECK_ERROR, job->volume, path, "empty file");
