@@ -176,6 +176,24 @@ static bool holds_view(const struct job *job)
 	return true;
 }
 
+/* DEST that stat cannot find may still be a symlink to nothing: mkdir
+ * would fail on it with EEXIST, after the run had called DEST unfinished. */
+static int check_dangling_dest(const struct job *job, struct error *err)
+{
+	char target[PATH_MAX];
+	ssize_t len;
+	struct stat st;
+
+	if (lstat(job->dest, &st) < 0 || !S_ISLNK(st.st_mode))
+		return 0;
+	len = readlink(job->dest, target, sizeof(target) - 1);
+	target[len < 0 ? 0 : len] = '\0';
+	return error_set(err, ENOTDIR,
+			 "%s: DEST is a dangling symlink (to %s, which does not exist): give an "
+			 "existing directory or a new name",
+			 job->dest, len < 0 ? "?" : target);
+}
+
 /* DEST must be missing, empty, finished, or an unfinished materialize of
  * this plan. */
 static int inspect_dest(struct job *job, struct error *err)
@@ -192,7 +210,7 @@ static int inspect_dest(struct job *job, struct error *err)
 	if (stat(job->dest, &st) < 0) {
 		if (errno != ENOENT)
 			return error_set(err, errno, "%s: %s", job->dest, strerror(errno));
-		return 0;
+		return check_dangling_dest(job, err);
 	}
 	if (!S_ISDIR(st.st_mode))
 		return error_set(err, ENOTDIR, "%s: DEST is not a directory", job->dest);
@@ -594,10 +612,10 @@ static void usage(FILE *out)
 	      "  -h, --help       show this help\n"
 	      "\n"
 	      "Exit status: 0 done (or done already); 1 refused before writing (the\n"
-	      "volumes cannot be merged, DEST is not empty, inside a volume, of another\n"
-	      "plan, too small, or on another filesystem for link/reflink; a vmstorage\n"
-	      "holds TARGET); 2 an I/O error (DEST or TARGET is left unfinished: rerun\n"
-	      "to resume); 64 wrong usage.\n",
+	      "volumes cannot be merged, DEST is not empty, a dangling symlink, inside\n"
+	      "a volume, of another plan, too small, or on another filesystem for\n"
+	      "link/reflink; a vmstorage holds TARGET); 2 an I/O error (DEST or\n"
+	      "TARGET is left unfinished: rerun to resume); 64 wrong usage.\n",
 	      out);
 }
 
