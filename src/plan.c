@@ -1241,10 +1241,9 @@ static void finish_nodes(struct plan *plan)
 	}
 }
 
-/* The directory at node's path in the first volume (in the order given) that has one. */
 /* The permission bits a volume directory grants the owner uid, its group gid
- * and others, placed as user, group and other bits; with its setuid, setgid
- * and sticky bits. */
+ * and others, placed as user, group and other bits; with its setuid and
+ * setgid bits. */
 static uint32_t granted_mode(const struct vnode_stat *st, uid_t uid, gid_t gid)
 {
 	uint32_t user = st->st_uid == uid ? st->st_mode >> 6 : st->st_gid == gid ? st->st_mode >> 3
@@ -1252,12 +1251,22 @@ static uint32_t granted_mode(const struct vnode_stat *st, uid_t uid, gid_t gid)
 	uint32_t group = st->st_gid == gid ? st->st_mode >> 3 : st->st_mode;
 
 	return (user & 07) << 6 | (group & 07) << 3 | (st->st_mode & 07) |
-	       (st->st_mode & (S_ISUID | S_ISGID | S_ISVTX));
+	       (st->st_mode & (S_ISUID | S_ISGID));
+}
+
+/* Narrows attr, owned as a first source directory, to what the source
+ * directory st also grants. The sticky bit is a restriction, not a grant:
+ * kept when any source has it. */
+static void narrow_dir_attr(struct plan_attr *attr, const struct vnode_stat *st)
+{
+	attr->mode = (attr->mode & (S_IFMT | S_ISVTX | granted_mode(st, attr->uid, attr->gid))) |
+		     (st->st_mode & S_ISVTX);
 }
 
 /* A directory several volumes hold is owned as the first volume's, and grants
  * no one more than each volume's directory at its path grants: a private
- * volume stays private through the mount. False if no volume holds it. */
+ * volume stays private through the mount. It is sticky if any of them is.
+ * False if no volume holds it. */
 static bool merged_dir_attr(const struct plan *plan, uint32_t node, struct plan_attr *attr,
 			    struct timespec *mtime)
 {
@@ -1274,7 +1283,7 @@ static bool merged_dir_attr(const struct plan *plan, uint32_t node, struct plan_
 			*mtime = dir->st.st_mtim;
 			found = true;
 		}
-		attr->mode &= S_IFMT | granted_mode(&dir->st, attr->uid, attr->gid);
+		narrow_dir_attr(attr, &dir->st);
 	}
 	free(path);
 	return found;

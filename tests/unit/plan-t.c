@@ -749,8 +749,9 @@ static void test_merged_dir_mode(void)
 	ok(attr_is(&m, "", S_IFDIR | 0700, 77, 88),
 	   "a private volume root makes the merged root private to its owner");
 	ok(attr_is(&m, "cache", S_IFDIR | 0700, 77, 88), "... and the dirs no volume holds");
-	ok(attr_is(&m, "data/small/2024_01", S_IFDIR | 0555, 11, 22),
-	   "each class gets what every volume's dir grants it; setgid/sticky only if all have them");
+	ok(attr_is(&m, "data/small/2024_01", S_IFDIR | 01555, 11, 22),
+	   "each class gets what every volume's dir grants it; setgid only if all have it, "
+	   "sticky if any has it");
 	ok(attr_is(&m, "data/big", S_IFDIR | 0500, 11, 22),
 	   "the owner gets a dir's user bits if it owns it, its group bits if its group does; "
 	   "the group gets the other bits of a dir another group owns");
