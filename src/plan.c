@@ -202,6 +202,28 @@ static struct plan_attr attr_of(const struct vnode_stat *st)
 				   .blocks = (uint64_t)st->st_blocks };
 }
 
+/* The permission bits a volume directory grants the owner uid, its group gid
+ * and others, placed as user, group and other bits; with its setuid and
+ * setgid bits. */
+static uint32_t granted_mode(const struct vnode_stat *st, uid_t uid, gid_t gid)
+{
+	uint32_t user = st->st_uid == uid ? st->st_mode >> 6 : st->st_gid == gid ? st->st_mode >> 3
+										: st->st_mode;
+	uint32_t group = st->st_gid == gid ? st->st_mode >> 3 : st->st_mode;
+
+	return (user & 07) << 6 | (group & 07) << 3 | (st->st_mode & 07) |
+	       (st->st_mode & (S_ISUID | S_ISGID));
+}
+
+/* Narrows attr, owned as a first source directory, to what the source
+ * directory st also grants. The sticky bit is a restriction, not a grant:
+ * kept when any source has it. */
+static void narrow_dir_attr(struct plan_attr *attr, const struct vnode_stat *st)
+{
+	attr->mode = (attr->mode & (S_IFMT | S_ISVTX | granted_mode(st, attr->uid, attr->gid))) |
+		     (st->st_mode & S_ISVTX);
+}
+
 /* Takes lower_path. */
 static void add_lower(struct plan *plan, uint32_t parent, const char *name, int volume,
 		      char *lower_path, const struct vnode_stat *st)
@@ -1003,6 +1025,26 @@ static bool all_have_flag(const struct table_ref *refs, size_t count, enum table
 	return any;
 }
 
+/* A merged table is owned as the table whose name it takes, and grants no one
+ * more than every table merged into it grants: a table kept private on its
+ * volume is not served through another volume's open one. */
+static void table_attr(struct plan *plan, uint32_t dir, const struct source_dir *sources,
+		       size_t count, const char *name)
+{
+	struct plan_node *node = &plan->nodes[dir];
+	const struct vnode *named = sources[0].dir;
+
+	for (size_t i = 0; i < count; i++)
+		if (strcmp(sources[i].dir->name, name) == 0) {
+			named = sources[i].dir;
+			break;
+		}
+	node->attr = attr_of(&named->st);
+	node->mtime = named->st.st_mtim;
+	for (size_t i = 0; i < count; i++)
+		narrow_dir_attr(&node->attr, &sources[i].dir->st);
+}
+
 /* One merged table: the union of the parts of every table of that role. */
 static void merge_table(struct plan *plan, const struct table_ref *refs, size_t count,
 			enum table_role role, const char *name)
@@ -1045,6 +1087,7 @@ static void merge_table(struct plan *plan, const struct table_ref *refs, size_t 
 		used++;
 	}
 	merge_parts(plan, path, sources, used, true, &merged, NULL);
+	table_attr(plan, dir, sources, used, name);
 	if (uses_parts_json(plan->target)) {
 		char *json = partsjson_format_table(&merged);
 
@@ -1241,23 +1284,10 @@ static void finish_nodes(struct plan *plan)
 	}
 }
 
-/* The directory at node's path in the first volume (in the order given) that has one. */
-/* The permission bits a volume directory grants the owner uid, its group gid
- * and others, placed as user, group and other bits; with its setuid, setgid
- * and sticky bits. */
-static uint32_t granted_mode(const struct vnode_stat *st, uid_t uid, gid_t gid)
-{
-	uint32_t user = st->st_uid == uid ? st->st_mode >> 6 : st->st_gid == gid ? st->st_mode >> 3
-										: st->st_mode;
-	uint32_t group = st->st_gid == gid ? st->st_mode >> 3 : st->st_mode;
-
-	return (user & 07) << 6 | (group & 07) << 3 | (st->st_mode & 07) |
-	       (st->st_mode & (S_ISUID | S_ISGID | S_ISVTX));
-}
-
 /* A directory several volumes hold is owned as the first volume's, and grants
  * no one more than each volume's directory at its path grants: a private
- * volume stays private through the mount. False if no volume holds it. */
+ * volume stays private through the mount. It is sticky if any of them is.
+ * False if no volume holds it. */
 static bool merged_dir_attr(const struct plan *plan, uint32_t node, struct plan_attr *attr,
 			    struct timespec *mtime)
 {
@@ -1274,17 +1304,17 @@ static bool merged_dir_attr(const struct plan *plan, uint32_t node, struct plan_
 			*mtime = dir->st.st_mtim;
 			found = true;
 		}
-		attr->mode &= S_IFMT | granted_mode(&dir->st, attr->uid, attr->gid);
+		narrow_dir_attr(attr, &dir->st);
 	}
 	free(path);
 	return found;
 }
 
-/* What stat shows of the nodes add_lower and add_parts did not take from a
- * volume entry. A directory has the owner and mtime of the first volume
- * holding a directory at its path and the mode they all grant (above), else
- * its parent's (a merged table, a dir the merge makes); its nlink counts the
- * plan's subdirectories. A synthesized file is 0644, owned by the first
+/* What stat shows of the nodes add_lower, add_parts and table_attr did not
+ * take from volume entries. A directory has the owner and mtime of the first
+ * volume holding a directory at its path and the mode they all grant (above),
+ * else its parent's (a dir the merge makes); its nlink counts the plan's
+ * subdirectories. A synthesized file is 0644, owned by the first
  * volume's root. Parents come before their children in nodes[]. */
 static void fill_attrs(struct plan *plan)
 {

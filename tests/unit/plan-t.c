@@ -749,11 +749,45 @@ static void test_merged_dir_mode(void)
 	ok(attr_is(&m, "", S_IFDIR | 0700, 77, 88),
 	   "a private volume root makes the merged root private to its owner");
 	ok(attr_is(&m, "cache", S_IFDIR | 0700, 77, 88), "... and the dirs no volume holds");
-	ok(attr_is(&m, "data/small/2024_01", S_IFDIR | 0555, 11, 22),
-	   "each class gets what every volume's dir grants it; setgid/sticky only if all have them");
+	ok(attr_is(&m, "data/small/2024_01", S_IFDIR | 01555, 11, 22),
+	   "each class gets what every volume's dir grants it; setgid only if all have it, "
+	   "sticky if any has it");
 	ok(attr_is(&m, "data/big", S_IFDIR | 0500, 11, 22),
 	   "the owner gets a dir's user bits if it owns it, its group bits if its group does; "
 	   "the group gets the other bits of a dir another group owns");
+	merged_free(&m);
+}
+
+/* A table merged into another volume's table of its role grants no one more
+ * than both; owned as the table whose name the merge takes. */
+static void test_merged_table_mode(void)
+{
+	struct merged m;
+
+	reset_scratch();
+	b2_volume("a", "18EB000000000100", "a");
+	data_part("b", "data/small/2024_01/18EB000000000101", "b");
+	put("b", "data/small/2024_01/parts.json",
+	    "{\"Small\":[\"18EB000000000101\"],\"Big\":[]}");
+	dir("b", "data/big/2024_01");
+	put("b", "flock.lock", "");
+	put("b", "indexdb/18EB000000000004/parts.json", "[]");
+	put("b", "indexdb/18EB000000000005/parts.json", "[]");
+	put("b", "indexdb/18EB000000000006/parts.json", "[]");
+	chattr("a", "indexdb/18EB000000000001", 01750, 33, 44);
+	chattr("b", "indexdb/18EB000000000004", 0755, 33, 44);
+	chattr("a", "indexdb/18EB000000000002", 0700, 55, 66);
+	chattr("b", "indexdb/18EB000000000005", 0755, 33, 44);
+	chattr("a", "indexdb/18EB000000000003", 0751, 33, 44);
+	chattr("b", "indexdb/18EB000000000006", 0751, 33, 44);
+	merge(&m, "a", "b", NULL);
+	is_int(m.rc, 0, "merged table mode: merged");
+	ok(attr_is(&m, "indexdb/18EB000000000004", S_IFDIR | 01750, 33, 44),
+	   "a merged table grants only what every table merged into it grants, sticky if any is");
+	ok(attr_is(&m, "indexdb/18EB000000000005", S_IFDIR, 33, 44),
+	   "a table another owner keeps 0700 leaves the merged table to no one but root");
+	ok(attr_is(&m, "indexdb/18EB000000000006", S_IFDIR | 0751, 33, 44),
+	   "a table merged from tables granting alike keeps their mode");
 	merged_free(&m);
 }
 
@@ -779,6 +813,7 @@ int main(void)
 	test_min_timestamp();
 	test_attributes();
 	test_merged_dir_mode();
+	test_merged_table_mode();
 	remove_tree_at(AT_FDCWD, scratch);
 	return done_testing();
 }
