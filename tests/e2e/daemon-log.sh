@@ -10,10 +10,7 @@ set -u
 require_root_fuse
 require_cmd truncate
 
-vols="$SCRATCH/vols"
-copy_volume "$DATA_DIR/v1.79.5/node0" "$vols/node0" &&
-	copy_volume "$DATA_DIR/v1.79.5/node1" "$vols/node1"
-tap_ok $? "copied two volumes" || tap_bail "cannot copy the sample volumes"
+copy_two_volumes
 mnt=$(scratch_dir mnt)
 # No -f: the daemon runs in the background, as an operator starts it.
 mount_union "$mnt" "$vols/node0" "$vols/node1"

@@ -735,11 +735,17 @@ padded_set() {
 # preview_of_two : writable copies of v1.79.5 node0 and node1 in
 # $SCRATCH/vols (snapshotted), mounted as a preview at $mnt (upper
 # $SCRATCH/upper).
-preview_of_two() {
+# copy_two_volumes: copies the sample's node0 and node1 into $vols (set to
+# $SCRATCH/vols), for a test that changes them; bails out if it cannot.
+copy_two_volumes() {
 	vols="$SCRATCH/vols"
 	copy_volume "$DATA_DIR/v1.79.5/node0" "$vols/node0" &&
 		copy_volume "$DATA_DIR/v1.79.5/node1" "$vols/node1"
 	tap_ok $? "copied two volumes" || tap_bail "cannot copy the sample volumes"
+}
+
+preview_of_two() {
+	copy_two_volumes
 	snapshot_volumes "$vols/node0" "$vols/node1"
 	mnt=$(scratch_dir mnt)
 	mount_union "$mnt" "$vols/node0" "$vols/node1" -- -o "upper=$SCRATCH/upper"

@@ -11,10 +11,7 @@ set -u
 require_root_fuse
 require_cmd prlimit setpriv
 
-vols="$SCRATCH/vols"
-copy_volume "$DATA_DIR/v1.79.5/node0" "$vols/node0" &&
-	copy_volume "$DATA_DIR/v1.79.5/node1" "$vols/node1"
-tap_ok $? "copied two volumes" || tap_bail "cannot copy the sample volumes"
+copy_two_volumes
 chmod -R go+rX "$vols"
 snapshot_volumes "$vols/node0" "$vols/node1"
 chmod 0755 "$SCRATCH"

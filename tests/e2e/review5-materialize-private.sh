@@ -12,10 +12,7 @@ require_cmd setpriv
 [ "$(id -u)" -eq 0 ] || tap_skip_all "needs root (setpriv)"
 [ -x "$VMUNION" ] || tap_bail "$VMUNION not built"
 
-vols="$SCRATCH/vols"
-copy_volume "$DATA_DIR/v1.79.5/node0" "$vols/node0" &&
-	copy_volume "$DATA_DIR/v1.79.5/node1" "$vols/node1"
-tap_ok $? "copied two volumes" || tap_bail "cannot copy the sample volumes"
+copy_two_volumes
 file=$(cd "$vols/node0" && find data/small -name index.bin | sort | head -n 1)
 chmod 0700 "$vols/node0" "$vols/node1"
 chmod 0600 "$vols/node0/$file"

@@ -13,10 +13,7 @@ set -u
 require_root_fuse
 require_cmd setpriv
 
-vols="$SCRATCH/vols"
-copy_volume "$DATA_DIR/v1.79.5/node0" "$vols/node0" &&
-	copy_volume "$DATA_DIR/v1.79.5/node1" "$vols/node1"
-tap_ok $? "copied two volumes" || tap_bail "cannot copy the sample volumes"
+copy_two_volumes
 chmod -R go+rX "$vols"
 # The sample's curr tables: node0's 18EB73DE89BB1CCD is merged into
 # node1's 18EB73DE89D53020 (vmunion plan), which names the merged table.
