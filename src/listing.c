@@ -109,7 +109,8 @@ int listing_read(struct listing *listing, int dir_fd, listing_fixed_offset_fn *f
 	if (rc < 0)
 		return rc;
 	number_entries(listing, entries, count, fixed, arg);
-	qsort(entries, count, sizeof(*entries), compare_offsets);
+	if (count) /* an empty dir has no array, which qsort must not be given */
+		qsort(entries, count, sizeof(*entries), compare_offsets);
 	entries_free(listing->entries, listing->count);
 	listing->entries = entries;
 	listing->count = count;
