@@ -572,9 +572,15 @@ static int guess_from_items(const struct plan *plan, const struct part_job *job,
 	return rc;
 }
 
+/* Data parts tried per volume for its layout. A volume whose first parts
+ * all fail to decode is broken and gets its layout from the indexdb items;
+ * trying every part would read each one's metaindex at every mount. */
+#define LAYOUT_GUESSES 8
+
 static void guess_layouts(struct check_ctx *c)
 {
 	struct check_report *report = c->report;
+	size_t *tries = xcalloc(report->volume_count, sizeof(*tries));
 	int first = -1;
 
 	for (size_t i = 0; i < c->job_count; i++) {
@@ -582,7 +588,8 @@ static void guess_layouts(struct check_ctx *c)
 		struct check_volume *cv = &report->volumes[job->volume];
 		int fd;
 
-		if (cv->cluster_known || job->mergeset || !job->usable)
+		if (cv->cluster_known || job->mergeset || !job->usable ||
+		    tries[job->volume]++ >= LAYOUT_GUESSES)
 			continue;
 		fd = open_part(c->plan, job);
 		if (fd >= 0 && vm_data_part_guess_cluster(fd, &cv->cluster, NULL) == 0)
@@ -612,6 +619,7 @@ static void guess_layouts(struct check_ctx *c)
 				    c->plan->volumes[first].path);
 		}
 	}
+	free(tries);
 }
 
 /* ---- the per-volume sets of (metricID, series hash) ---- */
