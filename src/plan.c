@@ -395,6 +395,16 @@ static void collect_parts(struct plan *plan, const struct source_dir *src,
 		bool listed = src->listed && name_set_contains(&listed_set, entry->name);
 		struct candidate *c;
 
+		/* vmstorage opens a part through a symlink; hiding one would drop
+		 * its rows from the merge without a word. */
+		if (S_ISLNK(entry->st.st_mode)) {
+			refuse(plan, "%s: %s is a symlink: vmstorage would open the part it "
+			       "points to, but vmunion does not follow symlinked parts (put the "
+			       "part directory itself in its place)",
+			       volume_path(plan, src->volume), path);
+			free(path);
+			continue;
+		}
 		if (hidden && listed)
 			refuse(plan, "%s: %s lists part %s, but it cannot be used: %s",
 			       volume_path(plan, src->volume), src->listed_in, entry->name,
