@@ -29,6 +29,10 @@ def ack(line):
 def body(name, size=65536):
     seed = hashlib.sha256(name.encode()).digest()
     return (seed * (size // len(seed) + 1))[:size]
+def write(fd, data):
+    # A short write acknowledged would shift every later append: stop.
+    if os.write(fd, data) != len(data):
+        raise OSError("short write")
 def fsync_dir(path):
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     os.fsync(fd)
@@ -42,7 +46,7 @@ try:
         name = "r%s-f%d" % (round_, i)
         path = os.path.join(d, name)
         fd = os.open(path + ".tmp", os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
-        os.write(fd, body(name))
+        write(fd, body(name))
         os.fsync(fd)
         os.close(fd)
         os.rename(path + ".tmp", path)
@@ -50,7 +54,7 @@ try:
         ack("file %s %s" % (name, hashlib.sha256(body(name)).hexdigest()))
         # Appending to a volume file copies it up first.
         fd = os.open(os.path.join(mnt, victim), os.O_WRONLY | os.O_APPEND)
-        os.write(fd, body(name, 100))
+        write(fd, body(name, 100))
         os.fsync(fd)
         os.close(fd)
         ack("append %s" % name)
