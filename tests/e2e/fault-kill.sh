@@ -29,6 +29,10 @@ def ack(line):
 def body(name, size=65536):
     seed = hashlib.sha256(name.encode()).digest()
     return (seed * (size // len(seed) + 1))[:size]
+def write(fd, data):
+    # A short write acknowledged would shift every later append: stop.
+    if os.write(fd, data) != len(data):
+        raise OSError("short write")
 def fsync_dir(path):
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     os.fsync(fd)
@@ -42,7 +46,7 @@ try:
         name = "r%s-f%d" % (round_, i)
         path = os.path.join(d, name)
         fd = os.open(path + ".tmp", os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
-        os.write(fd, body(name))
+        write(fd, body(name))
         os.fsync(fd)
         os.close(fd)
         os.rename(path + ".tmp", path)
@@ -50,7 +54,7 @@ try:
         ack("file %s %s" % (name, hashlib.sha256(body(name)).hexdigest()))
         # Appending to a volume file copies it up first.
         fd = os.open(os.path.join(mnt, victim), os.O_WRONLY | os.O_APPEND)
-        os.write(fd, body(name, 100))
+        write(fd, body(name, 100))
         os.fsync(fd)
         os.close(fd)
         ack("append %s" % name)
@@ -105,21 +109,42 @@ names = [n for kind, n in acked if kind == "append"]
 def body(name, size):
     seed = hashlib.sha256(name.encode()).digest()
     return (seed * (size // len(seed) + 1))[:size]
+def whose(chunk):
+    """What a 100-byte chunk of the file is: some write's append, or not."""
+    if not chunk:
+        return "end of file"
+    for kind, n in acked:
+        if kind == "file" and chunk == body(n, 100)[:len(chunk)]:
+            return "the append of %s (%d bytes)" % (n, len(chunk))
+    if chunk.count(0) == len(chunk):
+        return "%d zero bytes" % len(chunk)
+    return "%d unknown bytes %s" % (len(chunk), chunk[:16].hex())
+def diverges(pos, expected, why):
+    print("victim diverges at offset %d (%s): expected %s, found %s" %
+          (pos, why, expected, whose(got[pos:pos + 100])))
+    return False
 # Per round (kill), the acknowledged appends in order; then the append of
 # the round's last file may have landed without its acknowledgement.
 ok, pos = got.startswith(orig), len(orig)
+if not ok:
+    at = next((i for i in range(min(len(got), len(orig))) if got[i] != orig[i]),
+              min(len(got), len(orig)))
+    diverges(at, "the volume's own bytes", "the original part")
 for r in sorted({n.split("-")[0] for _, n in acked}, key=lambda x: int(x[1:])):
     files = [n for kind, n in acked if kind == "file" and n.startswith(r + "-")]
     for n in [n for n in names if n.startswith(r + "-")]:
-        ok = ok and got[pos:pos + 100] == body(n, 100)
+        if ok and got[pos:pos + 100] != body(n, 100):
+            ok = diverges(pos, "the acknowledged append of " + n, "round " + r[1:])
         pos += 100
     if files and files[-1] not in names and got[pos:pos + 100] == body(files[-1], 100):
         pos += 100
-ok = ok and pos == len(got)
+if ok and pos != len(got):
+    ok = diverges(pos, "end of file", "after the last round")
 print("victim: %d bytes, %d acknowledged appends: %s" % (len(got), len(names), "ok" if ok else "LOST"))
 sys.exit(0 if ok else 1)
 PY
-tap_ok $? "the copied-up volume file holds its bytes and every fsynced append"
+tap_ok $? "the copied-up volume file holds its bytes and every fsynced append" ||
+	tap_diag "acknowledged: $(tr '\n' ' ' <"$acked")"
 bad=0
 while IFS= read -r f; do
 	[ "$f" = "$victim" ] && continue

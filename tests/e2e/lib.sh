@@ -464,11 +464,12 @@ _mnt_conn() {
 # _daemon_pids BIN MNT : pids running BIN whose last argument is MNT.
 # The daemon forks away from the process we started, so look it up.
 _daemon_pids() {
-	local bin=$1 mnt=$2 p exe last
+	local bin=$1 mnt=$2 p last
 	bin=$(readlink -f "$bin")
+	# -ef stats both (no readlink per process: hundreds of forks take
+	# tens of seconds on a loaded machine).
 	for p in /proc/[0-9]*; do
-		exe=$(readlink "$p/exe" 2>/dev/null) || continue
-		[ "$exe" = "$bin" ] || continue
+		[ "$p/exe" -ef "$bin" ] || continue
 		last=$(tr '\0' '\n' 2>/dev/null <"$p/cmdline" | tail -n 1)
 		[ "$last" = "$mnt" ] && printf '%s\n' "${p#/proc/}"
 	done
