@@ -47,6 +47,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "creds.h"
 #include "listing.h"
 #include "log.h"
@@ -1989,6 +1990,27 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_statfs(req, &st);
 }
 
+/* A dir below a lazy one: the ACL the plan merged, which populate sets on
+ * it. */
+static void reply_plan_acl(fuse_req_t req, const struct plan *plan, uint32_t dir,
+			   const char *name, size_t size)
+{
+	const struct plan_dir_acl *acl = plan_dir_acl_find(plan->dir_acls, plan->dir_acl_count,
+							   dir);
+	bool access = strcmp(name, ACL_ACCESS_XATTR) == 0;
+	const char *value = !acl ? NULL : access ? acl->access : acl->defaults;
+	size_t len = !acl ? 0 : access ? acl->access_len : acl->defaults_len;
+
+	if (!value)
+		fuse_reply_err(req, ENODATA);
+	else if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, value, len);
+}
+
 /* Serves the POSIX ACLs that populate copied from the volumes onto the
  * upper (and those set on the upper's own files): the kernel checks them.
  * The daemon's own xattrs (stub references) stay hidden. */
@@ -1996,17 +2018,19 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 {
 	struct fs *fs = fs_of(req);
 	struct fs_node *node = node_of(req, ino);
+	const struct plan *plan = fs->config->plan;
+	uint32_t plan_dir = PLAN_NONE;
 	char path[64], *buf = NULL;
 	ssize_t len;
 	int fd;
 
-	if (strcmp(name, "system.posix_acl_access") != 0 &&
-	    strcmp(name, "system.posix_acl_default") != 0) {
+	if (strcmp(name, ACL_ACCESS_XATTR) != 0 && strcmp(name, ACL_DEFAULT_XATTR) != 0) {
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
 	/* Below a lazy dir: a volume file's own ACL, which populate copies
-	 * onto its stub; a dir or synthesized file has none. */
+	 * onto its stub, or a dir's the plan merged; a synthesized file has
+	 * none. */
 	pthread_rwlock_rdlock(&fs->population);
 	if (node->plan_node == PLAN_NONE)
 		fd = node_open(fs, node, NULL, O_PATH);
@@ -2014,7 +2038,13 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		fd = lower_open(fs, node);
 	else
 		fd = -ENODATA;
+	if (node->plan_node != PLAN_NONE && plan->nodes[node->plan_node].kind == PLAN_DIR)
+		plan_dir = node->plan_node;
 	pthread_rwlock_unlock(&fs->population);
+	if (plan_dir != PLAN_NONE) {
+		reply_plan_acl(req, plan, plan_dir, name, size);
+		return;
+	}
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return;

@@ -478,8 +478,8 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &st);
 }
 
-/* The only extended attributes served: a volume file's POSIX ACL, part of
- * its permissions. A synthesized file or a merged dir has none. */
+/* The only extended attributes served: a volume file's or dir's POSIX ACL,
+ * part of its permissions. A synthesized file has none. */
 static const char *const acl_names[] = { "system.posix_acl_access",
 					 "system.posix_acl_default" };
 
@@ -491,8 +491,27 @@ static bool is_acl_name(const char *name)
 	return false;
 }
 
-/* Like fgetxattr on the node's volume file: the value's length, or -errno;
- * -ENODATA for a node with no volume file. */
+/* A dir's ACL, the plan's (merged from its volumes' dirs, plan.c). */
+static ssize_t dir_xattr(const struct fs_plan *fs, const struct served_node *node,
+			 const char *name, char *buf, size_t size)
+{
+	const struct plan_dir_acl *acl = plan_dir_acl_find(
+		fs->served.dir_acls, fs->served.dir_acl_count, (uint32_t)(node - fs->served.nodes));
+	bool access = strcmp(name, acl_names[0]) == 0;
+	const char *value = !acl ? NULL : access ? acl->access : acl->defaults;
+	size_t len = !acl ? 0 : access ? acl->access_len : acl->defaults_len;
+
+	if (!value)
+		return -ENODATA;
+	if (size > 0 && size < len)
+		return -ERANGE;
+	if (size > 0)
+		memcpy(buf, value, len);
+	return (ssize_t)len;
+}
+
+/* Like fgetxattr on the node's volume file or dir: the value's length, or
+ * -errno; -ENODATA for a synthesized file. */
 static ssize_t volume_xattr(struct fs_plan *fs, const struct served_node *node,
 			    const char *name, char *buf, size_t size)
 {
@@ -500,6 +519,8 @@ static ssize_t volume_xattr(struct fs_plan *fs, const struct served_node *node,
 	ssize_t len;
 	int rc;
 
+	if (node->kind == PLAN_DIR)
+		return dir_xattr(fs, node, name, buf, size);
 	if (node->kind != PLAN_LOWER_FILE)
 		return -ENODATA;
 	hold = hold_volume_file(fs, node, &rc);

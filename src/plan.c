@@ -3,6 +3,7 @@
  * show exactly the tree a vmstorage of the newest source generation would
  * accept, holding every live part of every volume. */
 #include "plan.h"
+#include "acl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -222,6 +223,108 @@ static void narrow_dir_attr(struct plan_attr *attr, const struct vnode_stat *st)
 {
 	attr->mode = (attr->mode & (S_IFMT | S_ISVTX | granted_mode(st, attr->uid, attr->gid))) |
 		     (st->st_mode & S_ISVTX);
+}
+
+static bool same_value(const char *a, size_t a_len, const char *b, size_t b_len)
+{
+	return a_len == b_len && (a_len == 0 || memcmp(a, b, a_len) == 0);
+}
+
+/* The default ACL every source directory has (NULL: none), or false when
+ * they differ: a merged directory serves one, which its new entries take,
+ * and of two none is narrower (each names whoever makes the entry). */
+static bool agreed_default(struct plan *plan, const char *path, const struct source_dir *sources,
+			   size_t count, const struct vnode_acl **agreed)
+{
+	const struct vnode_acl *first = sources[0].dir->acl, *acl;
+
+	for (size_t i = 1; i < count; i++) {
+		acl = sources[i].dir->acl;
+		if (same_value(first ? first->defaults : NULL, first ? first->defaults_len : 0,
+			       acl ? acl->defaults : NULL, acl ? acl->defaults_len : 0))
+			continue;
+		refuse(plan,
+		       "%s: the directory has different default ACLs in %s and %s: a merged "
+		       "directory serves one, and neither is narrower; make them equal or remove "
+		       "them (setfacl -k)",
+		       path, volume_path(plan, sources[0].volume), volume_path(plan, sources[i].volume));
+		return false;
+	}
+	if (first && first->defaults && !acl_valid(first->defaults, first->defaults_len)) {
+		refuse(plan, "%s/%s: its default ACL (" ACL_DEFAULT_XATTR ") is malformed",
+		       volume_path(plan, sources[0].volume), path);
+		return false;
+	}
+	*agreed = first && first->defaults ? first : NULL;
+	return true;
+}
+
+static void add_dir_acl(struct plan *plan, uint32_t node, char *access, size_t access_len,
+			const struct vnode_acl *defaults)
+{
+	struct plan_dir_acl *acl = ARRAY_PUSH(plan->dir_acls, plan->dir_acl_count,
+					      plan->dir_acl_capacity);
+
+	*acl = (struct plan_dir_acl){ .node = node, .access = access, .access_len = access_len };
+	if (defaults) {
+		acl->defaults = xmalloc(defaults->defaults_len);
+		memcpy(acl->defaults, defaults->defaults, defaults->defaults_len);
+		acl->defaults_len = defaults->defaults_len;
+	}
+}
+
+/* Narrows dir node's mode (it is owned as its attr says) to what its
+ * access ACL and each source directory's grant, and records the ACLs it
+ * serves; refused when one is an ACL the kernel would not take. */
+static void intersect_dir_acl(struct plan *plan, uint32_t node, const char *path,
+			      const struct source_dir *sources, size_t count,
+			      const struct vnode_acl *defaults)
+{
+	struct plan_attr *attr = &plan->nodes[node].attr;
+	struct acl_dir *dirs = xcalloc(count, sizeof(*dirs));
+	size_t len, bad;
+	uint32_t perms;
+	char *access;
+
+	for (size_t i = 0; i < count; i++) {
+		const struct vnode *dir = sources[i].dir;
+
+		dirs[i] = (struct acl_dir){ .mode = dir->st.st_mode, .uid = dir->st.st_uid,
+					    .gid = dir->st.st_gid };
+		if (dir->acl) {
+			dirs[i].value = dir->acl->access;
+			dirs[i].len = dir->acl->access_len;
+		}
+	}
+	if (acl_intersect(dirs, count, attr->uid, attr->gid, &perms, &access, &len, &bad) < 0) {
+		refuse(plan, "%s/%s: its access ACL (" ACL_ACCESS_XATTR ") is malformed",
+		       volume_path(plan, sources[bad].volume), path);
+	} else {
+		attr->mode = (attr->mode & ~(uint32_t)0777) | perms;
+		if (access || defaults)
+			add_dir_acl(plan, node, access, len, defaults);
+	}
+	free(dirs);
+}
+
+/* A directory's ACL is part of its permissions: a plan directory serves
+ * the ACL granting no process more than each of its source directories
+ * grants it (acl.h), and their default ACL when they agree. */
+static void merge_dir_acl(struct plan *plan, uint32_t node, const struct source_dir *sources,
+			  size_t count)
+{
+	const struct vnode_acl *defaults = NULL;
+	size_t i;
+	char *path;
+
+	for (i = 0; i < count && !sources[i].dir->acl; i++)
+		;
+	if (i == count)
+		return;
+	path = plan_path(plan, node);
+	if (agreed_default(plan, *path ? path : ".", sources, count, &defaults))
+		intersect_dir_acl(plan, node, path, sources, count, defaults);
+	free(path);
 }
 
 /* Takes lower_path. */
@@ -670,6 +773,8 @@ static void add_parts(struct plan *plan, uint32_t parent, const struct candidate
 		dir = add_node(plan, parent, c->name, PLAN_DIR);
 		plan->nodes[dir].mtime = c->dir->st.st_mtim;
 		plan->nodes[dir].attr = attr_of(&c->dir->st);
+		merge_dir_acl(plan, dir, &(struct source_dir){ .volume = c->volume, .dir = c->dir },
+			      1);
 		for (size_t j = 0; j < c->dir->child_count; j++) {
 			const struct vnode *file = &c->dir->children[j];
 			char *path = xasprintf("%s/%s", c->lower_path, file->name);
@@ -1053,6 +1158,7 @@ static void table_attr(struct plan *plan, uint32_t dir, const struct source_dir 
 	node->mtime = named->st.st_mtim;
 	for (size_t i = 0; i < count; i++)
 		narrow_dir_attr(&node->attr, &sources[i].dir->st);
+	merge_dir_acl(plan, dir, sources, count);
 }
 
 /* One merged table: the union of the parts of every table of that role. */
@@ -1298,11 +1404,12 @@ static void finish_nodes(struct plan *plan)
  * no one more than each volume's directory at its path grants: a private
  * volume stays private through the mount. It is sticky if any of them is.
  * False if no volume holds it. */
-static bool merged_dir_attr(const struct plan *plan, uint32_t node, struct plan_attr *attr,
-			    struct timespec *mtime)
+static bool merged_dir_attr(struct plan *plan, uint32_t node)
 {
+	struct plan_node *merged = &plan->nodes[node];
+	struct source_dir *sources = xcalloc(plan->volume_count, sizeof(*sources));
 	char *path = plan_path(plan, node);
-	bool found = false;
+	size_t found = 0;
 
 	for (size_t v = 0; v < plan->volume_count; v++) {
 		const struct vnode *dir = vnode_at(&plan->volumes[v].root, path);
@@ -1310,19 +1417,23 @@ static bool merged_dir_attr(const struct plan *plan, uint32_t node, struct plan_
 		if (!vnode_is_dir(dir))
 			continue;
 		if (!found) {
-			*attr = attr_of(&dir->st);
-			*mtime = dir->st.st_mtim;
-			found = true;
+			merged->attr = attr_of(&dir->st);
+			merged->mtime = dir->st.st_mtim;
 		}
-		narrow_dir_attr(attr, &dir->st);
+		narrow_dir_attr(&merged->attr, &dir->st);
+		sources[found++] = (struct source_dir){ .volume = (int)v, .dir = dir };
 	}
+	if (found)
+		merge_dir_acl(plan, node, sources, found);
+	free(sources);
 	free(path);
-	return found;
+	return found > 0;
 }
 
 /* What stat shows of the nodes add_lower, add_parts and table_attr did not
  * take from volume entries. A directory has the owner and mtime of the first
- * volume holding a directory at its path and the mode they all grant (above),
+ * volume holding a directory at its path and the mode (and ACL) they all
+ * grant (above),
  * else its parent's (a dir the merge makes); its nlink counts the plan's
  * subdirectories. A synthesized file is 0644, owned by the first
  * volume's root. Parents come before their children in nodes[]. */
@@ -1339,7 +1450,7 @@ static void fill_attrs(struct plan *plan)
 							 .blocks = (node->size + 511) / 512 };
 		if (node->kind != PLAN_DIR)
 			continue;
-		if (node->attr.mode == 0 && !merged_dir_attr(plan, i, &node->attr, &node->mtime)) {
+		if (node->attr.mode == 0 && !merged_dir_attr(plan, i)) {
 			node->attr = plan->nodes[node->parent].attr;
 			node->mtime = plan->nodes[node->parent].mtime;
 		}
@@ -1348,6 +1459,22 @@ static void fill_attrs(struct plan *plan)
 	for (uint32_t i = 1; i < plan->node_count; i++)
 		if (plan->nodes[i].kind == PLAN_DIR)
 			plan->nodes[plan->nodes[i].parent].attr.nlink++;
+}
+
+static int compare_dir_acls(const void *a, const void *b)
+{
+	uint32_t x = ((const struct plan_dir_acl *)a)->node;
+	uint32_t y = ((const struct plan_dir_acl *)b)->node;
+
+	return x < y ? -1 : x > y;
+}
+
+const struct plan_dir_acl *plan_dir_acl_find(const struct plan_dir_acl *acls, size_t count,
+					     uint32_t node)
+{
+	struct plan_dir_acl key = { .node = node };
+
+	return count ? bsearch(&key, acls, count, sizeof(*acls), compare_dir_acls) : NULL;
 }
 
 static void summarize_bytes(struct plan *plan)
@@ -1379,6 +1506,9 @@ int plan_build(struct plan *plan, struct volume *volumes, size_t volume_count,
 		merge_tables(plan);
 		finish_nodes(plan);
 		fill_attrs(plan);
+		if (plan->dir_acl_count)
+			qsort(plan->dir_acls, plan->dir_acl_count, sizeof(*plan->dir_acls),
+			      compare_dir_acls);
 		summarize_bytes(plan);
 	}
 	name_list_free(&partitions);
@@ -1423,6 +1553,11 @@ void plan_free(struct plan *plan)
 	for (size_t i = 0; i < plan->refusal_count; i++)
 		free(plan->refusals[i]);
 	free(plan->refusals);
+	for (size_t i = 0; i < plan->dir_acl_count; i++) {
+		free(plan->dir_acls[i].access);
+		free(plan->dir_acls[i].defaults);
+	}
+	free(plan->dir_acls);
 	free(plan->summary);
 	memset(plan, 0, sizeof(*plan));
 }
@@ -1564,6 +1699,15 @@ uint64_t plan_fingerprint(const struct plan *plan)
 		hash = fnv1a(hash, node->lower_path, strlen(node->lower_path) + 1);
 		hash = fnv1a(hash, &node->mtime.tv_sec, sizeof(node->mtime.tv_sec));
 		hash = fnv1a(hash, &node->mtime.tv_nsec, sizeof(node->mtime.tv_nsec));
+	}
+	for (size_t i = 0; i < plan->dir_acl_count; i++) {
+		const struct plan_dir_acl *acl = &plan->dir_acls[i];
+
+		hash = fnv1a(hash, &acl->node, sizeof(acl->node));
+		if (acl->access)
+			hash = fnv1a(hash, acl->access, acl->access_len);
+		if (acl->defaults)
+			hash = fnv1a(hash, acl->defaults, acl->defaults_len);
 	}
 	return hash;
 }

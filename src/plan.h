@@ -121,6 +121,14 @@ struct plan_volume_summary {
 	uint64_t bytes;
 };
 
+/* The POSIX ACLs a directory serves, part of its permissions (few have
+ * any: they are kept apart from the nodes). */
+struct plan_dir_acl {
+	uint32_t node;
+	char *access, *defaults; /* xattr values, NULL when none */
+	size_t access_len, defaults_len;
+};
+
 struct plan {
 	struct volume *volumes;
 	size_t volume_count;
@@ -142,6 +150,8 @@ struct plan {
 	size_t partition_count, partition_capacity;
 	char **refusals;
 	size_t refusal_count, refusal_capacity;
+	struct plan_dir_acl *dir_acls; /* sorted by node */
+	size_t dir_acl_count, dir_acl_capacity;
 };
 
 const char *generation_name(enum generation generation);
@@ -152,6 +162,10 @@ const char *table_role_name(enum table_role role);
 int plan_build(struct plan *plan, struct volume *volumes, size_t volume_count,
 	       struct error *err);
 void plan_free(struct plan *plan);
+
+/* The ACLs of dir node in acls (a plan's or a served plan's), or NULL. */
+const struct plan_dir_acl *plan_dir_acl_find(const struct plan_dir_acl *acls, size_t count,
+					     uint32_t node);
 
 uint32_t plan_child(const struct plan *plan, uint32_t dir, const char *name);
 /* Where name is in dir's children, or SIZE_MAX. */

@@ -208,6 +208,30 @@ static int copy_node(struct builder *b, const struct plan_node *from, struct ser
 	return copy_strings(b, from, node);
 }
 
+static char *copy_value(const char *value, size_t len)
+{
+	char *copy;
+
+	if (!value)
+		return NULL;
+	copy = xmalloc(len);
+	memcpy(copy, value, len);
+	return copy;
+}
+
+static void copy_dir_acls(struct served_plan *served, const struct plan *plan)
+{
+	served->dir_acl_count = plan->dir_acl_count;
+	served->dir_acls = xcalloc(plan->dir_acl_count, sizeof(*served->dir_acls));
+	for (size_t i = 0; i < plan->dir_acl_count; i++) {
+		const struct plan_dir_acl *from = &plan->dir_acls[i];
+
+		served->dir_acls[i] = *from;
+		served->dir_acls[i].access = copy_value(from->access, from->access_len);
+		served->dir_acls[i].defaults = copy_value(from->defaults, from->defaults_len);
+	}
+}
+
 int served_plan_build(struct served_plan *served, const struct plan *plan, struct error *err)
 {
 	struct builder b = { .served = served };
@@ -244,6 +268,7 @@ int served_plan_build(struct served_plan *served, const struct plan *plan, struc
 	}
 	served->strings = xrealloc(served->strings, b.string_bytes);
 	served->attrs = xrealloc(served->attrs, b.attr_count * sizeof(*served->attrs));
+	copy_dir_acls(served, plan);
 	return 0;
 }
 
@@ -253,6 +278,11 @@ void served_plan_free(struct served_plan *served)
 	free(served->children);
 	free(served->strings);
 	free(served->attrs);
+	for (size_t i = 0; i < served->dir_acl_count; i++) {
+		free(served->dir_acls[i].access);
+		free(served->dir_acls[i].defaults);
+	}
+	free(served->dir_acls);
 	*served = (struct served_plan){ 0 };
 }
 

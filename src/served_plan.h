@@ -48,6 +48,8 @@ struct served_plan {
 	uint32_t *children;
 	char *strings;
 	struct served_attr *attrs;
+	struct plan_dir_acl *dir_acls; /* sorted by node */
+	size_t dir_acl_count;
 };
 
 /* Copies what serving needs out of plan, which may be freed afterwards. */

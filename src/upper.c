@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "upper.h"
+#include "acl.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -117,7 +118,7 @@ static int apply_attr(int dirfd, const char *path, const struct stat *st)
  * the preview serves from the stub. */
 static int copy_acl(const struct volume *volume, const char *lower_path, int to)
 {
-	const char *name = "system.posix_acl_access";
+	const char *name = ACL_ACCESS_XATTR;
 	char *value = NULL;
 	ssize_t len;
 	int from, rc = 0;
@@ -137,6 +138,22 @@ static int copy_acl(const struct volume *volume, const char *lower_path, int to)
 	free(value);
 	close(from);
 	return rc;
+}
+
+/* A directory gets the ACLs the plan merged for it, part of its
+ * permissions, which the preview serves from the upper. */
+static int set_dir_acl(int fd, const struct plan *plan, uint32_t index)
+{
+	const struct plan_dir_acl *acl = plan_dir_acl_find(plan->dir_acls, plan->dir_acl_count,
+							   index);
+
+	if (acl && acl->access &&
+	    fsetxattr(fd, ACL_ACCESS_XATTR, acl->access, acl->access_len, 0) < 0)
+		return -errno;
+	if (acl && acl->defaults &&
+	    fsetxattr(fd, ACL_DEFAULT_XATTR, acl->defaults, acl->defaults_len, 0) < 0)
+		return -errno;
+	return 0;
 }
 
 static int write_stub(int dirfd, const char *path, const struct plan *plan,
@@ -184,33 +201,36 @@ static int populate_error(struct error *err, const char *path, int rc)
 					: "");
 }
 
-static int mark_lazy(int dirfd, const char *name, const char *plan_path)
+static int mark_lazy(int dirfd, const char *name, const struct plan *plan, uint32_t index)
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), rc = 0;
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), rc;
+	char *path = plan_path(plan, index);
 
-	if (fd < 0)
+	if (fd < 0) {
+		free(path);
 		return -errno;
-	if (fsetxattr(fd, UPPER_LAZY_XATTR, plan_path, strlen(plan_path), 0) < 0)
+	}
+	rc = set_dir_acl(fd, plan, index);
+	if (rc == 0 && fsetxattr(fd, UPPER_LAZY_XATTR, path, strlen(path), 0) < 0)
 		rc = -errno;
 	close(fd);
+	free(path);
 	return rc;
 }
 
 /* A child of a directory being populated: a lazy directory naming its plan
- * path, a stub or a synthesized file, with the volume's mode, owner, times. */
+ * path, a stub or a synthesized file, with the volume's mode, owner, times
+ * (and ACLs). */
 static int create_child(int dirfd, const char *name, const struct plan *plan, uint32_t index)
 {
 	const struct plan_node *node = &plan->nodes[index];
 	struct stat st;
-	char *path;
 	int rc;
 
 	if (node->kind == PLAN_DIR) {
-		path = plan_path(plan, index);
 		rc = mkdirat(dirfd, name, 0700) < 0 ? -errno : 0;
 		if (rc == 0)
-			rc = mark_lazy(dirfd, name, path);
-		free(path);
+			rc = mark_lazy(dirfd, name, plan, index);
 	} else if (node->kind == PLAN_LOWER_FILE) {
 		rc = write_stub(dirfd, name, plan, node);
 	} else {
@@ -292,7 +312,7 @@ static int create_tree(struct upper *upper, const struct plan *plan, const char 
 		return error_set(err, errno, "%s/tree.new: %s", upper->path, strerror(errno));
 	rc = upper_populate_dir(fd, plan, 0, err);
 	node_attr(&plan->nodes[0], &st);
-	if (rc == 0 && (rc = apply_attr(fd, ".", &st)) < 0)
+	if (rc == 0 && ((rc = set_dir_acl(fd, plan, 0)) < 0 || (rc = apply_attr(fd, ".", &st)) < 0))
 		populate_error(err, "", rc);
 	if (rc == 0 && fsetxattr(fd, CANARY_XATTR, canary, strlen(canary), 0) < 0)
 		rc = error_set(err, errno, "%s/tree.new: %s", upper->path, strerror(errno));

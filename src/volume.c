@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "volume.h"
+#include "acl.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -7,6 +8,7 @@
 #include <linux/openat2.h>
 #include <sys/file.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -101,6 +103,64 @@ static int scan_error(struct scan *scan, int errnum)
 
 static int scan_dir(struct scan *scan, int fd, struct vnode *dir, enum place place);
 
+/* The xattr name of fd into *value, or NULL when it has none. */
+static int get_xattr(int fd, const char *name, char **value, size_t *len)
+{
+	ssize_t n = fgetxattr(fd, name, NULL, 0);
+
+	*value = NULL;
+	if (n < 0)
+		return errno == ENODATA ? 0 : -errno;
+	*value = xmalloc((size_t)n + 1);
+	n = fgetxattr(fd, name, *value, (size_t)n);
+	if (n < 0) {
+		free(*value);
+		*value = NULL;
+		return -errno;
+	}
+	*len = (size_t)n;
+	return 0;
+}
+
+static bool names_acl(const char *list, size_t len)
+{
+	for (size_t i = 0; i < len; i += strlen(list + i) + 1)
+		if (strcmp(list + i, ACL_ACCESS_XATTR) == 0 ||
+		    strcmp(list + i, ACL_DEFAULT_XATTR) == 0)
+			return true;
+	return false;
+}
+
+/* The POSIX ACLs of the directory open at fd. One listxattr tells most
+ * directories, which have none. */
+static int scan_acl(struct scan *scan, int fd, struct vnode *dir)
+{
+	char list[1024];
+	struct vnode_acl acl = { 0 };
+	ssize_t n = flistxattr(fd, list, sizeof(list) - 1);
+	int rc;
+
+	if (n < 0 && errno != ERANGE)
+		return errno == ENOTSUP ? 0 : scan_error(scan, errno);
+	if (n >= 0) {
+		list[n] = '\0';
+		if (!names_acl(list, (size_t)n))
+			return 0;
+	}
+	rc = get_xattr(fd, ACL_ACCESS_XATTR, &acl.access, &acl.access_len);
+	if (rc == 0)
+		rc = get_xattr(fd, ACL_DEFAULT_XATTR, &acl.defaults, &acl.defaults_len);
+	if (rc < 0) {
+		free(acl.access);
+		return scan_error(scan, -rc);
+	}
+	if (acl.access || acl.defaults) {
+		dir->acl = xmalloc(sizeof(*dir->acl));
+		*dir->acl = acl;
+	}
+	return 0;
+}
+
 /* A partition that is a symlink: vmstorage follows it, so the scan does, and
  * pins its target for volume_open_file. A link to no directory stays a link,
  * which the plan hides. */
@@ -108,13 +168,13 @@ static int scan_link(struct scan *scan, int dirfd, struct vnode *node, const cha
 {
 	struct volume_link *link;
 	struct stat st;
-	int fd, pinned;
+	int fd, pinned, rc;
 
 	fd = openat(dirfd, node->name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 && (errno == ENOENT || errno == ENOTDIR || errno == ELOOP))
 		return 0;
 	if (fd < 0 || fstat(fd, &st) < 0 || (pinned = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
-		int rc = scan_error(scan, errno);
+		rc = scan_error(scan, errno);
 
 		if (fd >= 0)
 			close(fd);
@@ -126,6 +186,10 @@ static int scan_link(struct scan *scan, int dirfd, struct vnode *node, const cha
 			  scan->volume->link_capacity);
 	link->path = xasprintf("data/%s/%s", level, node->name);
 	link->dirfd = pinned;
+	if ((rc = scan_acl(scan, fd, node)) < 0) {
+		close(fd);
+		return rc;
+	}
 	return scan_dir(scan, fd, node, PLACE_OTHER);
 }
 
@@ -152,13 +216,15 @@ static int scan_entry(struct scan *scan, int dirfd, struct vnode *node,
 	}
 	if (!S_ISDIR(st.st_mode))
 		return 0;
-	if (skip_contents(node->name, parent_place)) {
-		node->not_scanned = true;
-		return 0;
-	}
 	fd = openat(dirfd, node->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return scan_error(scan, errno);
+	rc = scan_acl(scan, fd, node);
+	if (rc < 0 || skip_contents(node->name, parent_place)) {
+		node->not_scanned = rc == 0;
+		close(fd);
+		return rc;
+	}
 	return scan_dir(scan, fd, node, child_place(parent_place, node->name));
 }
 
@@ -215,6 +281,11 @@ static void vnode_free(struct vnode *node)
 	free(node->children);
 	free(node->content);
 	free(node->name);
+	if (node->acl) {
+		free(node->acl->access);
+		free(node->acl->defaults);
+		free(node->acl);
+	}
 }
 
 void volume_drop_scan(struct volume *volume)
@@ -254,7 +325,11 @@ int volume_open(struct volume *volume, const char *path, struct error *err)
 	scan->err = err;
 	scan->path = xstrdup(path);
 	scan->len = scan->capacity = strlen(path);
-	rc = scan_dir(scan, fd, &volume->root, PLACE_ROOT);
+	rc = scan_acl(scan, fd, &volume->root);
+	if (rc == 0)
+		rc = scan_dir(scan, fd, &volume->root, PLACE_ROOT);
+	else
+		close(fd);
 	free(scan->path);
 	free(scan);
 	if (rc < 0)

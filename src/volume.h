@@ -25,6 +25,13 @@ struct vnode_stat {
 	ino_t st_ino;
 };
 
+/* A directory's POSIX ACLs (xattr values, NULL when it has none): part of
+ * its permissions. */
+struct vnode_acl {
+	char *access, *defaults;
+	size_t access_len, defaults_len;
+};
+
 struct vnode {
 	char *name;
 	struct vnode_stat st;
@@ -32,6 +39,7 @@ struct vnode {
 	size_t child_count;
 	char *content;          /* small files the merge reads (see volume.c) */
 	size_t content_len;
+	struct vnode_acl *acl;  /* directories with an ACL only */
 	bool not_scanned;       /* a directory whose contents the merge never shows */
 	bool linked;            /* a partition that is a symlink: st and children are
 				 * its target's, as vmstorage follows it */
