@@ -353,15 +353,13 @@ static void node_put_locked(struct fs *fs, struct fs_node *node)
 	}
 }
 
-/* No name leads to node any more: unlinked, removed, or replaced. */
-static bool node_is_removed(struct fs *fs, const struct fs_node *node)
+/* No name leads to node any more: unlinked, removed, or replaced. No
+ * mutex (node->parent is stored atomically): the answer may be stale as
+ * soon as it is given either way, and the change that takes the name tells
+ * the kernel in its own reply. */
+static bool node_is_removed(const struct fs *fs, const struct fs_node *node)
 {
-	bool removed;
-
-	pthread_mutex_lock(&fs->mutex);
-	removed = node != &fs->root && !node->parent;
-	pthread_mutex_unlock(&fs->mutex);
-	return removed;
+	return node != &fs->root && !__atomic_load_n(&node->parent, __ATOMIC_RELAXED);
 }
 
 /* The entry is gone (unlinked, or replaced by a rename): the node keeps
@@ -909,12 +907,7 @@ static double attr_timeout(struct fs *fs, const struct fs_node *node, const stru
 {
 	if (S_ISDIR(st->st_mode))
 		return fs->config->timeout;
-	if (st->st_nlink > 1)
-		return 0;
-	/* No mutex: the answer may be stale as soon as it is given either
-	 * way, and an unlink or rename that takes the name tells the kernel
-	 * in its own reply. */
-	if (node != &fs->root && !__atomic_load_n(&node->parent, __ATOMIC_RELAXED))
+	if (st->st_nlink > 1 || node_is_removed(fs, node))
 		return 0;
 	return fs->config->timeout;
 }
@@ -1463,6 +1456,17 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
  * comes after them all (listing.h). */
 enum { OFFSET_DOT = 1, OFFSET_DOTDOT = 2, OFFSET_FIRST_CHILD = 3 };
 
+/* Opens node's upper dir (a node below a lazy dir has none). */
+static int node_open_dir(struct fs *fs, struct fs_node *node)
+{
+	int fd;
+
+	pthread_rwlock_rdlock(&fs->population);
+	fd = node_open(fs, node, NULL, O_RDONLY | O_DIRECTORY);
+	pthread_rwlock_unlock(&fs->population);
+	return fd;
+}
+
 /* ENOSYS, once, where the kernel allows it: from then on it opens dirs by
  * itself, keeping their listings (keep_cache and cache_readdir), with no
  * round trip; a listing or fsyncdir opens the upper dir when it needs it
@@ -1481,10 +1485,9 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	pthread_rwlock_rdlock(&fs->population);
 	has_upper = node->plan_node == PLAN_NONE;
-	if (has_upper)
-		fd = node_open(fs, node, NULL, O_RDONLY | O_DIRECTORY);
 	pthread_rwlock_unlock(&fs->population);
-	if (fd < 0 && has_upper) {
+	/* Population never goes back: a dir that had an upper dir has it still. */
+	if (has_upper && (fd = node_open_dir(fs, node)) < 0) {
 		fuse_reply_err(req, -fd);
 		return;
 	}
@@ -1497,17 +1500,6 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fi->cache_readdir = 1;
 	fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
-}
-
-/* Opens node's upper dir, a populated one. */
-static int node_open_dir(struct fs *fs, struct fs_node *node)
-{
-	int fd;
-
-	pthread_rwlock_rdlock(&fs->population);
-	fd = node_open(fs, node, NULL, O_RDONLY | O_DIRECTORY);
-	pthread_rwlock_unlock(&fs->population);
-	return fd;
 }
 
 /* A READDIR reply being filled. */
