@@ -74,7 +74,7 @@ struct fs_node {
 	struct fs_node *all_prev, *all_next; /* every node but the root */
 	struct fs_node *parent;              /* NULL for the root, and once unlinked */
 	char *name;
-	ino_t ino;        /* what stat shows: of the upper file when the node was made */
+	ino_t ino;        /* what stat shows: node_new */
 	ino_t upper_ino;  /* of the upper file, to notice another one; 0 when none */
 	uint32_t plan_node; /* no upper file (a lazy parent): the plan node shown */
 	uint32_t plan_dir;  /* a lazy dir: the plan dir whose children it has */
@@ -354,15 +354,13 @@ static void node_put_locked(struct fs *fs, struct fs_node *node)
 	}
 }
 
-/* No name leads to node any more: unlinked, removed, or replaced. */
-static bool node_is_removed(struct fs *fs, const struct fs_node *node)
+/* No name leads to node any more: unlinked, removed, or replaced. No
+ * mutex (node->parent is stored atomically): the answer may be stale as
+ * soon as it is given either way, and the change that takes the name tells
+ * the kernel in its own reply. */
+static bool node_is_removed(const struct fs *fs, const struct fs_node *node)
 {
-	bool removed;
-
-	pthread_mutex_lock(&fs->mutex);
-	removed = node != &fs->root && !node->parent;
-	pthread_mutex_unlock(&fs->mutex);
-	return removed;
+	return node != &fs->root && !__atomic_load_n(&node->parent, __ATOMIC_RELAXED);
 }
 
 /* The entry is gone (unlinked, or replaced by a rename): the node keeps
@@ -403,9 +401,10 @@ static void log_entry(struct fs *fs, const struct fs_node *parent, const char *n
 }
 
 /* Reads the stub reference of a new node's file (fd, O_PATH): it must name
- * a file the plan shows, whose blocks the node then reports. */
-static void node_load_stub(struct fs *fs, struct fs_node *node, int fd,
-			   const struct fs_node *parent, const char *name)
+ * a file the plan shows, whose blocks the node then reports. That file's
+ * plan node, or PLAN_NONE. */
+static uint32_t node_load_stub(struct fs *fs, struct fs_node *node, int fd,
+			       const struct fs_node *parent, const char *name)
 {
 	const struct plan_node *planned;
 	char path[64], *lower = NULL, *why;
@@ -414,14 +413,14 @@ static void node_load_stub(struct fs *fs, struct fs_node *node, int fd,
 	proc_path(path, sizeof(path), fd);
 	rc = upper_stub_get(path, &volume, &lower);
 	if (rc == 0)
-		return;
+		return PLAN_NONE;
 	node->stub = STUB_REFUSED;
 	if (rc < 0) {
 		why = xasprintf("cannot read its stub reference: %s; reads fail with EIO",
 				strerror(-rc));
 		log_entry(fs, parent, name, why);
 		free(why);
-		return;
+		return PLAN_NONE;
 	}
 	planned = volume >= 0 && (size_t)volume < fs->config->volume_count
 			  ? plan_lower_index_find(&fs->stubs, volume, lower)
@@ -433,7 +432,7 @@ static void node_load_stub(struct fs *fs, struct fs_node *node, int fd,
 		log_entry(fs, parent, name, why);
 		free(why);
 		free(lower);
-		return;
+		return PLAN_NONE;
 	}
 	node->stub = STUB_OK;
 	node->stub_volume = volume;
@@ -441,6 +440,7 @@ static void node_load_stub(struct fs *fs, struct fs_node *node, int fd,
 	node->stub_size = planned->size;
 	/* The scan's count: a stat of the volume file per lookup slows walks. */
 	node->stub_blocks = (blkcnt_t)planned->attr.blocks;
+	return (uint32_t)(planned - fs->config->plan->nodes);
 }
 
 /* Readers come and go all the time; a copy-up or a populate must still get
@@ -485,17 +485,34 @@ static void node_plan_stub(struct fs *fs, struct fs_node *node)
 	node->stub_blocks = (blkcnt_t)planned->attr.blocks;
 }
 
+/* The plan node an upper file or dir (fd, O_PATH) came from, copied up or
+ * populated since, or PLAN_NONE: one the mount made has none. */
+static uint32_t upper_origin(struct fs *fs, int fd, const struct stat *st)
+{
+	char path[64];
+	uint32_t origin;
+
+	if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode))
+		return PLAN_NONE;
+	proc_path(path, sizeof(path), fd);
+	return upper_origin_get(path, fs->config->plan, &origin) == 1 ? origin : PLAN_NONE;
+}
+
+/* A node shows the st_ino of the plan node its file came from, whichever
+ * name and node reach it (links, renames), before and after its copy-up or
+ * population: so listings and stat agree, and a kernel that forgot a node
+ * gets the same st_ino back. A file the mount made shows its own. */
 static struct fs_node *node_new(struct fs *fs, const struct node_source *source,
 				const struct fs_node *parent, const char *name)
 {
 	struct fs_node *node = xcalloc(1, sizeof(*node));
 	const struct stat *st = source->st;
+	uint32_t origin = source->plan_node != PLAN_NONE ? source->plan_node : source->plan_dir;
 
 	rwlock_init_prefer_writer(&node->lock);
 	pthread_mutex_init(&node->copy_up_lock, NULL);
 	node->plan_node = source->plan_node;
 	node->plan_dir = node->listed_plan_dir = source->plan_dir;
-	node->ino = node->plan_node != PLAN_NONE ? plan_ino(node->plan_node) : st->st_ino;
 	node->upper_ino = node->plan_node != PLAN_NONE ? 0 : st->st_ino;
 	node->stub_volume = -1;
 	node->linked_copy_ups = __atomic_load_n(&fs->linked_copy_ups, __ATOMIC_ACQUIRE);
@@ -503,7 +520,10 @@ static struct fs_node *node_new(struct fs *fs, const struct node_source *source,
 	if (node->plan_node != PLAN_NONE)
 		node_plan_stub(fs, node);
 	else if (S_ISREG(st->st_mode) && source->fd >= 0)
-		node_load_stub(fs, node, source->fd, parent, name);
+		origin = node_load_stub(fs, node, source->fd, parent, name);
+	if (origin == PLAN_NONE && source->fd >= 0 && node->stub == STUB_NONE)
+		origin = upper_origin(fs, source->fd, st);
+	node->ino = origin != PLAN_NONE ? plan_ino(origin) : st->st_ino;
 	return node;
 }
 
@@ -678,6 +698,24 @@ static void node_recheck(struct fs *fs, struct fs_node *node)
 	pthread_mutex_unlock(&node->copy_up_lock);
 }
 
+/* A stub about to be copied up (path) is marked with its file's plan path,
+ * so that it shows the same st_ino after (node_new). */
+static int keep_origin(struct fs *fs, const struct fs_node *node, const char *path)
+{
+	const struct plan *plan = fs->config->plan;
+	const struct plan_node *planned =
+		plan_lower_index_find(&fs->stubs, node->stub_volume, node->stub_path);
+	char *origin;
+	int rc;
+
+	if (!planned) /* never: a stub is STUB_OK only when it names one */
+		return 0;
+	origin = plan_path(plan, (uint32_t)(planned - plan->nodes));
+	rc = upper_origin_set(path, origin);
+	free(origin);
+	return rc;
+}
+
 /* Gives a stub its own bytes before the first write to it: the first keep
  * bytes (all when keep < 0). Copy-ups of different nodes run in parallel. */
 static int copy_up(struct fs *fs, struct fs_node *node, off_t keep)
@@ -702,7 +740,9 @@ static int copy_up(struct fs *fs, struct fs_node *node, off_t keep)
 	rc = fd < 0 ? fd : (lower = lower_open(fs, node));
 	if (rc >= 0) {
 		proc_path(path, sizeof(path), fd);
-		rc = upper_copy_up(fd, lower, path, keep);
+		rc = keep_origin(fs, node, path);
+		if (rc == 0)
+			rc = upper_copy_up(fd, lower, path, keep);
 		if (rc == 0 && fstat(fd, &st) == 0 && st.st_nlink > 1)
 			__atomic_add_fetch(&fs->linked_copy_ups, 1, __ATOMIC_RELEASE);
 		if (rc < 0) {
@@ -868,12 +908,7 @@ static double attr_timeout(struct fs *fs, const struct fs_node *node, const stru
 {
 	if (S_ISDIR(st->st_mode))
 		return fs->config->timeout;
-	if (st->st_nlink > 1)
-		return 0;
-	/* No mutex: the answer may be stale as soon as it is given either
-	 * way, and an unlink or rename that takes the name tells the kernel
-	 * in its own reply. */
-	if (node != &fs->root && !__atomic_load_n(&node->parent, __ATOMIC_RELAXED))
+	if (st->st_nlink > 1 || node_is_removed(fs, node))
 		return 0;
 	return fs->config->timeout;
 }
@@ -1422,6 +1457,17 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
  * comes after them all (listing.h). */
 enum { OFFSET_DOT = 1, OFFSET_DOTDOT = 2, OFFSET_FIRST_CHILD = 3 };
 
+/* Opens node's upper dir (a node below a lazy dir has none). */
+static int node_open_dir(struct fs *fs, struct fs_node *node)
+{
+	int fd;
+
+	pthread_rwlock_rdlock(&fs->population);
+	fd = node_open(fs, node, NULL, O_RDONLY | O_DIRECTORY);
+	pthread_rwlock_unlock(&fs->population);
+	return fd;
+}
+
 /* ENOSYS, once, where the kernel allows it: from then on it opens dirs by
  * itself, keeping their listings (keep_cache and cache_readdir), with no
  * round trip; a listing or fsyncdir opens the upper dir when it needs it
@@ -1440,10 +1486,9 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	pthread_rwlock_rdlock(&fs->population);
 	has_upper = node->plan_node == PLAN_NONE;
-	if (has_upper)
-		fd = node_open(fs, node, NULL, O_RDONLY | O_DIRECTORY);
 	pthread_rwlock_unlock(&fs->population);
-	if (fd < 0 && has_upper) {
+	/* Population never goes back: a dir that had an upper dir has it still. */
+	if (has_upper && (fd = node_open_dir(fs, node)) < 0) {
 		fuse_reply_err(req, -fd);
 		return;
 	}
@@ -1456,17 +1501,6 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fi->cache_readdir = 1;
 	fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
-}
-
-/* Opens node's upper dir, a populated one. */
-static int node_open_dir(struct fs *fs, struct fs_node *node)
-{
-	int fd;
-
-	pthread_rwlock_rdlock(&fs->population);
-	fd = node_open(fs, node, NULL, O_RDONLY | O_DIRECTORY);
-	pthread_rwlock_unlock(&fs->population);
-	return fd;
 }
 
 /* A READDIR reply being filled. */
@@ -1588,6 +1622,19 @@ static int listing_refresh(struct fs *fs, struct fs_node *node, int fd)
 	return rc;
 }
 
+/* The st_ino of an entry of a populated dir, as a LOOKUP gives it: the
+ * upper's d_ino is not what the preview shows of a file of the plan. A
+ * READDIRPLUS entry is looked up anyway (reply_add). */
+static ino_t entry_ino(struct listing_reply *reply, const struct listing_entry *entry)
+{
+	struct fuse_entry_param looked_up;
+
+	if (reply->plus || do_lookup(reply->req, reply->dir, entry->name, &looked_up) < 0)
+		return entry->ino;
+	node_forget(fs_of(reply->req), (struct fs_node *)(uintptr_t)looked_up.ino, 1);
+	return looked_up.attr.st_ino;
+}
+
 /* The listing of a populated dir: ".", "..", then the upper dir's entries.
  * Under listing_lock_of(node). */
 static void readdir_upper(struct listing_reply *reply, struct fs_node *node, off_t offset)
@@ -1599,8 +1646,8 @@ static void readdir_upper(struct listing_reply *reply, struct fs_node *node, off
 	for (size_t i = listing_after(listing, offset); i < listing->count; i++) {
 		const struct listing_entry *entry = &listing->entries[i];
 
-		if (!reply_add(reply, entry->name, entry->ino, (mode_t)DTTOIF(entry->type),
-			       entry->offset))
+		if (!reply_add(reply, entry->name, entry_ino(reply, entry),
+			       (mode_t)DTTOIF(entry->type), entry->offset))
 			return;
 	}
 }

@@ -177,14 +177,20 @@ static int write_stub(int dirfd, const char *path, const struct plan *plan,
 	return rc;
 }
 
-static int write_synth(int dirfd, const char *path, const struct plan_node *node)
+static int write_synth(int dirfd, const char *path, const struct plan *plan, uint32_t index)
 {
+	const struct plan_node *node = &plan->nodes[index];
+	char *origin;
 	int fd, rc;
 
 	fd = openat(dirfd, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	rc = write_all(fd, node->content, node->size);
+	origin = plan_path(plan, index);
+	rc = fsetxattr(fd, UPPER_ORIGIN_XATTR, origin, strlen(origin), 0) < 0 ? -errno : 0;
+	free(origin);
+	if (rc == 0)
+		rc = write_all(fd, node->content, node->size);
 	/* Durable before its directory is marked populated (parts.json...). */
 	if (rc == 0 && fdatasync(fd) < 0)
 		rc = -errno;
@@ -234,7 +240,7 @@ static int create_child(int dirfd, const char *name, const struct plan *plan, ui
 	} else if (node->kind == PLAN_LOWER_FILE) {
 		rc = write_stub(dirfd, name, plan, node);
 	} else {
-		rc = write_synth(dirfd, name, node);
+		rc = write_synth(dirfd, name, plan, index);
 	}
 	node_attr(node, &st);
 	return rc < 0 ? rc : apply_attr(dirfd, name, &st);
@@ -245,6 +251,7 @@ int upper_populate_dir(int dirfd, const struct plan *plan, uint32_t dir, struct 
 	const struct plan_node *node = &plan->nodes[dir];
 	struct timespec times[2];
 	struct stat st;
+	char *origin;
 	int rc;
 
 	if (fstat(dirfd, &st) < 0)
@@ -267,16 +274,16 @@ int upper_populate_dir(int dirfd, const struct plan *plan, uint32_t dir, struct 
 		}
 	}
 	/* Filling it is no change of the directory: its times stay. Populated
-	 * (no xattr) only once every child is there and on disk. */
-	if (rc == 0 && (futimens(dirfd, times) < 0 || fsync(dirfd) < 0 ||
+	 * (no lazy xattr) only once every child is there and on disk. */
+	origin = plan_path(plan, dir);
+	if (rc == 0 && (futimens(dirfd, times) < 0 ||
+			fsetxattr(dirfd, UPPER_ORIGIN_XATTR, origin, strlen(origin), 0) < 0 ||
+			fsync(dirfd) < 0 ||
 			(fremovexattr(dirfd, UPPER_LAZY_XATTR) < 0 && errno != ENODATA)))
 		rc = -errno;
-	if (rc < 0) {
-		char *path = plan_path(plan, dir);
-
-		populate_error(err, path, rc);
-		free(path);
-	}
+	if (rc < 0)
+		populate_error(err, origin, rc);
+	free(origin);
 	return rc;
 }
 
@@ -570,6 +577,24 @@ void upper_close(struct upper *upper)
 	free(upper->path);
 	memset(upper, 0, sizeof(*upper));
 	upper->dirfd = upper->tree_fd = -1;
+}
+
+int upper_origin_set(const char *path, const char *plan_path)
+{
+	return setxattr(path, UPPER_ORIGIN_XATTR, plan_path, strlen(plan_path), 0) < 0 ? -errno : 0;
+}
+
+int upper_origin_get(const char *path, const struct plan *plan, uint32_t *node)
+{
+	char value[PATH_MAX];
+	ssize_t n = getxattr(path, UPPER_ORIGIN_XATTR, value, sizeof(value) - 1);
+
+	*node = PLAN_NONE;
+	if (n < 0)
+		return errno == ENODATA || errno == ENOTSUP ? 0 : -errno;
+	value[n] = '\0';
+	*node = plan_at(plan, value);
+	return *node != PLAN_NONE;
 }
 
 int upper_stub_get(const char *path, int *volume, char **lower_path)

@@ -32,6 +32,9 @@
 
 #define UPPER_STUB_XATTR "user.vmunionfs.lower"
 #define UPPER_LAZY_XATTR "user.vmunionfs.plan"
+/* The plan path a copied-up stub, a populated directory or a synthesized
+ * file came from: the preview shows its plan inode (fs.c). */
+#define UPPER_ORIGIN_XATTR "user.vmunionfs.origin"
 
 struct upper {
 	char *path;
@@ -52,12 +55,19 @@ void upper_close(struct upper *upper);
 /* Populates dirfd, a directory of the upper that stands for plan node dir:
  * removes what an interrupted population left in it, makes each child (a
  * lazy directory, a stub, a synthesized file) with the volume's attributes,
- * keeps its own times, syncs it, then removes its UPPER_LAZY_XATTR. */
+ * keeps its own times, syncs it, then replaces its UPPER_LAZY_XATTR by
+ * UPPER_ORIGIN_XATTR. */
 int upper_populate_dir(int dirfd, const struct plan *plan, uint32_t dir, struct error *err);
 /* Whether the directory at path (a /proc/self/fd path works) is lazy: 1 and
  * *dir its plan directory, 0 when populated, -EIO when its xattr names no
  * plan directory, or -errno. */
 int upper_lazy_get(const char *path, const struct plan *plan, uint32_t *dir);
+
+/* Marks the file or directory at path with the plan path it came from. */
+int upper_origin_set(const char *path, const char *plan_path);
+/* The plan node the file or directory at path came from (UPPER_ORIGIN_XATTR):
+ * 1 and *node, 0 when it has none or names no plan node, or -errno. */
+int upper_origin_get(const char *path, const struct plan *plan, uint32_t *node);
 
 /* The stub reference of the file at path (a /proc/self/fd path works):
  * 1 and *volume, *lower_path set when it is a stub, 0 when not, or -errno. */
