@@ -778,7 +778,7 @@ static int write_stage(struct commit *c, struct error *err)
 		*err = c->stage.err;
 		return rc;
 	}
-	if ((rc = stage_set_dir_times(&c->stage, err)) < 0)
+	if ((rc = stage_set_dir_attrs(&c->stage, err)) < 0)
 		return rc;
 	if (syncfs(c->stage.staging_fd) < 0)
 		return target_error(tg, "cannot sync the filesystem", err);

@@ -100,7 +100,7 @@ tap_ok $? "stat of every file and directory equals the volume's (mode uid gid mt
 cat "$SCRATCH/stat.out"
 tap_is "$(stat -c '%a %u %g %s' "$mnt/data/small/2024_01/parts.json")" \
 	"644 $(stat -c '%u %g' "$vols/node0") $(wc -c <"$mnt/data/small/2024_01/parts.json")" \
-	"a synthesized parts.json: 0644, owned like the first volume's root"
+	"a synthesized parts.json: 0644 (its dir is 0755), owned like the first volume's root"
 getfattr -d "$mnt/$p0/index.bin" >"$SCRATCH/xattr.out" 2>&1
 tap_ok $? "getxattr/listxattr answer (no attributes)" || tap_diag "$(cat "$SCRATCH/xattr.out")"
 
