@@ -636,8 +636,9 @@ static void usage(FILE *out)
 	      "Exit status: 0 done (or done already); 1 refused before writing (the\n"
 	      "volumes cannot be merged, DEST is not empty, a dangling symlink, inside\n"
 	      "a volume, of another plan, too small, or on another filesystem for\n"
-	      "link/reflink; a vmstorage holds TARGET); 2 an I/O error (DEST or\n"
-	      "TARGET is left unfinished: rerun to resume); 64 wrong usage.\n",
+	      "link/reflink; an upper holding a FIFO or device; a vmstorage holds\n"
+	      "TARGET); 2 an I/O error (DEST or TARGET is left unfinished: rerun to\n"
+	      "resume); 64 wrong usage.\n",
 	      out);
 }
 

@@ -1324,23 +1324,22 @@ static bool merged_dir_attr(const struct plan *plan, uint32_t node, struct plan_
  * take from volume entries. A directory has the owner and mtime of the first
  * volume holding a directory at its path and the mode they all grant (above),
  * else its parent's (a dir the merge makes); its nlink counts the plan's
- * subdirectories. A synthesized file is owned by the first volume's root,
- * 0644 narrowed to what its dir grants that owner, group and others: a
- * private volume's parts.json stays private in a copy too. Parents come
- * before their children in nodes[]. */
+ * subdirectories. A synthesized file is owned like its dir, 0644 narrowed
+ * to what the dir grants (0600 in a 0700 dir): a private volume's
+ * parts.json stays private in a copy too. Parents come before their
+ * children in nodes[]. */
 static void fill_attrs(struct plan *plan)
 {
-	const struct vnode_stat *root = &plan->volumes[0].root.st;
-
 	for (uint32_t i = 0; i < plan->node_count; i++) {
 		struct plan_node *node = &plan->nodes[i];
 
-		if (node->kind == PLAN_SYNTH_FILE)
-			node->attr = (struct plan_attr){
-				.mode = S_IFREG | (0644 & plan_attr_mode_as(&plan->nodes[node->parent].attr,
-									    root->st_uid, root->st_gid)),
-				.uid = root->st_uid, .gid = root->st_gid, .nlink = 1,
-				.blocks = (node->size + 511) / 512 };
+		if (node->kind == PLAN_SYNTH_FILE) {
+			const struct plan_attr *dir = &plan->nodes[node->parent].attr;
+
+			node->attr = (struct plan_attr){ .mode = S_IFREG | (0644 & dir->mode),
+							 .uid = dir->uid, .gid = dir->gid, .nlink = 1,
+							 .blocks = (node->size + 511) / 512 };
+		}
 		if (node->kind != PLAN_DIR)
 			continue;
 		if (node->attr.mode == 0 && !merged_dir_attr(plan, i, &node->attr, &node->mtime)) {

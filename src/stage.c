@@ -781,16 +781,67 @@ int stage_make_dirs(struct stage *stage, struct error *err)
 	return 0;
 }
 
-static int set_dir_attr(struct stage *stage, const struct mtree_entry *e, struct error *err)
+/* Narrows mode by the ACL of the volume directory volume/path, if any. */
+static int fold_volume_acl(const struct stage *stage, int volume, const char *path,
+			   uint32_t *mode, struct error *err)
 {
-	struct timespec times[2] = { e->mtime, e->mtime };
-	const char *what = "cannot open";
-	int fd = openat(stage->staging_fd, e->path,
-			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), rc = 0;
+	const struct volume *v = &stage->session->volumes[volume];
+	int fd = openat(v->dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+	struct acl acl;
 
 	if (fd < 0)
+		return 0; /* not this volume's directory */
+	rc = acl_get(fd, &acl);
+	close(fd);
+	if (rc < 0)
+		return error_set(err, -rc, "%s/%s: cannot read its ACL: %s", v->path, path,
+				 strerror(-rc));
+	if (acl.size)
+		*mode = acl_fold_mode(&acl, *mode);
+	return 0;
+}
+
+/* A volume directory's ACL is part of what it grants, but the merged
+ * directory carries none (as on the mount): its mode is narrowed instead
+ * by the ACL of each volume directory it stands for, found at its path, or
+ * for a part dir (which a collision may have renamed) where its first
+ * file comes from. */
+static int fold_volume_acls(const struct stage *stage, size_t i, struct plan_attr *attr,
+			    struct error *err)
+{
+	const struct mtree_entry *e = &stage->tree->entries[i];
+	const struct mtree_entry *child = i + 1 < stage->tree->count ? e + 1 : NULL;
+	size_t len = strlen(e->path);
+	const char *slash;
+	char *source;
+	int rc = 0;
+
+	for (size_t v = 0; rc == 0 && v < stage->session->volume_count; v++)
+		rc = fold_volume_acl(stage, (int)v, e->path, &attr->mode, err);
+	if (rc < 0 || !child || child->kind != MTREE_LOWER ||
+	    strncmp(child->path, e->path, len) != 0 || child->path[len] != '/' ||
+	    strchr(child->path + len + 1, '/') || !(slash = strrchr(child->source, '/')))
+		return rc;
+	source = strndup(child->source, (size_t)(slash - child->source));
+	rc = fold_volume_acl(stage, child->volume, source, &attr->mode, err);
+	free(source);
+	return rc;
+}
+
+static int set_dir_attr(struct stage *stage, size_t i, struct error *err)
+{
+	const struct mtree_entry *e = &stage->tree->entries[i];
+	struct timespec times[2] = { e->mtime, e->mtime };
+	struct plan_attr attr = e->attr;
+	const char *what = "cannot open";
+	int fd, rc = fold_volume_acls(stage, i, &attr, err);
+
+	if (rc < 0)
+		return rc;
+	fd = openat(stage->staging_fd, e->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
 		return staged_error(stage, e->path, what, -errno, err);
-	rc = stage_give_attr(fd, &e->attr, NULL, &what);
+	rc = stage_give_attr(fd, &attr, NULL, &what);
 	if (rc == 0 && futimens(fd, times) < 0) {
 		what = "cannot set mtime";
 		rc = -errno;
@@ -807,7 +858,7 @@ int stage_set_dir_attrs(struct stage *stage, struct error *err)
 
 		if (e->kind != MTREE_DIR || stage->done[i])
 			continue;
-		rc = set_dir_attr(stage, e, err);
+		rc = set_dir_attr(stage, i, err);
 		if (rc < 0)
 			return rc;
 	}
