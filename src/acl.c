@@ -9,9 +9,11 @@
  * least that volume grants it however the process's groups fall. */
 #include "acl.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/xattr.h>
 
 #include "util.h"
 
@@ -331,4 +333,41 @@ int acl_intersect(const struct acl_dir *dirs, size_t count, uint32_t uid, uint32
 	acl_free(&merged);
 	free(acls);
 	return rc;
+}
+
+int acl_get(int fd, struct acl_value *acl)
+{
+	ssize_t len = fgetxattr(fd, ACL_ACCESS_XATTR, acl->value, sizeof(acl->value));
+
+	acl->size = len > 0 ? (size_t)len : 0;
+	if (len >= 0 || errno == ENODATA || errno == ENOTSUP)
+		return 0;
+	return -errno;
+}
+
+/* The mode's group bits are the ACL's mask, which bounds every named entry
+ * and the owning group's. Without the ACL, a named user gets the group or
+ * the other bits, a named group's member the other bits: those are cut to
+ * what each named entry grants, the group bits to the owning group's. */
+uint32_t acl_fold_mode(const struct acl_value *acl, uint32_t mode)
+{
+	size_t count = acl->size < HEADER_SIZE ? 0 : (acl->size - HEADER_SIZE) / ENTRY_SIZE;
+	uint32_t mask = (mode >> 3) & 07, group = mask, other = mode & 07;
+
+	for (size_t i = 0; i < count; i++) {
+		const char *entry = acl->value + HEADER_SIZE + i * ENTRY_SIZE;
+		uint16_t tag, perm;
+
+		memcpy(&tag, entry, sizeof(tag));
+		memcpy(&perm, entry + 2, sizeof(perm));
+		tag = le16toh(tag);
+		perm = le16toh(perm) & 07;
+		if (tag == TAG_GROUP_OBJ)
+			group &= perm;
+		if (tag == TAG_USER)
+			group &= perm & mask;
+		if (tag == TAG_USER || tag == TAG_GROUP)
+			other &= perm & mask;
+	}
+	return (mode & ~(uint32_t)077) | group << 3 | other;
 }

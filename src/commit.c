@@ -79,6 +79,9 @@ struct journal {
 	int target;                  /* index into volumes */
 	char *upper;                 /* resolved, or NULL */
 	struct timespec root_mtime;  /* TARGET's, before the commit began */
+	int root_mode;               /* TARGET's then, -1 in an older journal */
+	int merged_root_mode;        /* TARGET's once committed: no wider than any
+					volume's root; -1 before the swap */
 	struct names previous;       /* TARGET's original top-level names */
 	struct names merged;         /* the stage's top-level names */
 };
@@ -185,6 +188,8 @@ static int journal_parse(const char *text, struct journal *j)
 	const cJSON *upper = cJSON_GetObjectItemCaseSensitive(json, "upper");
 	const cJSON *sec = cJSON_GetObjectItemCaseSensitive(json, "root_mtime_sec");
 	const cJSON *nsec = cJSON_GetObjectItemCaseSensitive(json, "root_mtime_nsec");
+	const cJSON *mode = cJSON_GetObjectItemCaseSensitive(json, "root_mode");
+	const cJSON *merged_mode = cJSON_GetObjectItemCaseSensitive(json, "merged_root_mode");
 	int rc = -EINVAL;
 
 	memset(j, 0, sizeof(*j));
@@ -202,6 +207,8 @@ static int journal_parse(const char *text, struct journal *j)
 	j->upper = cJSON_IsString(upper) ? xstrdup(upper->valuestring) : NULL;
 	j->root_mtime.tv_sec = (time_t)sec->valuedouble;
 	j->root_mtime.tv_nsec = (long)nsec->valuedouble;
+	j->root_mode = cJSON_IsNumber(mode) ? mode->valueint & 07777 : -1;
+	j->merged_root_mode = cJSON_IsNumber(merged_mode) ? merged_mode->valueint & 07777 : -1;
 	if (names_parse(cJSON_GetObjectItemCaseSensitive(json, "volumes"), &j->volumes) < 0 ||
 	    names_parse(cJSON_GetObjectItemCaseSensitive(json, "previous"), &j->previous) < 0 ||
 	    names_parse(cJSON_GetObjectItemCaseSensitive(json, "merged"), &j->merged) < 0 ||
@@ -239,6 +246,10 @@ static int journal_write(struct target *tg, enum phase phase, struct error *err)
 		cJSON_AddNullToObject(json, "upper");
 	cJSON_AddNumberToObject(json, "root_mtime_sec", (double)j->root_mtime.tv_sec);
 	cJSON_AddNumberToObject(json, "root_mtime_nsec", (double)j->root_mtime.tv_nsec);
+	if (j->root_mode >= 0)
+		cJSON_AddNumberToObject(json, "root_mode", j->root_mode);
+	if (j->merged_root_mode >= 0)
+		cJSON_AddNumberToObject(json, "merged_root_mode", j->merged_root_mode);
 	cJSON_AddItemToObject(json, "previous", names_json(&j->previous));
 	cJSON_AddItemToObject(json, "merged", names_json(&j->merged));
 	text = cJSON_Print(json);
@@ -575,6 +586,8 @@ static int swap(struct target *tg, struct error *err)
 			rc = error_set(err, EIO, "%s/%s: missing after the swap (was %s/%s removed?): "
 				       "run vmunion rollback", tg->path, j->merged.items[i],
 				       COMMIT_DIR, STAGE_DIR);
+	if (rc == 0 && j->merged_root_mode >= 0 && fchmod(tg->fd, (mode_t)j->merged_root_mode) < 0)
+		rc = target_error(tg, "cannot narrow its mode", err);
 	if (rc == 0 && (fsync(prev_fd) < 0 || (stage_fd >= 0 && fsync(stage_fd) < 0)))
 		rc = target_error(tg, "cannot sync", err);
 	close(prev_fd);
@@ -594,6 +607,7 @@ static int swap(struct target *tg, struct error *err)
 static int begin_swap(struct target *tg, const struct mtree *tree, struct error *err)
 {
 	struct journal *j = &tg->journal;
+	struct stat st;
 	int rc;
 
 	names_free(&j->previous);
@@ -601,6 +615,12 @@ static int begin_swap(struct target *tg, const struct mtree *tree, struct error 
 	for (size_t i = 0; i < tree->count; i++)
 		if (!strchr(tree->entries[i].path, '/'))
 			names_add(&j->merged, tree->entries[i].path);
+	/* TARGET keeps its owner, but its root comes to hold the other
+	 * volumes' entries too: it grants no more than their roots. */
+	if (fstat(tg->fd, &st) < 0)
+		return target_error(tg, "cannot stat", err);
+	j->merged_root_mode = (int)(st.st_mode & 07777 &
+				    plan_attr_mode_as(&tree->root_attr, st.st_uid, st.st_gid));
 	rc = list_top(tg, &j->previous, err);
 	if (rc == 0)
 		rc = mark_restore(tg, err);
@@ -620,6 +640,7 @@ struct commit {
 	char *staging_path;
 	char fingerprint[17];
 	struct timespec root_mtime; /* TARGET's, before we touched it */
+	int root_mode;
 };
 
 /* The journal of this command: same volumes, same order, same upper. */
@@ -755,6 +776,8 @@ static int write_stage(struct commit *c, struct error *err)
 	if (j->phase != PHASE_STAGING) {
 		journal_free(j);
 		j->root_mtime = c->root_mtime;
+		j->root_mode = c->root_mode;
+		j->merged_root_mode = -1;
 		j->target = c->stage.link_volume;
 		for (size_t v = 0; v < c->session.volume_count; v++)
 			names_add(&j->volumes, c->session.volume_realpaths[v]);
@@ -778,7 +801,7 @@ static int write_stage(struct commit *c, struct error *err)
 		*err = c->stage.err;
 		return rc;
 	}
-	if ((rc = stage_set_dir_times(&c->stage, err)) < 0)
+	if ((rc = stage_set_dir_attrs(&c->stage, err)) < 0)
 		return rc;
 	if (syncfs(c->stage.staging_fd) < 0)
 		return target_error(tg, "cannot sync the filesystem", err);
@@ -879,8 +902,10 @@ int commit_materialize(const struct materialize_options *opt, char **volumes, si
 		return EXIT_USAGE;
 	}
 	rc = target_open(tg, opt->into, &err);
-	if (rc == 0 && fstat(tg->fd, &st) == 0)
+	if (rc == 0 && fstat(tg->fd, &st) == 0) {
 		c.root_mtime = st.st_mtim;
+		c.root_mode = (int)(st.st_mode & 07777);
+	}
 	if (rc == 0)
 		root_mtime_saved(tg, &c.root_mtime); /* a killed run's mkdir changed it */
 	phase = tg->journal.phase;
@@ -1014,14 +1039,17 @@ static int roll_back_moves(struct target *tg, struct error *err)
 	return rc;
 }
 
-/* rolled-back (or staging): the commit's dir goes, then the mark, then the
- * journal; TARGET's root gets its mtime back. */
+/* rolled-back (or staging): TARGET's root gets its mode back, the commit's
+ * dir goes, then the mark, then the journal; the root gets its mtime back. */
 static int roll_back_cleanup(struct target *tg, struct error *err)
 {
 	struct timespec times[2] = { tg->journal.root_mtime, tg->journal.root_mtime };
 	static const char *const subs[] = { DISCARD_DIR, STAGE_DIR, PREVIOUS_DIR };
 	int rc = 0;
 
+	/* While the journal that keeps it is there. */
+	if (tg->journal.root_mode >= 0 && fchmod(tg->fd, (mode_t)tg->journal.root_mode) < 0)
+		return target_error(tg, "cannot restore its mode", err);
 	for (size_t i = 0; rc == 0 && i < sizeof(subs) / sizeof(subs[0]); i++)
 		rc = remove_commit_sub(tg, subs[i], err);
 	/* Even at staging: a volume with the mark is refused by the plan, so

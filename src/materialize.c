@@ -30,6 +30,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -382,7 +383,8 @@ static int begin(struct job *job, struct error *err)
 	int fd, rc;
 
 	if (!job->dest_exists) {
-		if (mkdir(job->dest, 0755) < 0)
+		/* Private until publish gives it the merged root's mode. */
+		if (mkdir(job->dest, 0700) < 0)
 			return dest_error(job, "cannot create", err);
 		job->dest_fd = open(job->dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (job->dest_fd < 0)
@@ -392,14 +394,14 @@ static int begin(struct job *job, struct error *err)
 			return rc;
 	}
 	if (job->state == DEST_NEW) {
-		fd = openat(job->dest_fd, RESTORE_MARK, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+		fd = openat(job->dest_fd, RESTORE_MARK, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 		if (fd < 0)
 			return dest_error(job, "cannot create " RESTORE_MARK, err);
 		close(fd);
 		if (fsync(job->dest_fd) < 0)
 			return dest_error(job, "cannot sync", err);
 		text = marker_json(job);
-		fd = openat(job->dest_fd, MARKER_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		fd = openat(job->dest_fd, MARKER_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		rc = fd < 0 ? -errno : write_all(fd, text, strlen(text));
 		if (rc == 0 && fsync(fd) < 0)
 			rc = -errno;
@@ -416,7 +418,7 @@ static int begin(struct job *job, struct error *err)
 	}
 	unlinkat(job->dest_fd, MARKER_TMP, 0);
 	if (job->staging_fd < 0) {
-		if (mkdirat(job->dest_fd, STAGING, 0755) == 0)
+		if (mkdirat(job->dest_fd, STAGING, 0700) == 0)
 			job->stage.staging_new = true;
 		else if (errno != EEXIST)
 			return dest_error(job, "cannot create " STAGING, err);
@@ -427,10 +429,27 @@ static int begin(struct job *job, struct error *err)
 	return 0;
 }
 
+/* DEST becomes the merged root: its owner, a mode no wider than every
+ * volume's root, and no ACL (the merged root has none). */
+static int give_root_attr(struct job *job, struct error *err)
+{
+	static const char *const acls[] = { ACL_ACCESS_XATTR, ACL_DEFAULT_XATTR };
+	const char *what;
+	int rc;
+
+	for (size_t i = 0; i < sizeof(acls) / sizeof(*acls); i++)
+		if (fremovexattr(job->dest_fd, acls[i]) < 0 && errno != ENODATA &&
+		    errno != ENOTSUP)
+			return dest_error(job, "cannot remove its ACL", err);
+	rc = stage_give_attr(job->dest_fd, &job->tree->root_attr, NULL, &what);
+	return rc < 0 ? error_set(err, -rc, "%s: %s: %s", job->dest, what, strerror(-rc)) : 0;
+}
+
 /* Steps 4 and 5. */
 static int publish(struct job *job, struct error *err)
 {
 	size_t published = 0;
+	int rc;
 
 	if (syncfs(job->staging_fd) < 0)
 		return dest_error(job, "cannot sync the filesystem", err);
@@ -446,11 +465,14 @@ static int publish(struct job *job, struct error *err)
 					 STAGING, name, strerror(errno));
 		test_crash_point(CRASH_ENV, "publish", ++published);
 	}
-	if (fsync(job->dest_fd) < 0)
-		return dest_error(job, "cannot sync", err);
 	if (unlinkat(job->dest_fd, STAGING, AT_REMOVEDIR) < 0 && errno != ENOENT)
 		return error_set(err, errno, "%s/%s: cannot remove: %s (is something left in it?)",
 				 job->dest, STAGING, strerror(errno));
+	rc = give_root_attr(job, err);
+	if (rc < 0)
+		return rc;
+	if (fsync(job->dest_fd) < 0)
+		return dest_error(job, "cannot sync", err);
 	if (unlinkat(job->dest_fd, RESTORE_MARK, 0) < 0 && errno != ENOENT)
 		return dest_error(job, "cannot remove " RESTORE_MARK, err);
 	if (fsync(job->dest_fd) < 0)
@@ -614,8 +636,9 @@ static void usage(FILE *out)
 	      "Exit status: 0 done (or done already); 1 refused before writing (the\n"
 	      "volumes cannot be merged, DEST is not empty, a dangling symlink, inside\n"
 	      "a volume, of another plan, too small, or on another filesystem for\n"
-	      "link/reflink; a vmstorage holds TARGET); 2 an I/O error (DEST or\n"
-	      "TARGET is left unfinished: rerun to resume); 64 wrong usage.\n",
+	      "link/reflink; an upper holding a FIFO or device; a vmstorage holds\n"
+	      "TARGET); 2 an I/O error (DEST or TARGET is left unfinished: rerun to\n"
+	      "resume); 64 wrong usage.\n",
 	      out);
 }
 
@@ -755,7 +778,7 @@ static int materialize(struct job *job)
 			err = job->stage.err;
 	}
 	if (rc == 0)
-		rc = stage_set_dir_times(&job->stage, &err);
+		rc = stage_set_dir_attrs(&job->stage, &err);
 	if (rc == 0)
 		rc = publish(job, &err);
 	if (rc < 0) {

@@ -142,6 +142,14 @@ static void finish_tree(struct mtree_session *session)
 	tree->fingerprint = h;
 }
 
+/* An upper entry's mode and owner: what the mount shows of it. */
+static struct plan_attr attr_of_stat(const struct stat *st)
+{
+	return (struct plan_attr){ .mode = st->st_mode, .uid = st->st_uid, .gid = st->st_gid,
+				   .nlink = (uint32_t)st->st_nlink,
+				   .blocks = (uint64_t)st->st_blocks };
+}
+
 /* The entry of plan node index, at path (taken). */
 static void add_plan_entry(struct mtree *tree, const struct plan *plan, uint32_t index,
 			   char *path)
@@ -165,6 +173,7 @@ static void add_plan_entry(struct mtree *tree, const struct plan *plan, uint32_t
 	}
 	e->size = node->kind == PLAN_DIR ? 0 : node->size;
 	e->mtime = node->mtime;
+	e->attr = node->attr;
 }
 
 static void tree_from_plan(struct mtree *tree, const struct plan *plan)
@@ -245,6 +254,7 @@ static int add_upper_file(struct mtree_session *session, int dirfd, const char *
 		e->source = xstrdup(path);
 		e->size = (uint64_t)st->st_size;
 		e->mtime = st->st_mtim;
+		e->attr = attr_of_stat(st);
 		return 0;
 	}
 	/* An edited stub must not copy a file the merge hides (flock.lock...). */
@@ -278,6 +288,7 @@ static int add_upper_file(struct mtree_session *session, int dirfd, const char *
 	e->source = lower;
 	e->size = (uint64_t)lst.st_size;
 	e->mtime = st->st_mtim;
+	e->attr = attr_of_stat(st); /* the stub's, as the mount shows it */
 	return 0;
 }
 
@@ -313,6 +324,7 @@ static int walk_upper(struct mtree_session *session, int dirfd, const char *pref
 		} else if (S_ISDIR(st.st_mode)) {
 			e = add_entry(&session->tree, path, MTREE_DIR);
 			e->mtime = st.st_mtim;
+			e->attr = attr_of_stat(&st);
 			sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 							 O_CLOEXEC);
 			if (sub < 0) {
@@ -379,6 +391,7 @@ int mtree_session_open(struct mtree_session *session, char **volume_paths, size_
 		session->refused = true;
 		return rc;
 	}
+	session->tree.root_attr = session->plan.nodes[0].attr;
 	if (!upper_path) {
 		tree_from_plan(&session->tree, &session->plan);
 		finish_tree(session);
@@ -393,8 +406,12 @@ int mtree_session_open(struct mtree_session *session, char **volume_paths, size_
 	session->upper_realpath = resolve_path(upper_path);
 	plan_lower_index_build(&session->stubs, &session->plan);
 	rc = walk_upper(session, session->upper.tree_fd, "", err);
-	if (rc < 0)
+	if (rc < 0) {
+		/* What the upper holds cannot be copied (a FIFO, a stub of no
+		 * volume file): its content is refused, nothing failed. */
+		session->refused = rc == -EINVAL;
 		return rc;
+	}
 	finish_tree(session);
 	return 0;
 }

@@ -32,6 +32,7 @@ struct mtree_entry {
 	const char *content;  /* MTREE_SYNTH: owned by the plan */
 	uint64_t size;
 	struct timespec mtime;
+	struct plan_attr attr; /* mode and owner a copy gives no one more than */
 };
 
 struct mtree {
@@ -40,6 +41,7 @@ struct mtree {
 	size_t files, dirs;
 	uint64_t file_bytes;
 	uint64_t fingerprint;        /* of everything that decides the bytes written */
+	struct plan_attr root_attr;  /* the plan's root: no wider than any volume's */
 };
 
 /* Everything a command needs to read the merged view. */

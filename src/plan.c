@@ -216,6 +216,16 @@ static uint32_t granted_mode(const struct vnode_stat *st, uid_t uid, gid_t gid)
 	       (st->st_mode & (S_ISUID | S_ISGID));
 }
 
+uint32_t plan_attr_mode_as(const struct plan_attr *attr, uid_t uid, gid_t gid)
+{
+	struct vnode_stat st = { .st_mode = attr->mode, .st_uid = attr->uid, .st_gid = attr->gid };
+	uint32_t mode = (attr->mode & (S_IRWXU | S_ISVTX)) | (granted_mode(&st, uid, gid) & 07077);
+
+	if (uid != attr->uid || gid != attr->gid)
+		mode &= ~(uint32_t)(S_ISUID | S_ISGID);
+	return mode;
+}
+
 /* Narrows attr, owned as a first source directory, to what the source
  * directory st also grants. The sticky bit is a restriction, not a grant:
  * kept when any source has it. */
@@ -1435,19 +1445,22 @@ static bool merged_dir_attr(struct plan *plan, uint32_t node)
  * volume holding a directory at its path and the mode (and ACL) they all
  * grant (above),
  * else its parent's (a dir the merge makes); its nlink counts the plan's
- * subdirectories. A synthesized file is 0644, owned by the first
- * volume's root. Parents come before their children in nodes[]. */
+ * subdirectories. A synthesized file is owned like its dir, 0644 narrowed
+ * to what the dir grants (0600 in a 0700 dir): a private volume's
+ * parts.json stays private in a copy too. Parents come before their
+ * children in nodes[]. */
 static void fill_attrs(struct plan *plan)
 {
-	const struct vnode_stat *root = &plan->volumes[0].root.st;
-
 	for (uint32_t i = 0; i < plan->node_count; i++) {
 		struct plan_node *node = &plan->nodes[i];
 
-		if (node->kind == PLAN_SYNTH_FILE)
-			node->attr = (struct plan_attr){ .mode = S_IFREG | 0644, .uid = root->st_uid,
-							 .gid = root->st_gid, .nlink = 1,
+		if (node->kind == PLAN_SYNTH_FILE) {
+			const struct plan_attr *dir = &plan->nodes[node->parent].attr;
+
+			node->attr = (struct plan_attr){ .mode = S_IFREG | (0644 & dir->mode),
+							 .uid = dir->uid, .gid = dir->gid, .nlink = 1,
 							 .blocks = (node->size + 511) / 512 };
+		}
 		if (node->kind != PLAN_DIR)
 			continue;
 		if (node->attr.mode == 0 && !merged_dir_attr(plan, i)) {

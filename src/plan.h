@@ -30,6 +30,12 @@ struct plan_attr {
 	uint64_t blocks;
 };
 
+/* The mode a copy of a node owned by uid:gid may have so that it grants no
+ * one more than attr does: the bits attr grants that group and others (the
+ * rule directories merge by), and attr's owner bits (the copy's owner may
+ * chmod it anyway). Set-id bits only where uid:gid is attr's own. */
+uint32_t plan_attr_mode_as(const struct plan_attr *attr, uid_t uid, gid_t gid);
+
 struct plan_node {
 	char *name;
 	uint32_t parent;

@@ -13,6 +13,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -282,6 +283,44 @@ static int staged_error(const struct stage *stage, const char *path, const char 
 			 strerror(-rc));
 }
 
+/* ---- modes and owners ---- */
+
+int stage_give_attr(int fd, const struct plan_attr *attr, const struct acl_value *acl,
+		    const char **what)
+{
+	struct plan_attr narrowed = *attr;
+	struct stat st = { .st_uid = attr->uid, .st_gid = attr->gid };
+	uint32_t mode;
+	bool carried;
+
+	*what = "cannot set the owner";
+	if (fchown(fd, attr->uid, attr->gid) < 0) {
+		if (errno != EPERM)
+			return -errno;
+		/* Not root: the group still, where this user is in it. */
+		if ((fchown(fd, (uid_t)-1, attr->gid) < 0 && errno != EPERM) || fstat(fd, &st) < 0)
+			return -errno;
+	}
+	carried = st.st_uid == attr->uid && st.st_gid == attr->gid;
+	if (acl && acl->size)
+		narrowed.mode = acl_fold_mode(acl, attr->mode);
+	/* Kept, the owner gets attr's mode and the ACL narrows it. Another
+	 * owner or group gets only what attr and the ACL grant it. */
+	mode = carried ? attr->mode : plan_attr_mode_as(&narrowed, st.st_uid, st.st_gid);
+	*what = "cannot set the mode";
+	if (fchmod(fd, mode & 07777) < 0)
+		return -errno;
+	if (!carried || !acl || !acl->size)
+		return 0;
+	*what = "cannot set the ACL";
+	if (fsetxattr(fd, ACL_ACCESS_XATTR, acl->value, acl->size, 0) == 0)
+		return 0;
+	if (errno != ENOTSUP) /* a filesystem without ACLs: the folded mode */
+		return -errno;
+	*what = "cannot set the mode";
+	return fchmod(fd, narrowed.mode & 07777) < 0 ? -errno : 0;
+}
+
 /* ---- durability in batches ----
  *
  * A rerun trusts a staged file by its name, size and mtime
@@ -371,14 +410,18 @@ static int finish_file(struct stage *stage, int fd, const struct mtree_entry *e,
 static int write_synth(struct stage *stage, const struct mtree_entry *e, struct error *err)
 {
 	char *tmp = tmp_name(e->path);
+	const char *what = "cannot write";
 	int fd, rc;
 
-	fd = openat(stage->staging_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	fd = openat(stage->staging_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		rc = staged_error(stage, tmp, "cannot create", -errno, err);
 	} else {
 		rc = write_all(fd, e->content, e->size);
-		rc = rc < 0 ? staged_error(stage, tmp, "cannot write", rc, err)
+		if (rc == 0)
+			rc = stage_give_attr(fd, &e->attr, NULL, &what);
+		rc = rc < 0 ? staged_error(stage, tmp, what, rc, err)
 			    : finish_file(stage, fd, e, tmp, err);
 		close(fd);
 	}
@@ -508,6 +551,7 @@ static int copy_file(struct stage *stage, const struct mtree_entry *e, enum how 
 	char *tmp = NULL, *source = mtree_source_name(stage->session, e);
 	const char *what = NULL;
 	int src, dst = -1, rc;
+	struct acl_value acl;
 	struct stat st;
 
 	src = mtree_open_source(stage->session, e);
@@ -526,19 +570,27 @@ static int copy_file(struct stage *stage, const struct mtree_entry *e, enum how 
 			       source, (intmax_t)st.st_size, e->size);
 		goto out;
 	}
+	rc = acl_get(src, &acl);
+	if (rc < 0) {
+		rc = error_set(err, -rc, "%s: cannot read its ACL: %s", source, strerror(-rc));
+		goto out;
+	}
 	(void)posix_fadvise(src, 0, 0, POSIX_FADV_SEQUENTIAL);
 	tmp = tmp_name(e->path);
-	dst = openat(stage->staging_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* Private until it has its mode: the umask must not decide it. */
+	dst = openat(stage->staging_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (dst < 0) {
 		rc = staged_error(stage, tmp, "cannot create", -errno, err);
 		goto out;
 	}
 	rc = copy_bytes(stage, src, dst, e->size, how, buf, &what);
-	if (rc < 0)
+	if (rc < 0) {
 		error_set(err, -rc, "%s: %s to %s/%s: %s", source, what, stage->staging_path, tmp,
 			  strerror(-rc));
-	else
-		rc = finish_file(stage, dst, e, tmp, err);
+		goto out;
+	}
+	rc = stage_give_attr(dst, &e->attr, &acl, &what);
+	rc = rc < 0 ? staged_error(stage, tmp, what, rc, err) : finish_file(stage, dst, e, tmp, err);
 out:
 	if (src >= 0)
 		close(src);
@@ -707,13 +759,19 @@ int stage_write_files(struct stage *stage, double start)
 
 int stage_make_dirs(struct stage *stage, struct error *err)
 {
+	/* What the staging dir's default ACL would hand down is no volume's. */
+	if (fremovexattr(stage->staging_fd, ACL_DEFAULT_XATTR) < 0 && errno != ENODATA &&
+	    errno != ENOTSUP)
+		return error_set(err, errno, "%s: cannot remove its default ACL: %s",
+				 stage->staging_path, strerror(errno));
 	for (size_t i = 0; i < stage->tree->count; i++) {
 		const struct mtree_entry *e = &stage->tree->entries[i];
 		struct stat st;
 
 		if (e->kind != MTREE_DIR || stage->done[i])
 			continue;
-		if (mkdirat(stage->staging_fd, e->path, 0755) < 0 &&
+		/* Private until stage_set_dir_attrs gives it its mode. */
+		if (mkdirat(stage->staging_fd, e->path, 0700) < 0 &&
 		    (errno != EEXIST ||
 		     fstatat(stage->staging_fd, e->path, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		     !S_ISDIR(st.st_mode)))
@@ -723,16 +781,86 @@ int stage_make_dirs(struct stage *stage, struct error *err)
 	return 0;
 }
 
-int stage_set_dir_times(struct stage *stage, struct error *err)
+/* Narrows mode by the ACL of the volume directory volume/path, if any. */
+static int fold_volume_acl(const struct stage *stage, int volume, const char *path,
+			   uint32_t *mode, struct error *err)
+{
+	const struct volume *v = &stage->session->volumes[volume];
+	int fd = openat(v->dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+	struct acl_value acl;
+
+	if (fd < 0)
+		return 0; /* not this volume's directory */
+	rc = acl_get(fd, &acl);
+	close(fd);
+	if (rc < 0)
+		return error_set(err, -rc, "%s/%s: cannot read its ACL: %s", v->path, path,
+				 strerror(-rc));
+	if (acl.size)
+		*mode = acl_fold_mode(&acl, *mode);
+	return 0;
+}
+
+/* A volume directory's ACL is part of what it grants, but the merged
+ * directory carries none (as on the mount): its mode is narrowed instead
+ * by the ACL of each volume directory it stands for, found at its path, or
+ * for a part dir (which a collision may have renamed) where its first
+ * file comes from. */
+static int fold_volume_acls(const struct stage *stage, size_t i, struct plan_attr *attr,
+			    struct error *err)
+{
+	const struct mtree_entry *e = &stage->tree->entries[i];
+	const struct mtree_entry *child = i + 1 < stage->tree->count ? e + 1 : NULL;
+	size_t len = strlen(e->path);
+	const char *slash;
+	char *source;
+	int rc = 0;
+
+	for (size_t v = 0; rc == 0 && v < stage->session->volume_count; v++)
+		rc = fold_volume_acl(stage, (int)v, e->path, &attr->mode, err);
+	if (rc < 0 || !child || child->kind != MTREE_LOWER ||
+	    strncmp(child->path, e->path, len) != 0 || child->path[len] != '/' ||
+	    strchr(child->path + len + 1, '/') || !(slash = strrchr(child->source, '/')))
+		return rc;
+	source = strndup(child->source, (size_t)(slash - child->source));
+	rc = fold_volume_acl(stage, child->volume, source, &attr->mode, err);
+	free(source);
+	return rc;
+}
+
+static int set_dir_attr(struct stage *stage, size_t i, struct error *err)
+{
+	const struct mtree_entry *e = &stage->tree->entries[i];
+	struct timespec times[2] = { e->mtime, e->mtime };
+	struct plan_attr attr = e->attr;
+	const char *what = "cannot open";
+	int fd, rc = fold_volume_acls(stage, i, &attr, err);
+
+	if (rc < 0)
+		return rc;
+	fd = openat(stage->staging_fd, e->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return staged_error(stage, e->path, what, -errno, err);
+	rc = stage_give_attr(fd, &attr, NULL, &what);
+	if (rc == 0 && futimens(fd, times) < 0) {
+		what = "cannot set mtime";
+		rc = -errno;
+	}
+	close(fd);
+	return rc < 0 ? staged_error(stage, e->path, what, rc, err) : 0;
+}
+
+int stage_set_dir_attrs(struct stage *stage, struct error *err)
 {
 	for (size_t i = stage->tree->count; i-- > 0;) {
 		const struct mtree_entry *e = &stage->tree->entries[i];
-		struct timespec times[2] = { e->mtime, e->mtime };
+		int rc;
 
 		if (e->kind != MTREE_DIR || stage->done[i])
 			continue;
-		if (utimensat(stage->staging_fd, e->path, times, AT_SYMLINK_NOFOLLOW) < 0)
-			return staged_error(stage, e->path, "cannot set mtime", -errno, err);
+		rc = set_dir_attr(stage, i, err);
+		if (rc < 0)
+			return rc;
 	}
 	return 0;
 }

@@ -17,6 +17,7 @@
 #include <sys/statvfs.h>
 #include <sys/types.h>
 
+#include "acl.h"
 #include "mtree.h"
 
 #define STAGE_DEFAULT_JOBS 4
@@ -100,8 +101,14 @@ int stage_make_dirs(struct stage *stage, struct error *err);
 /* Writes the work list with stage->jobs threads, with a progress line on a
  * terminal. On failure the first error is in stage->err. */
 int stage_write_files(struct stage *stage, double start);
-/* Directory mtimes as in the view, children first. */
-int stage_set_dir_times(struct stage *stage, struct error *err);
+/* Directory modes, owners and mtimes as in the view, children first. */
+int stage_set_dir_attrs(struct stage *stage, struct error *err);
+/* Gives the file or dir fd attr's owner and group where this process may
+ * (root), and a mode that grants no one more than attr and acl (a volume
+ * file's access ACL, or NULL) do: the ACL itself where owner and group were
+ * kept and the filesystem holds ACLs. 0, or -errno with *what failed. */
+int stage_give_attr(int fd, const struct plan_attr *attr, const struct acl_value *acl,
+		    const char **what);
 
 /* Counts per way of writing (done ones included), and as a JSON object. */
 void stage_counts(const struct stage *stage, size_t counts[HOW_COUNT]);

@@ -99,8 +99,10 @@ PY
 tap_ok $? "stat of every file and directory equals the volume's (mode uid gid mtime size blocks)"
 cat "$SCRATCH/stat.out"
 tap_is "$(stat -c '%a %u %g %s' "$mnt/data/small/2024_01/parts.json")" \
-	"644 $(stat -c '%u %g' "$vols/node0") $(wc -c <"$mnt/data/small/2024_01/parts.json")" \
-	"a synthesized parts.json: 0644, owned like the first volume's root"
+	"644 $(stat -c '%u %g' "$vols/node0/data/small/2024_01") $(wc -c <"$mnt/data/small/2024_01/parts.json")" \
+	"a synthesized parts.json: 0644 (its dir is 0755), owned like its dir"
+tap_is "$(stat -c '%a %u %g' "$mnt/data/small/2024_02/parts.json")" "640 4321 5432" \
+	"... in a 0750 dir: 0640"
 getfattr -d "$mnt/$p0/index.bin" >"$SCRATCH/xattr.out" 2>&1
 tap_ok $? "getxattr/listxattr answer (no attributes)" || tap_diag "$(cat "$SCRATCH/xattr.out")"
 

@@ -715,8 +715,10 @@ static void test_attributes(void)
 	ok(attr_is(&m, "", S_IFDIR | 0751, 77, 88),
 	   "the root is the first volume's root when the others grant as much");
 	ok(attr_is(&m, "cache", S_IFDIR | 0751, 77, 88), "a dir no volume holds has its parent's");
-	ok(attr_is(&m, "data/small/2024_01/parts.json", S_IFREG | 0644, 77, 88),
-	   "a synthesized file is 0644, owned like the first volume's root");
+	ok(attr_is(&m, "data/small/2024_01/parts.json", S_IFREG | 0640, 11, 22),
+	   "a synthesized file is owned like its dir, 0644 narrowed to what it grants (0750)");
+	ok(attr_is(&m, "flock.lock", S_IFREG | 0640, 77, 88),
+	   "... at the root too (0751)");
 	is_int(node_at(&m, "data/small")->attr.nlink, 4, "a dir's nlink counts its merged subdirs");
 	merged_free(&m);
 	free(full);
