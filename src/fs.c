@@ -98,13 +98,18 @@ struct fs_node {
 	struct listing *listing; /* of a populated dir, once asked for: listing_lock_of */
 };
 
-/* An open file: fi->fh. */
+/* An open file: fi->fh, shared by the opens for reading of a node with the
+ * same flags (file_share). */
 struct fs_file {
 	struct fs_file *next;
 	struct fs_node *node;
+	unsigned int opens; /* the kernel's opens that have it as fi->fh */
 	int fd;
 	int flags;  /* of the open, for the fd a copy-up gives */
 	bool lower; /* fd is the volume file of a stub: copied up at the first write */
+	/* fd holds bytes the upper file may no longer have: the plan's content
+	 * (a memfd), or a volume file a copy-up could not switch. */
+	bool frozen;
 	/* A stub opened for writing: its upper file, O_RDWR, so that the copy-up
 	 * needs no name (it may have been unlinked since). -1 otherwise. */
 	int upper_fd;
@@ -635,6 +640,7 @@ static void switch_files(struct fs_node *node, int upper)
 		if (fd < 0) {
 			/* Still the volume file, opened O_RDONLY: writes fail. */
 			log_error("cannot reopen a copied-up file: %s", strerror(-fd));
+			file->frozen = true;
 			continue;
 		}
 		close(file->fd);
@@ -1756,6 +1762,7 @@ static struct fs_file *file_add(struct fs *fs, struct fs_node *node, int fd, int
 	struct fs_file *file = xcalloc(1, sizeof(*file));
 
 	file->node = node;
+	file->opens = 1;
 	file->fd = fd;
 	file->flags = flags;
 	file->lower = lower;
@@ -1768,12 +1775,34 @@ static struct fs_file *file_add(struct fs *fs, struct fs_node *node, int fd, int
 	return file;
 }
 
+/* A file of node open for reading with the same flags, for another open for
+ * reading: reads are preads, and the kernel keeps each open's position and
+ * locks (the daemon forwards none), so one fd serves them all, and a user's
+ * opens cost the daemon an fd per file, not one per open. A frozen file is
+ * shared only while the node is lazy, its upper file not yet made. NULL if
+ * none. Under node->lock, held for writing. */
+static struct fs_file *file_share(struct fs_node *node, int flags)
+{
+	for (struct fs_file *file = node->files; file; file = file->next) {
+		if (wants_write(file->flags) || (file->flags & OPEN_FLAGS) != (flags & OPEN_FLAGS) ||
+		    (file->frozen && node->plan_node == PLAN_NONE))
+			continue;
+		file->opens++;
+		return file;
+	}
+	return NULL;
+}
+
 static void file_remove(struct fs *fs, struct fs_file *file)
 {
 	struct fs_node *node = file->node;
 	struct fs_file **link;
 
 	pthread_rwlock_wrlock(&node->lock);
+	if (--file->opens > 0) {
+		pthread_rwlock_unlock(&node->lock);
+		return;
+	}
 	for (link = &node->files; *link && *link != file; link = &(*link)->next)
 		;
 	if (*link)
@@ -1832,11 +1861,19 @@ static int open_plan_file(struct fs *fs, struct fs_node *node, struct fuse_file_
 {
 	const struct plan_node *planned = &fs->config->plan->nodes[node->plan_node];
 	bool lower = planned->kind == PLAN_LOWER_FILE;
+	struct fs_file *file;
 	int fd;
 
+	fi->keep_cache = lower; /* volume files never change */
+	pthread_rwlock_wrlock(&node->lock);
+	file = file_share(node, fi->flags);
+	pthread_rwlock_unlock(&node->lock);
+	if (file) {
+		fi->fh = (uint64_t)(uintptr_t)file;
+		return 0;
+	}
 	if (lower) {
 		fd = lower_open(fs, node);
-		fi->keep_cache = 1;
 	} else {
 		fd = memfd_create("vmunionfs-plan-file", MFD_CLOEXEC);
 		fd = fd < 0 ? -errno : fd;
@@ -1848,13 +1885,21 @@ static int open_plan_file(struct fs *fs, struct fs_node *node, struct fuse_file_
 	if (fd < 0)
 		return fd;
 	pthread_rwlock_wrlock(&node->lock);
-	fi->fh = (uint64_t)(uintptr_t)file_add(fs, node, fd, fi->flags, lower, -1);
+	file = file_share(node, fi->flags); /* opened meanwhile by another open */
+	if (file) {
+		close(fd);
+	} else {
+		file = file_add(fs, node, fd, fi->flags, lower, -1);
+		file->frozen = !lower;
+	}
+	fi->fh = (uint64_t)(uintptr_t)file;
 	pthread_rwlock_unlock(&node->lock);
 	return 0;
 }
 
 static int open_upper_file(struct fs *fs, struct fs_node *node, struct fuse_file_info *fi)
 {
+	struct fs_file *file = NULL;
 	bool lower = false;
 	int fd = 0, upper_fd = -1;
 
@@ -1862,6 +1907,8 @@ static int open_upper_file(struct fs *fs, struct fs_node *node, struct fuse_file
 	pthread_rwlock_wrlock(&node->lock);
 	if (node->stub == STUB_REFUSED) {
 		fd = -EIO;
+	} else if (!wants_write(fi->flags) && (file = file_share(node, fi->flags))) {
+		fi->keep_cache = file->lower;
 	} else if (node->stub == STUB_OK) {
 		/* Held for the copy-up: the name may be unlinked before the
 		 * first write, which a POSIX file still takes. */
@@ -1876,9 +1923,10 @@ static int open_upper_file(struct fs *fs, struct fs_node *node, struct fuse_file
 	} else {
 		fd = node_open(fs, node, NULL, fi->flags & OPEN_FLAGS);
 	}
-	if (fd >= 0)
-		fi->fh = (uint64_t)(uintptr_t)file_add(fs, node, fd, fi->flags, lower,
-						       upper_fd);
+	if (fd >= 0 && !file)
+		file = file_add(fs, node, fd, fi->flags, lower, upper_fd);
+	if (file)
+		fi->fh = (uint64_t)(uintptr_t)file;
 	pthread_rwlock_unlock(&node->lock);
 	return fd < 0 ? fd : 0;
 }
