@@ -22,6 +22,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "peer_uid.h"
 
 #define OPS(X)                                                                     \
 	X(lookup) X(forget) X(forget_multi) X(getattr) X(setattr) X(readlink)     \
@@ -59,6 +60,7 @@ static int upper_fd = -1;
 
 static int listen_fd = -1;
 static struct MHD_Daemon *http;
+static uint64_t evicted_connections; /* touched by the HTTP thread only */
 static sem_t dump_request;
 static pthread_t dump_thread;
 static bool dump_running;
@@ -253,6 +255,10 @@ static char *exposition(size_t *len)
 	print_family(out, "vmunionfs_open_files", "gauge", "Files open through the mount.");
 	fprintf(out, "vmunionfs_open_files %" PRId64 "\n",
 		atomic_load_explicit(&open_files, memory_order_relaxed));
+	print_family(out, "vmunionfs_metrics_connections_evicted_total", "counter",
+		     "Connections to this endpoint closed to make room for a newer one.");
+	fprintf(out, "vmunionfs_metrics_connections_evicted_total %" PRIu64 "\n",
+		evicted_connections);
 	if (fclose(out) != 0) {
 		free(text);
 		return NULL;
@@ -292,6 +298,137 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *connection, cons
 	rc = MHD_queue_response(connection, status, response);
 	MHD_destroy_response(response);
 	return rc;
+}
+
+/* ---- connections ----
+ * Every local user can reach the port, and libmicrohttpd refuses new
+ * connections while its limit is reached: idle connections held open by
+ * anyone would keep vmagent's scrape from being answered. A limit per
+ * address does not help on loopback, but the kernel tells which user owns
+ * the client's socket (peer_uid.h). So a new connection that finds
+ * CONNECTIONS_KEPT others closes the oldest connection of the user who
+ * holds the most: a user who opens many only ever closes their own, and a
+ * scraper holding one is closed only when every connection belongs to a
+ * different user. The evicted one is shut down here and closed by
+ * libmicrohttpd on its next poll, so it still counts until then: hence the
+ * spare places under the limit. Everything runs in libmicrohttpd's one
+ * polling thread. */
+
+#define CONNECTIONS_KEPT 32
+#define CONNECTIONS_SPARE 8
+#define CONNECTION_LIMIT (CONNECTIONS_KEPT + CONNECTIONS_SPARE)
+#define CONNECTION_IDLE_S 10
+#define UNKNOWN_USER ((uid_t)-1) /* the kernel could not say: one more user */
+
+struct connection_place {
+	int fd; /* -1: free */
+	bool evicted;
+	uid_t user;
+	uint64_t accepted; /* order of arrival */
+};
+
+static struct connection_place places[CONNECTION_LIMIT];
+static unsigned kept_connections;
+static uint64_t arrivals;
+
+static struct connection_place *free_place(void)
+{
+	for (int i = 0; i < CONNECTION_LIMIT; i++)
+		if (places[i].fd < 0)
+			return &places[i];
+	return NULL;
+}
+
+static bool kept(const struct connection_place *place)
+{
+	return place->fd >= 0 && !place->evicted;
+}
+
+static unsigned connections_of(uid_t user)
+{
+	unsigned count = 0;
+
+	for (int i = 0; i < CONNECTION_LIMIT; i++)
+		count += kept(&places[i]) && places[i].user == user;
+	return count;
+}
+
+/* The oldest connection of the user who holds the most. */
+static struct connection_place *eviction_victim(void)
+{
+	struct connection_place *victim = NULL;
+	unsigned victim_share = 0;
+
+	for (int i = 0; i < CONNECTION_LIMIT; i++) {
+		unsigned share;
+
+		if (!kept(&places[i]))
+			continue;
+		share = connections_of(places[i].user);
+		if (share > victim_share ||
+		    (share == victim_share && places[i].accepted < victim->accepted)) {
+			victim = &places[i];
+			victim_share = share;
+		}
+	}
+	return victim;
+}
+
+static void evict(struct connection_place *victim)
+{
+	shutdown(victim->fd, SHUT_RDWR);
+	victim->evicted = true;
+	kept_connections--;
+	evicted_connections++;
+}
+
+static void connection_arrived(struct MHD_Connection *connection, void **context)
+{
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct connection_place *place = free_place();
+
+	if (!info || !place)
+		return; /* not reached: the limit is the number of places */
+	*place = (struct connection_place){ .fd = info->connect_fd, .accepted = ++arrivals };
+	if (peer_uid(place->fd, &place->user) < 0)
+		place->user = UNKNOWN_USER;
+	*context = place;
+	if (++kept_connections > CONNECTIONS_KEPT)
+		evict(eviction_victim());
+}
+
+static void connection_closed(void **context)
+{
+	struct connection_place *place = *context;
+
+	if (!place)
+		return;
+	if (!place->evicted)
+		kept_connections--;
+	place->fd = -1;
+	*context = NULL;
+}
+
+static void notify_connection(void *cls, struct MHD_Connection *connection, void **context,
+			      enum MHD_ConnectionNotificationCode event)
+{
+	if (event == MHD_CONNECTION_NOTIFY_STARTED)
+		connection_arrived(connection, context);
+	else if (event == MHD_CONNECTION_NOTIFY_CLOSED)
+		connection_closed(context);
+}
+
+static struct MHD_Daemon *start_http(int fd)
+{
+	for (int i = 0; i < CONNECTION_LIMIT; i++)
+		places[i].fd = -1;
+	kept_connections = 0;
+	return MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, answer, NULL,
+				MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
+				(unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+				(unsigned)CONNECTION_IDLE_S, MHD_OPTION_NOTIFY_CONNECTION,
+				notify_connection, NULL, MHD_OPTION_END);
 }
 
 /* ---- SIGUSR1 ---- */
@@ -382,7 +519,7 @@ int metrics_init(const char *address, struct error *err)
 	listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (listen_fd < 0 ||
 	    setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(listen_fd, 16) < 0) {
+	    bind(listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(listen_fd, CONNECTION_LIMIT) < 0) {
 		rc = error_set(err, errno, "metrics=%s: %s", address, strerror(errno));
 		if (listen_fd >= 0)
 			close(listen_fd);
@@ -400,9 +537,7 @@ int metrics_start(int fd, struct error *err)
 	dump_running = true;
 	if (listen_fd < 0)
 		return 0;
-	http = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, answer, NULL,
-				MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_CONNECTION_LIMIT,
-				16u, MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+	http = start_http(listen_fd);
 	if (!http)
 		return error_set(err, EIO, "cannot start the metrics server");
 	listen_fd = -1; /* MHD closes it */

@@ -506,7 +506,7 @@ static int open_dirs(struct upper *upper, const struct plan *plan, struct error 
 
 	upper->dirfd = open(upper->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (upper->dirfd < 0)
-		return error_set(err, errno, "%s: %s", upper->path, strerror(errno));
+		return error_set(err, errno, "upper %s: %s", upper->path, strerror(errno));
 	rc = check_owner_and_lock(upper, err);
 	if (rc < 0)
 		return rc;
@@ -552,7 +552,7 @@ int upper_open_existing(struct upper *upper, const char *path, const struct plan
 	upper->path = xstrdup(path);
 	upper->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (upper->dirfd < 0)
-		rc = error_set(err, errno, "%s: %s", path, strerror(errno));
+		rc = error_set(err, errno, "upper %s: %s", path, strerror(errno));
 	else if (flock(upper->dirfd, LOCK_SH | LOCK_NB) < 0)
 		rc = error_set(err, errno, "%s: %s", path,
 			       errno == EWOULDBLOCK ? "a vmunionfs preview serves it: unmount it "
