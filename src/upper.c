@@ -246,11 +246,25 @@ static int create_child(int dirfd, const char *name, const struct plan *plan, ui
 	return rc < 0 ? rc : apply_attr(dirfd, name, &st);
 }
 
+/* A failed population gives back what it took of the upper, the first
+ * made children of node (on a full upper, every later write would fail
+ * with ENOSPC), and its times: the directory stays lazy, as it was. Only
+ * its own children: a lazy directory holds nothing else. A crash before
+ * this leaves them to the next population, which removes them first. */
+static void unmake_children(int dirfd, const struct plan *plan, const struct plan_node *node,
+			    size_t made, const struct timespec times[2])
+{
+	for (size_t i = 0; i < made; i++)
+		remove_tree_at(dirfd, plan->nodes[node->children[i]].name);
+	futimens(dirfd, times);
+}
+
 int upper_populate_dir(int dirfd, const struct plan *plan, uint32_t dir, struct error *err)
 {
 	const struct plan_node *node = &plan->nodes[dir];
 	struct timespec times[2];
 	struct stat st;
+	size_t made = 0;
 	char *origin;
 	int rc;
 
@@ -261,8 +275,8 @@ int upper_populate_dir(int dirfd, const struct plan *plan, uint32_t dir, struct 
 	/* An interrupted population leaves some children, maybe half made: all
 	 * its own (nothing else changes a lazy directory), made again. */
 	rc = remove_children_at(dirfd);
-	for (size_t i = 0; rc == 0 && i < node->child_count; i++) {
-		uint32_t child = node->children[i];
+	while (rc == 0 && made < node->child_count) {
+		uint32_t child = node->children[made++];
 
 		rc = create_child(dirfd, plan->nodes[child].name, plan, child);
 		if (rc < 0) {
@@ -270,6 +284,7 @@ int upper_populate_dir(int dirfd, const struct plan *plan, uint32_t dir, struct 
 
 			populate_error(err, path, rc);
 			free(path);
+			unmake_children(dirfd, plan, node, made, times);
 			return rc;
 		}
 	}
@@ -281,8 +296,10 @@ int upper_populate_dir(int dirfd, const struct plan *plan, uint32_t dir, struct 
 			fsync(dirfd) < 0 ||
 			(fremovexattr(dirfd, UPPER_LAZY_XATTR) < 0 && errno != ENODATA)))
 		rc = -errno;
-	if (rc < 0)
+	if (rc < 0) {
 		populate_error(err, origin, rc);
+		unmake_children(dirfd, plan, node, made, times);
+	}
 	free(origin);
 	return rc;
 }
