@@ -246,11 +246,11 @@ static int create_child(int dirfd, const char *name, const struct plan *plan, ui
 	return rc < 0 ? rc : apply_attr(dirfd, name, &st);
 }
 
-/* A failed population gives back what it took of the upper, the first
- * made children of node (on a full upper, every later write would fail
- * with ENOSPC), and its times: the directory stays lazy, as it was. Only
- * its own children: a lazy directory holds nothing else. A crash before
- * this leaves them to the next population, which removes them first. */
+/* A failed population removes the first made children of node, which it
+ * made (on a full upper, what they take would fail every later write with
+ * ENOSPC), and restores the directory's times: it stays lazy, as it was. A
+ * lazy directory holds nothing else. A crash before this leaves them to the
+ * next population, which removes them first. */
 static void unmake_children(int dirfd, const struct plan *plan, const struct plan_node *node,
 			    size_t made, const struct timespec times[2])
 {
