@@ -634,11 +634,11 @@ static void usage(FILE *out)
 	      "  -h, --help       show this help\n"
 	      "\n"
 	      "Exit status: 0 done (or done already); 1 refused before writing (the\n"
-	      "volumes cannot be merged, DEST is not empty, a dangling symlink, inside\n"
-	      "a volume, of another plan, too small, or on another filesystem for\n"
-	      "link/reflink; an upper holding a FIFO or device; a vmstorage holds\n"
-	      "TARGET); 2 an I/O error (DEST or TARGET is left unfinished: rerun to\n"
-	      "resume); 64 wrong usage.\n",
+	      "volumes cannot be merged, DEST is not empty, its parent missing, a\n"
+	      "dangling symlink, inside a volume, of another plan, too small, or on\n"
+	      "another filesystem for link/reflink; an upper holding a FIFO or device;\n"
+	      "a vmstorage holds TARGET); 2 an I/O error (DEST or TARGET is left\n"
+	      "unfinished: rerun to resume); 64 wrong usage.\n",
 	      out);
 }
 
@@ -826,10 +826,9 @@ int command_materialize(int argc, char **argv)
 		fprintf(stderr, "vmunion materialize: %s\n", err.message);
 		if (opt.json)
 			print_json_error(err.message);
-		rc = rc == -EINVAL || rc == -ENOTEMPTY || rc == -EXDEV || rc == -ENOTDIR ||
-				     rc == -EEXIST || rc == -EBUSY
-			     ? EXIT_REFUSED
-			     : EXIT_IO;
+		/* Nothing is written before this point: status 2 ("rerun to
+		 * resume") would send a script round a loop. */
+		rc = rc == -EIO ? EXIT_IO : EXIT_REFUSED;
 	} else if (opt.dry_run) {
 		struct error space_err;
 
