@@ -37,9 +37,19 @@ run_py() {
 run_py "400 opens of a file, with two sets of flags, cost the daemon 2 fds at most; \
 each reads the volume's bytes, also once the others are closed" '
 import os, sys
-name, volume, pid = sys.argv[1:]
+name, volume, pid, rel = sys.argv[1:]
 want = open(volume, "rb").read()
-count = lambda: len(os.listdir("/proc/%s/fd" % pid))
+# Only the fds on this file: libfuse starts worker threads (each with its
+# own /dev/fuse fd) as requests come, more of them under load.
+def count():
+    d = "/proc/%s/fd" % pid
+    n = 0
+    for f in os.listdir(d):
+        try:
+            n += os.readlink(os.path.join(d, f)).endswith("/" + rel)
+        except FileNotFoundError:
+            pass  # closed since the listing
+    return n
 before = count()
 fds = [os.open(name, os.O_RDONLY | (os.O_NONBLOCK if i % 2 else 0)) for i in range(400)]
 grown = count() - before
@@ -52,7 +62,7 @@ for fd in fds[:-1]:
 if os.pread(fds[-1], len(want) + 1, 0) != want:
     sys.exit("other bytes once the others are closed")
 os.close(fds[-1])
-' "$mnt/$shared" "${vols[0]}/$shared" "$pid"
+' "$mnt/$shared" "${vols[0]}/$shared" "$pid" "$shared"
 
 run_py "a copy-up switches every open sharing the fd: the new bytes, the rest as it was" '
 import os, sys
