@@ -304,19 +304,29 @@ int upper_populate_dir(int dirfd, const struct plan *plan, uint32_t dir, struct 
 	return rc;
 }
 
-int upper_lazy_get(const char *path, const struct plan *plan, uint32_t *dir)
+/* The plan node whose merged path the xattr name of path holds: 1 and
+ * *node (PLAN_NONE when the plan has no such path), 0 without the xattr. */
+static int plan_node_xattr(const char *path, const char *name, const struct plan *plan,
+			   uint32_t *node)
 {
 	char value[PATH_MAX];
-	ssize_t n = getxattr(path, UPPER_LAZY_XATTR, value, sizeof(value) - 1);
+	ssize_t n = getxattr(path, name, value, sizeof(value) - 1);
 
-	*dir = PLAN_NONE;
+	*node = PLAN_NONE;
 	if (n < 0)
 		return errno == ENODATA || errno == ENOTSUP ? 0 : -errno;
 	value[n] = '\0';
-	*dir = plan_at(plan, value);
-	if (*dir == PLAN_NONE || plan->nodes[*dir].kind != PLAN_DIR)
-		return -EIO;
+	*node = plan_at(plan, value);
 	return 1;
+}
+
+int upper_lazy_get(const char *path, const struct plan *plan, uint32_t *dir)
+{
+	int rc = plan_node_xattr(path, UPPER_LAZY_XATTR, plan, dir);
+
+	if (rc == 1 && (*dir == PLAN_NONE || plan->nodes[*dir].kind != PLAN_DIR))
+		return -EIO;
+	return rc;
 }
 
 /* Builds tree.new, then renames it to tree: a crash leaves no half tree. */
@@ -603,15 +613,9 @@ int upper_origin_set(const char *path, const char *plan_path)
 
 int upper_origin_get(const char *path, const struct plan *plan, uint32_t *node)
 {
-	char value[PATH_MAX];
-	ssize_t n = getxattr(path, UPPER_ORIGIN_XATTR, value, sizeof(value) - 1);
+	int rc = plan_node_xattr(path, UPPER_ORIGIN_XATTR, plan, node);
 
-	*node = PLAN_NONE;
-	if (n < 0)
-		return errno == ENODATA || errno == ENOTSUP ? 0 : -errno;
-	value[n] = '\0';
-	*node = plan_at(plan, value);
-	return *node != PLAN_NONE;
+	return rc == 1 ? *node != PLAN_NONE : rc;
 }
 
 int upper_stub_get(const char *path, int *volume, char **lower_path)
