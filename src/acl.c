@@ -279,6 +279,13 @@ static int compare_named(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* A list without entries has no array: qsort must not see its NULL. */
+static void sort_named(struct named *list, size_t count)
+{
+	if (count)
+		qsort(list, count, sizeof(*list), compare_named);
+}
+
 static char *put_entry(char *p, uint32_t tag, uint32_t perm, uint32_t id)
 {
 	put16(p, tag);
@@ -293,8 +300,8 @@ static char *format(struct acl *acl, size_t *len)
 	size_t count = 4 + acl->user_count + acl->group_count;
 	char *value = xmalloc(HEADER_SIZE + count * ENTRY_SIZE), *p = value + HEADER_SIZE;
 
-	qsort(acl->users, acl->user_count, sizeof(*acl->users), compare_named);
-	qsort(acl->groups, acl->group_count, sizeof(*acl->groups), compare_named);
+	sort_named(acl->users, acl->user_count);
+	sort_named(acl->groups, acl->group_count);
 	put32(value, ACL_VERSION);
 	p = put_entry(p, TAG_USER_OBJ, acl->user_obj, NO_ID);
 	for (size_t i = 0; i < acl->user_count; i++)
