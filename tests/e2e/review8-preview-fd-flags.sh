@@ -1,0 +1,84 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# What: the preview shares one daemon fd among the opens of a file for
+# reading only when their flags match exactly (fs.c file_share compares
+# OPEN_FLAGS), so a local user multiplies the fds it costs the daemon by
+# opening each file with every combination of O_APPEND, O_NONBLOCK, O_DSYNC,
+# O_SYNC and O_DIRECT (24 per file), none of which changes a pread; and
+# distinct files each cost an fd with no bound (the read-only mount's
+# fd_cache bounds them, the preview has none).
+# Why it matters: through an allow_other preview, nobody takes every fd of
+# the root daemon (review5-preview-fd-dos.sh with a few files instead of one
+# file 200 times); vmstorage then can open or create nothing: EMFILE.
+# Right: one user's opens for reading of one file cost one fd whatever the
+# flags that do not change what is read; and root still opens and creates
+# files while nobody holds opens of every file.
+set -u
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
+require_root_fuse
+require_cmd prlimit setpriv python3
+copy_two_volumes
+chmod -R go+rX "$vols"
+snapshot_volumes "$vols/node0" "$vols/node1"
+chmod 0755 "$SCRATCH"
+mnt=$(scratch_dir mnt)
+mount_union "$mnt" "$vols/node0" "$vols/node1" -- -f -o allow_other -o "upper=$SCRATCH/upper"
+tap_ok $? "preview mounted with allow_other" || tap_bail "no mount"
+pid=$(union_pids "$mnt")
+pid=${pid%% *}
+flag=$(scratch_dir flag) && chmod 1777 "$flag"
+
+# hold MARK FILE... : nobody opens each FILE for reading with every flag
+# combination the kernel passes on, holds them, touches $flag/MARK.
+hold() {
+	local mark=$1
+	shift
+	setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 - "$flag/$mark" "$@" <<'PY' &
+import itertools, os, sys, time
+extra = [os.O_APPEND, os.O_NONBLOCK, os.O_DSYNC, os.O_SYNC, os.O_DIRECT]
+held = []
+for path in sys.argv[2:]:
+    for n in range(len(extra) + 1):
+        for combo in itertools.combinations(extra, n):
+            try:
+                held.append(os.open(path, os.O_RDONLY | sum(combo)))
+            except OSError:
+                pass
+open(sys.argv[1], "w").close()
+time.sleep(8)
+PY
+	holder=$!
+	on_exit "kill $holder 2>/dev/null; wait $holder 2>/dev/null"
+	wait_for 15 test -e "$flag/$mark"
+}
+
+fds() { ls "/proc/$pid/fd" | wc -l; }
+
+one=$(cd "$mnt" && find data/small -name index.bin | sort | head -n 1)
+cat "$mnt/$one" >/dev/null
+before=$(fds)
+hold one "$mnt/$one"
+tap_ok $? "nobody holds opens of one file with many flag sets"
+during=$(fds)
+tap_ok $((during - before > 2)) "one file's opens for reading cost the daemon at most 2 fds, whatever the flags" ||
+	tap_diag "daemon fds: $before before, $during while nobody holds them"
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+
+# A small limit stands for the hard limit many files reach.
+prlimit --pid "$pid" --nofile=64:64
+tap_ok $? "the daemon's fd limit is 64"
+mapfile -t files < <(cd "$mnt" && find data -type f | sort | sed "s|^|$mnt/|")
+hold all "${files[@]}"
+tap_ok $? "nobody holds opens of every file (${#files[@]})"
+cat "$mnt/$one" >/dev/null 2>"$SCRATCH/root.err"
+tap_ok $? "root still reads a file" || tap_diag "$(cat "$SCRATCH/root.err")"
+touch "$mnt/metadata/new" 2>"$SCRATCH/root.err"
+tap_ok $? "root still creates a file" || tap_diag "$(cat "$SCRATCH/root.err")"
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+
+unmount_union "$mnt"
+tap_ok $? "unmounted"
+assert_volumes_unchanged
+tap_done
