@@ -61,6 +61,12 @@
 	(O_ACCMODE | O_APPEND | O_TRUNC | O_NONBLOCK | O_DSYNC | O_SYNC | O_DIRECT |        \
 	 O_NOATIME | O_LARGEFILE)
 
+/* The flags that change what a pread of an fd does (O_DIRECT's alignment,
+ * O_NOATIME): opens for reading differing only in others (O_APPEND,
+ * O_NONBLOCK, O_SYNC ...) share one fd, so that trying every combination
+ * costs the daemon no more fds. */
+#define READ_FLAGS (O_DIRECT | O_NOATIME)
+
 enum stub_kind {
 	STUB_NONE,    /* the upper file holds its own bytes */
 	STUB_OK,      /* bytes come from the volume file */
@@ -1775,16 +1781,19 @@ static struct fs_file *file_add(struct fs *fs, struct fs_node *node, int fd, int
 	return file;
 }
 
-/* A file of node open for reading with the same flags, for another open for
- * reading: reads are preads, and the kernel keeps each open's position and
+/* A file of node open for reading with the same READ_FLAGS, for another
+ * open for reading: reads are preads, and the kernel keeps each open's position and
  * locks (the daemon forwards none), so one fd serves them all, and a user's
  * opens cost the daemon an fd per file, not one per open. A frozen file is
  * shared only while the node is lazy, its upper file not yet made. NULL if
  * none. Under node->lock, held for writing. */
 static struct fs_file *file_share(struct fs_node *node, int flags)
 {
+	if (wants_write(flags))
+		return NULL;
 	for (struct fs_file *file = node->files; file; file = file->next) {
-		if (wants_write(file->flags) || (file->flags & OPEN_FLAGS) != (flags & OPEN_FLAGS) ||
+		if (wants_write(file->flags) ||
+		    (file->flags & READ_FLAGS) != (flags & READ_FLAGS) ||
 		    (file->frozen && node->plan_node == PLAN_NONE))
 			continue;
 		file->opens++;
