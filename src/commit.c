@@ -550,6 +550,11 @@ static int swap(struct target *tg, struct error *err)
 	int prev_fd, stage_fd, rc = 0;
 	size_t moved = 0;
 
+	/* Narrowed before the first entry of another volume comes in, which
+	 * TARGET's wider root would otherwise show to everyone (rollback gives
+	 * the journal's root_mode back). */
+	if (j->merged_root_mode >= 0 && fchmod(tg->fd, (mode_t)j->merged_root_mode) < 0)
+		return target_error(tg, "cannot narrow its mode", err);
 	prev_fd = open_commit_sub(tg, PREVIOUS_DIR, err);
 	if (prev_fd < 0)
 		return prev_fd;
@@ -586,8 +591,6 @@ static int swap(struct target *tg, struct error *err)
 			rc = error_set(err, EIO, "%s/%s: missing after the swap (was %s/%s removed?): "
 				       "run vmunion rollback", tg->path, j->merged.items[i],
 				       COMMIT_DIR, STAGE_DIR);
-	if (rc == 0 && j->merged_root_mode >= 0 && fchmod(tg->fd, (mode_t)j->merged_root_mode) < 0)
-		rc = target_error(tg, "cannot narrow its mode", err);
 	if (rc == 0 && (fsync(prev_fd) < 0 || (stage_fd >= 0 && fsync(stage_fd) < 0)))
 		rc = target_error(tg, "cannot sync", err);
 	close(prev_fd);
