@@ -753,6 +753,20 @@ preview_of_two() {
 	tap_ok $? "preview mounted" || tap_bail "no mount"
 }
 
+# shared_preview : preview_of_two, readable by every user, mounted in the
+# foreground with allow_other; $pid is the daemon's.
+shared_preview() {
+	copy_two_volumes
+	chmod -R go+rX "$vols"
+	snapshot_volumes "$vols/node0" "$vols/node1"
+	chmod 0755 "$SCRATCH"
+	mnt=$(scratch_dir mnt)
+	mount_union "$mnt" "$vols/node0" "$vols/node1" -- -f -o allow_other -o "upper=$SCRATCH/upper"
+	tap_ok $? "preview mounted with allow_other" || tap_bail "no mount"
+	pid=$(union_pids "$mnt")
+	pid=${pid%% *}
+}
+
 # as_nobody CMD... : runs CMD as nobody (65534), with no supplementary groups.
 as_nobody() {
 	setpriv --reuid=65534 --regid=65534 --clear-groups "$@"

@@ -14,15 +14,7 @@ set -u
 require_root_fuse
 require_cmd prlimit setpriv
 
-copy_two_volumes
-chmod -R go+rX "$vols"
-snapshot_volumes "$vols/node0" "$vols/node1"
-chmod 0755 "$SCRATCH"
-mnt=$(scratch_dir mnt)
-mount_union "$mnt" "$vols/node0" "$vols/node1" -- -f -o allow_other -o "upper=$SCRATCH/upper"
-tap_ok $? "preview mounted with allow_other" || tap_bail "no mount"
-pid=$(union_pids "$mnt")
-pid=${pid%% *}
+shared_preview
 # A small limit stands for the hard limit that many opens reach.
 prlimit --pid "$pid" --nofile=64:64
 tap_ok $? "the daemon's fd limit is 64"

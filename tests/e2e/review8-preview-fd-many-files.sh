@@ -14,15 +14,7 @@ set -u
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 require_root_fuse
 require_cmd prlimit setpriv
-copy_two_volumes
-chmod -R go+rX "$vols"
-snapshot_volumes "$vols/node0" "$vols/node1"
-chmod 0755 "$SCRATCH"
-mnt=$(scratch_dir mnt)
-mount_union "$mnt" "$vols/node0" "$vols/node1" -- -f -o allow_other -o "upper=$SCRATCH/upper"
-tap_ok $? "preview mounted with allow_other" || tap_bail "no mount"
-pid=$(union_pids "$mnt")
-pid=${pid%% *}
+shared_preview
 mapfile -t files < <(cd "$mnt" && find data indexdb -type f | sort)
 # A limit a little above what the daemon holds idle stands for the hard
 # limit that a real volume's file count reaches.
