@@ -39,7 +39,7 @@ struct options {
 	struct name_list positional;
 };
 
-enum { KEY_HELP, KEY_VERSION, KEY_FSNAME, KEY_SUBTYPE, KEY_REFUSED };
+enum { KEY_HELP, KEY_VERSION, KEY_FSNAME, KEY_SUBTYPE, KEY_IGNORED };
 
 static const struct fuse_opt option_specs[] = {
 	{ "upper=%s", offsetof(struct options, upper), 0 },
@@ -49,8 +49,8 @@ static const struct fuse_opt option_specs[] = {
 	{ "metrics=%s", offsetof(struct options, metrics), 0 },
 	FUSE_OPT_KEY("fsname=", KEY_FSNAME),
 	FUSE_OPT_KEY("subtype=", KEY_SUBTYPE),
-	FUSE_OPT_KEY("suid", KEY_REFUSED),
-	FUSE_OPT_KEY("dev", KEY_REFUSED),
+	FUSE_OPT_KEY("suid", KEY_IGNORED),
+	FUSE_OPT_KEY("dev", KEY_IGNORED),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -84,7 +84,7 @@ static void usage(FILE *out)
 	      "  -o subtype=TYPE  the type is fuse.TYPE (default: vmunionfs)\n"
 	      "  -o OPT[,OPT...]  FUSE mount options (allow_other, default_permissions,\n"
 	      "                   max_threads=N, ...: see vmunionfs(1)); always\n"
-	      "                   nosuid,nodev: suid and dev are refused\n"
+	      "                   nosuid,nodev: suid and dev are ignored\n"
 	      "  -f               stay in the foreground; log to stderr (else syslog)\n"
 	      "  -d               also log FUSE's request trace (implies -f)\n"
 	      "  -s               single-threaded\n"
@@ -112,14 +112,12 @@ static int collect_option(void *data, const char *arg, int key, struct fuse_args
 		options->version = true;
 		return 0;
 	}
-	if (key == KEY_REFUSED) {
-		/* libfuse would drop nosuid or nodev for them, on a mount whose
-		 * files, other users' included, the daemon serves as root */
-		fprintf(stderr,
-			"vmunionfs: -o %s: refused: the mount is always nosuid,nodev, so that "
-			"no setuid file or device node of a volume or the upper takes effect\n",
-			arg);
-		return -1;
+	if (key == KEY_IGNORED) {
+		/* Not passed on: libfuse would drop nosuid or nodev for them, on a
+		 * mount whose files, other users' included, the daemon serves as
+		 * root. Not refused: mount.fuse3 passes them for an fstab line's
+		 * "defaults". */
+		return 0;
 	}
 	if (key == KEY_FSNAME || key == KEY_SUBTYPE) {
 		*(key == KEY_FSNAME ? &options->fsname : &options->subtype) = true;
