@@ -49,6 +49,7 @@
 
 #include "acl.h"
 #include "creds.h"
+#include "fd_cache.h"
 #include "listing.h"
 #include "log.h"
 #include "metrics.h"
@@ -66,6 +67,9 @@
  * O_NONBLOCK, O_SYNC ...) share one fd, so that trying every combination
  * costs the daemon no more fds. */
 #define READ_FLAGS (O_DIRECT | O_NOATIME)
+
+/* Volume files kept open for reads, at most (fd_cache.h). */
+#define VOLUME_FD_LIMIT 1024
 
 enum stub_kind {
 	STUB_NONE,    /* the upper file holds its own bytes */
@@ -95,10 +99,7 @@ struct fs_node {
 	pthread_rwlock_t lock;
 	pthread_mutex_t copy_up_lock; /* one copy-up of this node at a time */
 	enum stub_kind stub;
-	int stub_volume;
-	char *stub_path;
-	uint64_t stub_size;   /* the plan's size of the volume file */
-	blkcnt_t stub_blocks; /* st_blocks of the volume file */
+	uint32_t stub_file; /* STUB_OK: the plan node of its volume file */
 	uint64_t linked_copy_ups; /* fs->linked_copy_ups when the stub was last read */
 	struct fs_file *files;
 	struct listing *listing; /* of a populated dir, once asked for: listing_lock_of */
@@ -110,10 +111,14 @@ struct fs_file {
 	struct fs_file *next;
 	struct fs_node *node;
 	unsigned int opens; /* the kernel's opens that have it as fi->fh */
-	int fd;
+	int fd;     /* -1 when read from volume_file */
 	int flags;  /* of the open, for the fd a copy-up gives */
-	bool lower; /* fd is the volume file of a stub: copied up at the first write */
-	/* fd holds bytes the upper file may no longer have: the plan's content
+	/* Not PLAN_NONE: reads come from this plan node's volume file, through
+	 * fs->volume_fds: a user opening every file costs the daemon no more
+	 * fds than the cache keeps. */
+	uint32_t volume_file;
+	bool lower; /* the volume file of a stub: copied up at the first write */
+	/* Holds bytes the upper file may no longer have: the plan's content
 	 * (a memfd), or a volume file a copy-up could not switch. */
 	bool frozen;
 	/* A stub opened for writing: its upper file, O_RDWR, so that the copy-up
@@ -141,6 +146,7 @@ struct fs {
 	const struct fs_config *config;
 	struct fuse_session *session; /* NULL until fs_set_session */
 	struct plan_lower_index stubs; /* the files a stub may name */
+	struct fd_cache *volume_fds;   /* of volume files open for reading, by plan node */
 	/* Held by a populate from start to end: what it fills in the upper
 	 * nothing else changes, and what is lazy changes under it only.
 	 * Taken before fs->population. */
@@ -334,7 +340,6 @@ static void node_free(struct fs_node *node)
 		listing_free(node->listing);
 	free(node->listing);
 	free(node->name);
-	free(node->stub_path);
 	free(node);
 }
 
@@ -445,13 +450,10 @@ static uint32_t node_load_stub(struct fs *fs, struct fs_node *node, int fd,
 		free(lower);
 		return PLAN_NONE;
 	}
+	free(lower);
 	node->stub = STUB_OK;
-	node->stub_volume = volume;
-	node->stub_path = lower;
-	node->stub_size = planned->size;
-	/* The scan's count: a stat of the volume file per lookup slows walks. */
-	node->stub_blocks = (blkcnt_t)planned->attr.blocks;
-	return (uint32_t)(planned - fs->config->plan->nodes);
+	node->stub_file = (uint32_t)(planned - fs->config->plan->nodes);
+	return node->stub_file;
 }
 
 /* Readers come and go all the time; a copy-up or a populate must still get
@@ -490,10 +492,7 @@ static void node_plan_stub(struct fs *fs, struct fs_node *node)
 	if (planned->kind != PLAN_LOWER_FILE)
 		return;
 	node->stub = STUB_OK;
-	node->stub_volume = planned->volume;
-	node->stub_path = xstrdup(planned->lower_path);
-	node->stub_size = planned->size;
-	node->stub_blocks = (blkcnt_t)planned->attr.blocks;
+	node->stub_file = node->plan_node;
 }
 
 /* The plan node an upper file or dir (fd, O_PATH) came from, copied up or
@@ -525,7 +524,7 @@ static struct fs_node *node_new(struct fs *fs, const struct node_source *source,
 	node->plan_node = source->plan_node;
 	node->plan_dir = node->listed_plan_dir = source->plan_dir;
 	node->upper_ino = node->plan_node != PLAN_NONE ? 0 : st->st_ino;
-	node->stub_volume = -1;
+	node->stub_file = PLAN_NONE;
 	node->linked_copy_ups = __atomic_load_n(&fs->linked_copy_ups, __ATOMIC_ACQUIRE);
 	node->name = xstrdup(name);
 	if (node->plan_node != PLAN_NONE)
@@ -588,39 +587,77 @@ static void node_forget(struct fs *fs, struct fs_node *node, uint64_t count)
 
 /* ---- stubs ---- */
 
-/* The volume file of a stub, which must still hold what the plan says.
- * Under node->lock or node->copy_up_lock. */
-static int lower_check(struct fs *fs, const struct fs_node *node, int fd)
+/* An fd of the volume file of plan node index, which must still hold what
+ * the plan says, or -errno. Out of fds is not reported: fd_cache makes room
+ * and tries again. */
+static int volume_file_open(struct fs *fs, uint32_t index)
 {
+	const struct plan_node *planned = &fs->config->plan->nodes[index];
+	const struct volume *volume = &fs->config->volumes[planned->volume];
+	int fd = volume_open_file(volume, planned->lower_path);
 	struct stat st;
 
+	if (fd == -EMFILE || fd == -ENFILE)
+		return fd;
+	if (fd < 0) {
+		log_error("%s/%s: %s", volume->path, planned->lower_path, strerror(-fd));
+		return fd;
+	}
 	if (fstat(fd, &st) < 0)
-		return -errno;
-	if ((uint64_t)st.st_size >= node->stub_size)
-		return 0;
+		st.st_size = 0;
+	if ((uint64_t)st.st_size >= planned->size)
+		return fd;
 	log_error("%s/%s: %jd bytes, but the plan says %" PRIu64 ": the volume file changed "
-	       "underneath the mount; reads fail with EIO",
-	       fs->config->volumes[node->stub_volume].path, node->stub_path,
-	       (intmax_t)st.st_size, node->stub_size);
+		  "underneath the mount; reads fail with EIO",
+		  volume->path, planned->lower_path, (intmax_t)st.st_size, planned->size);
+	close(fd);
 	return -EIO;
 }
 
-static int lower_open(struct fs *fs, const struct fs_node *node)
+/* fd_cache_open_fn of fs->volume_fds. */
+static int open_cached_volume_file(uint32_t index, void *fs)
 {
-	int fd = volume_open_file(&fs->config->volumes[node->stub_volume], node->stub_path);
+	return volume_file_open(fs, index);
+}
+
+/* The volume file of plan node index from the cache, held until
+ * fd_cache_put; NULL and *rc a -errno if it cannot be opened. */
+static struct fd_hold *volume_file_hold(struct fs *fs, uint32_t index, int *rc)
+{
+	struct fd_hold *hold = fd_cache_get(fs->volume_fds, index, rc);
+
+	if (!hold && (*rc == -EMFILE || *rc == -ENFILE)) {
+		const struct plan_node *planned = &fs->config->plan->nodes[index];
+
+		log_error("%s/%s: cannot open: %s (the daemon's own limit)",
+			  fs->config->volumes[planned->volume].path, planned->lower_path,
+			  strerror(-*rc));
+	}
+	return hold;
+}
+
+/* An open of a volume file fails as its reads would. */
+static int volume_file_check(struct fs *fs, uint32_t index)
+{
+	int rc = 0;
+	struct fd_hold *hold = volume_file_hold(fs, index, &rc);
+
+	if (hold)
+		fd_cache_put(fs->volume_fds, hold);
+	return rc;
+}
+
+/* The fd of an open file: its own, or its volume file's, held in the cache
+ * (*hold) until fd_cache_put; or -errno. Under file->node->lock. */
+static int file_fd_hold(struct fs *fs, const struct fs_file *file, struct fd_hold **hold)
+{
 	int rc;
 
-	if (fd < 0) {
-		log_error("%s/%s: %s", fs->config->volumes[node->stub_volume].path, node->stub_path,
-		       strerror(-fd));
-		return fd;
-	}
-	rc = lower_check(fs, node, fd);
-	if (rc < 0) {
-		close(fd);
-		return rc;
-	}
-	return fd;
+	*hold = NULL;
+	if (file->volume_file == PLAN_NONE)
+		return file->fd;
+	*hold = volume_file_hold(fs, file->volume_file, &rc);
+	return *hold ? fd_hold_fd(*hold) : rc;
 }
 
 /* After a copy-up, files open on the stub read the upper file, reopened
@@ -644,13 +681,13 @@ static void switch_files(struct fs_node *node, int upper)
 		fd = open(path, (file->flags & OPEN_FLAGS & ~O_TRUNC) | O_CLOEXEC);
 		fd = fd < 0 ? -errno : fd;
 		if (fd < 0) {
-			/* Still the volume file, opened O_RDONLY: writes fail. */
+			/* Still the volume file, read-only: writes fail. */
 			log_error("cannot reopen a copied-up file: %s", strerror(-fd));
 			file->frozen = true;
 			continue;
 		}
-		close(file->fd);
 		file->fd = fd;
+		file->volume_file = PLAN_NONE;
 	}
 }
 
@@ -690,8 +727,6 @@ static void recheck_stub(struct fs *fs, struct fs_node *node)
 		__atomic_store_n(&node->linked_copy_ups, now, __ATOMIC_RELAXED);
 	if (rc == 0) {
 		node->stub = STUB_NONE;
-		free(node->stub_path);
-		node->stub_path = NULL;
 		switch_files(node, fd);
 	}
 	close(fd);
@@ -714,16 +749,9 @@ static void node_recheck(struct fs *fs, struct fs_node *node)
  * so that it shows the same st_ino after (node_new). */
 static int keep_origin(struct fs *fs, const struct fs_node *node, const char *path)
 {
-	const struct plan *plan = fs->config->plan;
-	const struct plan_node *planned =
-		plan_lower_index_find(&fs->stubs, node->stub_volume, node->stub_path);
-	char *origin;
-	int rc;
+	char *origin = plan_path(fs->config->plan, node->stub_file);
+	int rc = upper_origin_set(path, origin);
 
-	if (!planned) /* never: a stub is STUB_OK only when it names one */
-		return 0;
-	origin = plan_path(plan, (uint32_t)(planned - plan->nodes));
-	rc = upper_origin_set(path, origin);
 	free(origin);
 	return rc;
 }
@@ -732,6 +760,7 @@ static int keep_origin(struct fs *fs, const struct fs_node *node, const char *pa
  * bytes (all when keep < 0). Copy-ups of different nodes run in parallel. */
 static int copy_up(struct fs *fs, struct fs_node *node, off_t keep)
 {
+	const struct plan_node *planned;
 	char path[64];
 	enum stub_kind stub;
 	int rc, fd = -1, lower = -1;
@@ -749,7 +778,8 @@ static int copy_up(struct fs *fs, struct fs_node *node, off_t keep)
 		pthread_mutex_unlock(&node->copy_up_lock);
 		return stub == STUB_REFUSED ? -EIO : 0;
 	}
-	rc = fd < 0 ? fd : (lower = lower_open(fs, node));
+	planned = &fs->config->plan->nodes[node->stub_file];
+	rc = fd < 0 ? fd : (lower = volume_file_open(fs, node->stub_file));
 	if (rc >= 0) {
 		proc_path(path, sizeof(path), fd);
 		rc = keep_origin(fs, node, path);
@@ -759,19 +789,17 @@ static int copy_up(struct fs *fs, struct fs_node *node, off_t keep)
 			__atomic_add_fetch(&fs->linked_copy_ups, 1, __ATOMIC_RELEASE);
 		if (rc < 0) {
 			log_error("copy-up of %s/%s into the upper failed: %s; it stays as it was",
-				  fs->config->volumes[node->stub_volume].path, node->stub_path,
+				  fs->config->volumes[planned->volume].path, planned->lower_path,
 				  strerror(-rc));
 		} else {
 			metrics_add(METRIC_COPY_UPS, 1);
 			metrics_add(METRIC_COPY_UP_BYTES,
-				    keep < 0 ? node->stub_size : (uint64_t)keep);
+				    keep < 0 ? planned->size : (uint64_t)keep);
 		}
 	}
 	if (rc >= 0) {
 		pthread_rwlock_wrlock(&node->lock);
 		node->stub = STUB_NONE;
-		free(node->stub_path);
-		node->stub_path = NULL;
 		switch_files(node, fd);
 		pthread_rwlock_unlock(&node->lock);
 	}
@@ -931,8 +959,9 @@ static double attr_timeout(struct fs *fs, const struct fs_node *node, const stru
 static void node_fix_attr(struct fs *fs, struct fs_node *node, struct stat *st)
 {
 	pthread_rwlock_rdlock(&node->lock);
+	/* The scan's count: a stat of the volume file per lookup slows walks. */
 	if (node->stub == STUB_OK)
-		st->st_blocks = node->stub_blocks;
+		st->st_blocks = (blkcnt_t)fs->config->plan->nodes[node->stub_file].attr.blocks;
 	if (node->plan_dir != PLAN_NONE)
 		st->st_nlink = fs->config->plan->nodes[node->plan_dir].attr.nlink;
 	st->st_ino = node->ino;
@@ -978,7 +1007,12 @@ static int node_stat(struct fs *fs, struct fs_node *node, struct stat *st)
 		 * whose attributes the stub had, but for the link count. */
 		pthread_rwlock_rdlock(&node->lock);
 		for (struct fs_file *file = node->files; file && rc < 0; file = file->next) {
-			rc = fstat(file->fd, st) < 0 ? -errno : 0;
+			struct fd_hold *hold;
+
+			fd = file_fd_hold(fs, file, &hold);
+			rc = fd < 0 ? fd : fstat(fd, st) < 0 ? -errno : 0;
+			if (hold)
+				fd_cache_put(fs->volume_fds, hold);
 			if (rc == 0 && file->lower) {
 				st->st_ino = node->ino;
 				st->st_nlink = 0;
@@ -1121,28 +1155,36 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_attr(req, &st, attr_timeout(fs, node_of(req, ino), &st));
 }
 
-/* The fd of an open file, stable until file_fd_put. */
-static int file_fd_get(struct fs_file *file)
+/* The fd of an open file, stable until file_fd_put (a copy-up may not
+ * switch it meanwhile); or -errno, with nothing to put. */
+static int file_fd_get(struct fs *fs, struct fs_file *file, struct fd_hold **hold)
 {
+	int fd;
+
 	pthread_rwlock_rdlock(&file->node->lock);
-	return file->fd;
+	fd = file_fd_hold(fs, file, hold);
+	if (fd < 0)
+		pthread_rwlock_unlock(&file->node->lock);
+	return fd;
 }
 
-static void file_fd_put(struct fs_file *file)
+static void file_fd_put(struct fs *fs, struct fs_file *file, struct fd_hold *hold)
 {
+	if (hold)
+		fd_cache_put(fs->volume_fds, hold);
 	pthread_rwlock_unlock(&file->node->lock);
 }
 
 /* The fd of a file about to be written, stable until file_fd_put; a stub
  * is copied up first. Or -errno (nothing to put). */
-static int file_fd_write(struct fs *fs, struct fs_file *file)
+static int file_fd_write(struct fs *fs, struct fs_file *file, struct fd_hold **hold)
 {
 	for (;;) {
-		int fd = file_fd_get(file), rc;
+		int fd = file_fd_get(fs, file, hold), rc;
 
-		if (!file->lower)
+		if (fd < 0 || !file->lower)
 			return fd;
-		file_fd_put(file);
+		file_fd_put(fs, file, *hold);
 		rc = copy_up(fs, file->node, -1);
 		if (rc < 0)
 			return rc;
@@ -1176,9 +1218,13 @@ static int set_size(struct fs *fs, struct fs_node *node, int path_fd, off_t size
 	if (rc < 0)
 		return rc;
 	if (fi) {
-		fd = file_fd_get(file_of(fi));
+		struct fd_hold *hold;
+
+		fd = file_fd_get(fs, file_of(fi), &hold);
+		if (fd < 0)
+			return fd;
 		rc = ftruncate(fd, size) < 0 ? -errno : 0;
-		file_fd_put(file_of(fi));
+		file_fd_put(fs, file_of(fi), hold);
 		return rc;
 	}
 	proc_path(path, sizeof(path), path_fd);
@@ -1761,9 +1807,10 @@ static bool wants_write(int flags)
 	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
 }
 
-/* A file open on node, listed so that a copy-up can switch its fd. */
+/* A file open on node, listed so that a copy-up can switch its fd: fd, or
+ * a stub's volume file (stub_file, fd -1). */
 static struct fs_file *file_add(struct fs *fs, struct fs_node *node, int fd, int flags,
-			       bool lower, int upper_fd)
+			       uint32_t stub_file, int upper_fd)
 {
 	struct fs_file *file = xcalloc(1, sizeof(*file));
 
@@ -1771,7 +1818,8 @@ static struct fs_file *file_add(struct fs *fs, struct fs_node *node, int fd, int
 	file->opens = 1;
 	file->fd = fd;
 	file->flags = flags;
-	file->lower = lower;
+	file->volume_file = stub_file;
+	file->lower = stub_file != PLAN_NONE;
 	file->upper_fd = upper_fd;
 	file->next = node->files; /* under node->lock, held for writing */
 	node->files = file;
@@ -1817,7 +1865,8 @@ static void file_remove(struct fs *fs, struct fs_file *file)
 	if (*link)
 		*link = file->next;
 	pthread_rwlock_unlock(&node->lock);
-	close(file->fd);
+	if (file->fd >= 0)
+		close(file->fd);
 	if (file->upper_fd >= 0)
 		close(file->upper_fd);
 	free(file);
@@ -1859,7 +1908,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	node = (struct fs_node *)(uintptr_t)e.ino;
 	pthread_rwlock_wrlock(&node->lock);
-	fi->fh = (uint64_t)(uintptr_t)file_add(fs, node, fd, fi->flags, false, -1);
+	fi->fh = (uint64_t)(uintptr_t)file_add(fs, node, fd, fi->flags, PLAN_NONE, -1);
 	pthread_rwlock_unlock(&node->lock);
 	fuse_reply_create(req, &e, fi);
 }
@@ -1871,7 +1920,7 @@ static int open_plan_file(struct fs *fs, struct fs_node *node, struct fuse_file_
 	const struct plan_node *planned = &fs->config->plan->nodes[node->plan_node];
 	bool lower = planned->kind == PLAN_LOWER_FILE;
 	struct fs_file *file;
-	int fd;
+	int fd = -1, rc = 0;
 
 	fi->keep_cache = lower; /* volume files never change */
 	pthread_rwlock_wrlock(&node->lock);
@@ -1882,23 +1931,23 @@ static int open_plan_file(struct fs *fs, struct fs_node *node, struct fuse_file_
 		return 0;
 	}
 	if (lower) {
-		fd = lower_open(fs, node);
+		rc = volume_file_check(fs, node->plan_node);
 	} else {
 		fd = memfd_create("vmunionfs-plan-file", MFD_CLOEXEC);
-		fd = fd < 0 ? -errno : fd;
-		if (fd >= 0 && write_all(fd, planned->content, planned->size) < 0) {
-			close(fd);
-			fd = -EIO;
-		}
+		rc = fd < 0 ? -errno : write_all(fd, planned->content, planned->size) < 0 ? -EIO : 0;
 	}
-	if (fd < 0)
-		return fd;
+	if (rc < 0) {
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
 	pthread_rwlock_wrlock(&node->lock);
 	file = file_share(node, fi->flags); /* opened meanwhile by another open */
 	if (file) {
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 	} else {
-		file = file_add(fs, node, fd, fi->flags, lower, -1);
+		file = file_add(fs, node, fd, fi->flags, lower ? node->plan_node : PLAN_NONE, -1);
 		file->frozen = !lower;
 	}
 	fi->fh = (uint64_t)(uintptr_t)file;
@@ -1906,38 +1955,50 @@ static int open_plan_file(struct fs *fs, struct fs_node *node, struct fuse_file_
 	return 0;
 }
 
+/* A stub opened for writing holds its upper file for the copy-up: the name
+ * may be unlinked before the first write, which a POSIX file still takes.
+ * Its reads come from the volume file till then. Under node->lock. */
+static int open_stub(struct fs *fs, struct fs_node *node, int flags, int *upper_fd)
+{
+	int rc = 0;
+
+	*upper_fd = -1;
+	if (wants_write(flags))
+		rc = *upper_fd = node_upper_open(fs, node, O_RDWR);
+	if (rc >= 0)
+		rc = volume_file_check(fs, node->stub_file);
+	if (rc < 0 && *upper_fd >= 0) {
+		close(*upper_fd);
+		*upper_fd = -1;
+	}
+	return rc < 0 ? rc : 0;
+}
+
 static int open_upper_file(struct fs *fs, struct fs_node *node, struct fuse_file_info *fi)
 {
 	struct fs_file *file = NULL;
-	bool lower = false;
-	int fd = 0, upper_fd = -1;
+	uint32_t stub_file = PLAN_NONE;
+	int fd = -1, upper_fd = -1, rc = 0;
 
 	node_recheck(fs, node);
 	pthread_rwlock_wrlock(&node->lock);
 	if (node->stub == STUB_REFUSED) {
-		fd = -EIO;
+		rc = -EIO;
 	} else if (!wants_write(fi->flags) && (file = file_share(node, fi->flags))) {
 		fi->keep_cache = file->lower;
 	} else if (node->stub == STUB_OK) {
-		/* Held for the copy-up: the name may be unlinked before the
-		 * first write, which a POSIX file still takes. */
-		if (wants_write(fi->flags))
-			fd = upper_fd = node_upper_open(fs, node, O_RDWR);
-		if (fd >= 0)
-			fd = lower_open(fs, node);
-		if (fd < 0 && upper_fd >= 0)
-			close(upper_fd);
-		lower = true;
+		rc = open_stub(fs, node, fi->flags, &upper_fd);
+		stub_file = node->stub_file;
 		fi->keep_cache = 1; /* volume files never change */
 	} else {
-		fd = node_open(fs, node, NULL, fi->flags & OPEN_FLAGS);
+		rc = fd = node_open(fs, node, NULL, fi->flags & OPEN_FLAGS);
 	}
-	if (fd >= 0 && !file)
-		file = file_add(fs, node, fd, fi->flags, lower, upper_fd);
+	if (rc >= 0 && !file)
+		file = file_add(fs, node, fd, fi->flags, stub_file, upper_fd);
 	if (file)
 		fi->fh = (uint64_t)(uintptr_t)file;
 	pthread_rwlock_unlock(&node->lock);
-	return fd < 0 ? fd : 0;
+	return rc < 0 ? rc : 0;
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1969,30 +2030,28 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 /* Up to size bytes at offset of file (fd), to the end of the file, into
  * the thread's buffer: their count, or -errno. A volume file must hold what
- * the plan says: one that is shorter, or shrinks while read, is EIO, never
- * a short read the kernel would fill with zeros. Through a buffer rather
- * than a splice: libfuse spliced no 1 MiB reply, and fell back to a buffer
- * it allocated and faulted in for each. */
+ * the plan says (checked when opened): one that shrinks while read is EIO,
+ * never a short read the kernel would fill with zeros. Through a buffer
+ * rather than a splice: libfuse spliced no 1 MiB reply, and fell back to a
+ * buffer it allocated and faulted in for each. */
 static ssize_t read_file(struct fs *fs, const struct fs_file *file, int fd, char **buf,
 			 size_t size, off_t offset)
 {
-	const struct fs_node *node = file->node;
+	const struct plan_node *planned;
 	uint64_t want;
 	ssize_t n;
-	int rc;
 
-	if (file->lower && (rc = lower_check(fs, node, fd)) < 0)
-		return rc;
 	*buf = thread_buffer(size);
 	n = pread_full(fd, *buf, size, offset);
-	if (n < 0 || !file->lower)
+	if (n < 0 || file->volume_file == PLAN_NONE)
 		return n;
-	want = node->stub_size > (uint64_t)offset ? node->stub_size - (uint64_t)offset : 0;
+	planned = &fs->config->plan->nodes[file->volume_file];
+	want = planned->size > (uint64_t)offset ? planned->size - (uint64_t)offset : 0;
 	if ((uint64_t)n < (want < size ? want : size)) {
 		log_error("%s/%s: ends at %jd, but the plan says %" PRIu64 " bytes: the volume "
 			  "file changed underneath the mount; reads fail with EIO",
-			  fs->config->volumes[node->stub_volume].path, node->stub_path,
-			  (intmax_t)offset + (intmax_t)n, node->stub_size);
+			  fs->config->volumes[planned->volume].path, planned->lower_path,
+			  (intmax_t)offset + (intmax_t)n, planned->size);
 		return -EIO;
 	}
 	return n;
@@ -2001,29 +2060,37 @@ static ssize_t read_file(struct fs *fs, const struct fs_file *file, int fd, char
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		    struct fuse_file_info *fi)
 {
+	struct fs *fs = fs_of(req);
 	struct fs_file *file = file_of(fi);
+	struct fd_hold *hold;
 	char *buf = NULL;
 	ssize_t n;
+	int fd;
 
 	/* A stub copied up through another of its names is read from the upper. */
-	node_recheck(fs_of(req), file->node);
-	/* Held across the read: a copy-up may not switch the fd meanwhile. */
-	n = read_file(fs_of(req), file, file_fd_get(file), &buf, size, offset);
+	node_recheck(fs, file->node);
+	fd = file_fd_get(fs, file, &hold);
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	n = read_file(fs, file, fd, &buf, size, offset);
 	if (n < 0) {
 		fuse_reply_err(req, (int)-n);
 	} else {
-		metrics_add(file->lower ? METRIC_READ_VOLUME_BYTES : METRIC_READ_UPPER_BYTES,
+		metrics_add(hold ? METRIC_READ_VOLUME_BYTES : METRIC_READ_UPPER_BYTES,
 			    (uint64_t)n);
 		fuse_reply_buf(req, buf, (size_t)n);
 	}
-	file_fd_put(file);
+	file_fd_put(fs, file, hold);
 }
 
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t offset,
 			 struct fuse_file_info *fi)
 {
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
-	int fd = file_fd_write(fs_of(req), file_of(fi));
+	struct fd_hold *hold;
+	int fd = file_fd_write(fs_of(req), file_of(fi), &hold);
 	ssize_t n;
 
 	if (fd < 0) {
@@ -2034,7 +2101,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	out.buf[0].fd = fd;
 	out.buf[0].pos = offset;
 	n = fuse_buf_copy(&out, in, 0);
-	file_fd_put(file_of(fi));
+	file_fd_put(fs_of(req), file_of(fi), hold);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -2044,10 +2111,18 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	/* close() of a dup reports delayed write errors, as a real close would;
-	 * without a free fd there is nothing to close, and no error to report. */
-	int fd = dup(file_fd_get(file_of(fi))), rc = fd < 0 ? errno : 0;
+	 * without a free fd there is nothing to close, and no error to report,
+	 * nor from a volume file, never written. */
+	struct fd_hold *hold;
+	int fd = file_fd_get(fs_of(req), file_of(fi), &hold), rc = 0;
 
-	file_fd_put(file_of(fi));
+	if (fd < 0) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	fd = hold ? -1 : dup(fd);
+	rc = !hold && fd < 0 ? errno : 0;
+	file_fd_put(fs_of(req), file_of(fi), hold);
 	if (fd >= 0 && close(fd) < 0)
 		rc = errno;
 	fuse_reply_err(req, rc == EMFILE || rc == ENFILE ? 0 : rc);
@@ -2061,25 +2136,30 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	int fd = file_fd_get(file_of(fi));
-	int rc = datasync ? fdatasync(fd) : fsync(fd);
+	struct fd_hold *hold;
+	int fd = file_fd_get(fs_of(req), file_of(fi), &hold), rc;
 
-	rc = rc < 0 ? errno : 0;
-	file_fd_put(file_of(fi));
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	rc = (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? errno : 0;
+	file_fd_put(fs_of(req), file_of(fi), hold);
 	fuse_reply_err(req, rc);
 }
 
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 			 off_t length, struct fuse_file_info *fi)
 {
-	int fd = file_fd_write(fs_of(req), file_of(fi)), rc;
+	struct fd_hold *hold;
+	int fd = file_fd_write(fs_of(req), file_of(fi), &hold), rc;
 
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return;
 	}
 	rc = fallocate(fd, mode, offset, length) < 0 ? errno : 0;
-	file_fd_put(file_of(fi));
+	file_fd_put(fs_of(req), file_of(fi), hold);
 	fuse_reply_err(req, rc);
 }
 
@@ -2139,7 +2219,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	if (node->plan_node == PLAN_NONE)
 		fd = node_open(fs, node, NULL, O_PATH);
 	else if (node->stub == STUB_OK)
-		fd = lower_open(fs, node);
+		fd = volume_file_open(fs, node->stub_file);
 	else
 		fd = -ENODATA;
 	if (node->plan_node != PLAN_NONE && plan->nodes[node->plan_node].kind == PLAN_DIR)
@@ -2247,12 +2327,13 @@ struct fs *fs_new(const struct fs_config *config, struct error *err)
 	fs->root.ino = fs->root.upper_ino = st.st_ino;
 	fs->root.plan_node = fs->root.plan_dir = PLAN_NONE; /* populated when made */
 	fs->root.listed_plan_dir = PLAN_NONE;
-	fs->root.stub_volume = -1;
+	fs->root.stub_file = PLAN_NONE;
 	pthread_mutex_init(&fs->populating, NULL);
 	rwlock_init_prefer_writer(&fs->population);
 	rwlock_init_prefer_writer(&fs->renaming);
 	fs->root.lookups = 2;
 	plan_lower_index_build(&fs->stubs, config->plan);
+	fs->volume_fds = fd_cache_new(VOLUME_FD_LIMIT, open_cached_volume_file, fs);
 	return fs;
 }
 
@@ -2277,6 +2358,7 @@ void fs_free(struct fs *fs)
 	pthread_rwlock_destroy(&fs->renaming);
 	pthread_mutex_destroy(&fs->populating);
 	free(fs->buckets);
+	fd_cache_free(fs->volume_fds);
 	plan_lower_index_free(&fs->stubs);
 	pthread_mutex_destroy(&fs->mutex);
 	free(fs);
