@@ -379,6 +379,13 @@ static void log_start(const struct plan *plan, const struct options *options,
 		log_info("volume %zu: %s", i, plan->volumes[i].path);
 }
 
+/* Frees the volumes' scans, once what is served is built. */
+static void drop_scans(struct plan *plan)
+{
+	for (size_t i = 0; i < plan->volume_count; i++)
+		volume_drop_scan(&plan->volumes[i]);
+}
+
 /* A read-only mount serves the plan from memory (fs_plan.c): once copied
  * out, the plan and the volumes' scans are freed, and so is the heap they
  * held. Permissions are the volumes' own, enforced by the kernel. */
@@ -395,8 +402,7 @@ static int serve_read_only(struct options *options, struct fuse_args *args,
 		return EXIT_FAILURE_IO;
 	}
 	log_start(plan, options, cmdline->mountpoint);
-	for (size_t i = 0; i < plan->volume_count; i++)
-		volume_drop_scan(&plan->volumes[i]);
+	drop_scans(plan);
 	plan_free(plan);
 	malloc_trim(0);
 	fuse_opt_add_arg(args, "-oro,default_permissions");
@@ -438,6 +444,9 @@ static int serve_preview(struct options *options, struct fuse_args *args,
 	/* the kernel checks access against the volumes' own permissions */
 	fuse_opt_add_arg(args, "-odefault_permissions");
 	log_start(plan, options, cmdline->mountpoint);
+	/* The plan holds all the preview reads of the volumes but their files. */
+	drop_scans(plan);
+	malloc_trim(0);
 	rc = serve(options, args, cmdline, fs_operations(), fs, fs, upper.tree_fd);
 	fs_free(fs);
 	upper_close(&upper);
