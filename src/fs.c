@@ -588,8 +588,9 @@ static void node_forget(struct fs *fs, struct fs_node *node, uint64_t count)
 /* ---- stubs ---- */
 
 /* An fd of the volume file of plan node index, which must still hold what
- * the plan says, or -errno. Out of fds is not reported: fd_cache makes room
- * and tries again. */
+ * the plan says, or -errno: a file gone or changed is EIO, as on the
+ * read-only mount. Out of fds is not reported: fd_cache makes room and tries
+ * again. */
 static int volume_file_open(struct fs *fs, uint32_t index)
 {
 	const struct plan_node *planned = &fs->config->plan->nodes[index];
@@ -597,11 +598,12 @@ static int volume_file_open(struct fs *fs, uint32_t index)
 	int fd = volume_open_file(volume, planned->lower_path);
 	struct stat st;
 
-	if (fd == -EMFILE || fd == -ENFILE)
+	if (fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM)
 		return fd;
 	if (fd < 0) {
-		log_error("%s/%s: %s", volume->path, planned->lower_path, strerror(-fd));
-		return fd;
+		log_error("%s/%s: %s: the volume changed underneath the mount (EIO)",
+			  volume->path, planned->lower_path, strerror(-fd));
+		return -EIO;
 	}
 	if (fstat(fd, &st) < 0)
 		st.st_size = 0;
