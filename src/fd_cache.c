@@ -130,6 +130,18 @@ static size_t current_limit(const struct fd_cache *cache)
 	return cache->limit;
 }
 
+size_t fd_cache_give_back(struct fd_cache *cache)
+{
+	size_t count;
+
+	pthread_mutex_lock(&cache->lock);
+	count = cache->count;
+	trim(cache, 0);
+	count -= cache->count;
+	pthread_mutex_unlock(&cache->lock);
+	return count;
+}
+
 static int open_for(struct fd_cache *cache, uint32_t key)
 {
 	int fd = cache->open(key, cache->arg);
@@ -137,9 +149,7 @@ static int open_for(struct fd_cache *cache, uint32_t key)
 	if (fd != -EMFILE && fd != -ENFILE)
 		return fd;
 	/* Out of fds: the ones nobody holds are the cache's to give back. */
-	pthread_mutex_lock(&cache->lock);
-	trim(cache, 0);
-	pthread_mutex_unlock(&cache->lock);
+	fd_cache_give_back(cache);
 	return cache->open(key, cache->arg);
 }
 

@@ -27,4 +27,8 @@ struct fd_hold *fd_cache_get(struct fd_cache *cache, uint32_t key, int *rc);
 int fd_hold_fd(const struct fd_hold *hold);
 void fd_cache_put(struct fd_cache *cache, struct fd_hold *hold);
 
+/* Closes the fds no read holds, for an open elsewhere in the process that
+ * ran out of fds. How many were closed. */
+size_t fd_cache_give_back(struct fd_cache *cache);
+
 #endif

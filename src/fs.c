@@ -57,16 +57,19 @@
 #include "upper.h"
 
 /* What open(2) flags an open passes on: openat2 refuses the kernel's
- * internal ones (__FMODE_EXEC of an execve). */
+ * internal ones (__FMODE_EXEC of an execve). Not O_DIRECT: the kernel
+ * already keeps an O_DIRECT open's I/O out of its cache, and sends it in
+ * requests whose buffers are libfuse's and the daemon's, which O_DIRECT's
+ * alignment would refuse (EINVAL). */
 #define OPEN_FLAGS                                                                        \
-	(O_ACCMODE | O_APPEND | O_TRUNC | O_NONBLOCK | O_DSYNC | O_SYNC | O_DIRECT |        \
-	 O_NOATIME | O_LARGEFILE)
+	(O_ACCMODE | O_APPEND | O_TRUNC | O_NONBLOCK | O_DSYNC | O_SYNC | O_NOATIME |       \
+	 O_LARGEFILE)
 
-/* The flags that change what a pread of an fd does (O_DIRECT's alignment,
- * O_NOATIME): opens for reading differing only in others (O_APPEND,
- * O_NONBLOCK, O_SYNC ...) share one fd, so that trying every combination
- * costs the daemon no more fds. */
-#define READ_FLAGS (O_DIRECT | O_NOATIME)
+/* The flags that change what a pread of an fd does: opens for reading
+ * differing only in others (O_APPEND, O_NONBLOCK, O_SYNC, O_DIRECT ...)
+ * share one fd, so that trying every combination costs the daemon no more
+ * fds. */
+#define READ_FLAGS O_NOATIME
 
 /* Volume files kept open for reads, at most (fd_cache.h). */
 #define VOLUME_FD_LIMIT 1024
@@ -239,6 +242,20 @@ static int node_path(struct fs *fs, const struct fs_node *node, const char *name
 	return rc;
 }
 
+/* Out of fds (rc): the volume files' cache gives back the fds no read
+ * holds, for the daemon's other opens. True when it did: try again. */
+static bool out_of_fds(struct fs *fs, int rc)
+{
+	return (rc == -EMFILE || rc == -ENFILE) && fd_cache_give_back(fs->volume_fds) > 0;
+}
+
+static int open_beneath_once(struct fs *fs, const char *path, const struct open_how *how)
+{
+	long fd = syscall(SYS_openat2, fs->config->upper_tree_fd, path, how, sizeof(*how));
+
+	return fd < 0 ? -errno : (int)fd;
+}
+
 /* Opens path beneath the upper tree: no symlink, no "..", no magic link on
  * the way, whatever the tree holds. */
 static int open_beneath(struct fs *fs, const char *path, int flags)
@@ -247,9 +264,9 @@ static int open_beneath(struct fs *fs, const char *path, int flags)
 		.flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 	};
-	long fd = syscall(SYS_openat2, fs->config->upper_tree_fd, path, &how, sizeof(how));
+	int fd = open_beneath_once(fs, path, &how);
 
-	return fd < 0 ? -errno : (int)fd;
+	return out_of_fds(fs, fd) ? open_beneath_once(fs, path, &how) : fd;
 }
 
 /* The kernel serves FIFOs and devices itself: one the daemon opens was
@@ -616,6 +633,14 @@ static int volume_file_open(struct fs *fs, uint32_t index)
 	return -EIO;
 }
 
+/* volume_file_open for an fd of one's own (a copy-up's). */
+static int volume_file_open_own(struct fs *fs, uint32_t index)
+{
+	int fd = volume_file_open(fs, index);
+
+	return out_of_fds(fs, fd) ? volume_file_open(fs, index) : fd;
+}
+
 /* fd_cache_open_fn of fs->volume_fds. */
 static int open_cached_volume_file(uint32_t index, void *fs)
 {
@@ -662,10 +687,19 @@ static int file_fd_hold(struct fs *fs, const struct fs_file *file, struct fd_hol
 	return *hold ? fd_hold_fd(*hold) : rc;
 }
 
+static int reopen(struct fs *fs, const char *path, int flags)
+{
+	int fd = open(path, flags);
+
+	if (fd < 0 && out_of_fds(fs, -errno))
+		fd = open(path, flags);
+	return fd < 0 ? -errno : fd;
+}
+
 /* After a copy-up, files open on the stub read the upper file, reopened
  * from upper (an fd of it) with each open's flags: no name is needed. Under
  * node->lock held for writing. */
-static void switch_files(struct fs_node *node, int upper)
+static void switch_files(struct fs *fs, struct fs_node *node, int upper)
 {
 	char path[64];
 
@@ -680,8 +714,7 @@ static void switch_files(struct fs_node *node, int upper)
 			close(file->upper_fd);
 			file->upper_fd = -1;
 		}
-		fd = open(path, (file->flags & OPEN_FLAGS & ~O_TRUNC) | O_CLOEXEC);
-		fd = fd < 0 ? -errno : fd;
+		fd = reopen(fs, path, (file->flags & OPEN_FLAGS & ~O_TRUNC) | O_CLOEXEC);
 		if (fd < 0) {
 			/* Still the volume file, read-only: writes fail. */
 			log_error("cannot reopen a copied-up file: %s", strerror(-fd));
@@ -729,7 +762,7 @@ static void recheck_stub(struct fs *fs, struct fs_node *node)
 		__atomic_store_n(&node->linked_copy_ups, now, __ATOMIC_RELAXED);
 	if (rc == 0) {
 		node->stub = STUB_NONE;
-		switch_files(node, fd);
+		switch_files(fs, node, fd);
 	}
 	close(fd);
 }
@@ -781,7 +814,7 @@ static int copy_up(struct fs *fs, struct fs_node *node, off_t keep)
 		return stub == STUB_REFUSED ? -EIO : 0;
 	}
 	planned = &fs->config->plan->nodes[node->stub_file];
-	rc = fd < 0 ? fd : (lower = volume_file_open(fs, node->stub_file));
+	rc = fd < 0 ? fd : (lower = volume_file_open_own(fs, node->stub_file));
 	if (rc >= 0) {
 		proc_path(path, sizeof(path), fd);
 		rc = keep_origin(fs, node, path);
@@ -802,7 +835,7 @@ static int copy_up(struct fs *fs, struct fs_node *node, off_t keep)
 	if (rc >= 0) {
 		pthread_rwlock_wrlock(&node->lock);
 		node->stub = STUB_NONE;
-		switch_files(node, fd);
+		switch_files(fs, node, fd);
 		pthread_rwlock_unlock(&node->lock);
 	}
 	if (fd >= 0)
@@ -855,6 +888,8 @@ static int populate_dir(struct fs *fs, struct fs_node *dir)
 	struct error err = { 0 };
 
 	if (fd >= 0)
+		rc = upper_populate_dir(fd, fs->config->plan, dir->plan_dir, &err);
+	if (fd >= 0 && out_of_fds(fs, rc)) /* it removed what it made */
 		rc = upper_populate_dir(fd, fs->config->plan, dir->plan_dir, &err);
 	if (rc < 0) {
 		char *why = xasprintf("cannot populate it: %s",
@@ -1882,7 +1917,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		      struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	int dir_fd = dir_populate(fs, node_of(req, parent)), fd, rc;
+	int dir_fd = dir_populate(fs, node_of(req, parent)), fd, flags, rc;
 	struct fuse_entry_param e;
 	struct fs_node *node;
 	struct creds creds;
@@ -1896,7 +1931,10 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	/* The kernel creates only what its lookup did not find; O_EXCL makes
 	 * sure no stub is ever opened for writing here, past its copy-up. */
 	become_caller(req, &creds);
-	fd = openat(dir_fd, name, (fi->flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC), mode);
+	flags = (fi->flags & ~O_DIRECT) | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+	fd = openat(dir_fd, name, flags, mode);
+	if (fd < 0 && out_of_fds(fs, -errno))
+		fd = openat(dir_fd, name, flags, mode);
 	rc = fd < 0 ? -errno : 0;
 	become_daemon(&creds);
 	close(dir_fd);
@@ -1936,6 +1974,8 @@ static int open_plan_file(struct fs *fs, struct fs_node *node, struct fuse_file_
 		rc = volume_file_check(fs, node->plan_node);
 	} else {
 		fd = memfd_create("vmunionfs-plan-file", MFD_CLOEXEC);
+		if (fd < 0 && out_of_fds(fs, -errno))
+			fd = memfd_create("vmunionfs-plan-file", MFD_CLOEXEC);
 		rc = fd < 0 ? -errno : write_all(fd, planned->content, planned->size) < 0 ? -EIO : 0;
 	}
 	if (rc < 0) {
@@ -2221,7 +2261,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	if (node->plan_node == PLAN_NONE)
 		fd = node_open(fs, node, NULL, O_PATH);
 	else if (node->stub == STUB_OK)
-		fd = volume_file_open(fs, node->stub_file);
+		fd = volume_file_open_own(fs, node->stub_file);
 	else
 		fd = -ENODATA;
 	if (node->plan_node != PLAN_NONE && plan->nodes[node->plan_node].kind == PLAN_DIR)
