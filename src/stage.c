@@ -551,7 +551,7 @@ static int copy_file(struct stage *stage, const struct mtree_entry *e, enum how 
 	char *tmp = NULL, *source = mtree_source_name(stage->session, e);
 	const char *what = NULL;
 	int src, dst = -1, rc;
-	struct acl_value acl;
+	struct acl_value acl = { 0 };
 	struct stat st;
 
 	src = mtree_open_source(stage->session, e);
@@ -598,6 +598,7 @@ out:
 		close(dst);
 	free(tmp);
 	free(source);
+	acl_value_free(&acl);
 	return rc;
 }
 
@@ -798,6 +799,7 @@ static int fold_volume_acl(const struct stage *stage, int volume, const char *pa
 				 strerror(-rc));
 	if (acl.size)
 		*mode = acl_fold_mode(&acl, *mode);
+	acl_value_free(&acl);
 	return 0;
 }
 
