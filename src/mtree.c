@@ -378,6 +378,20 @@ static int open_volumes(struct mtree_session *session, char **paths, size_t coun
 	return 0;
 }
 
+/* The plan's root, its merged access ACL folded into its mode: DEST's root
+ * carries none, and must grant no one more than the mount's. */
+static struct plan_attr folded_root_attr(const struct plan *plan)
+{
+	const struct plan_dir_acl *merged =
+		plan_dir_acl_find(plan->dir_acls, plan->dir_acl_count, 0);
+	struct plan_attr attr = plan->nodes[0].attr;
+
+	if (merged && merged->access)
+		attr.mode = acl_fold_mode(&(struct acl_value){ merged->access, merged->access_len },
+					  attr.mode);
+	return attr;
+}
+
 int mtree_session_open(struct mtree_session *session, char **volume_paths, size_t count,
 		       const char *upper_path, struct error *err)
 {
@@ -393,7 +407,7 @@ int mtree_session_open(struct mtree_session *session, char **volume_paths, size_
 		session->refused = true;
 		return rc;
 	}
-	session->tree.root_attr = session->plan.nodes[0].attr;
+	session->tree.root_attr = folded_root_attr(&session->plan);
 	if (!upper_path) {
 		tree_from_plan(&session->tree, &session->plan);
 		finish_tree(session);

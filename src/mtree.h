@@ -43,7 +43,8 @@ struct mtree {
 	size_t files, dirs;
 	uint64_t file_bytes;
 	uint64_t fingerprint;        /* of everything that decides the bytes written */
-	struct plan_attr root_attr;  /* the plan's root: no wider than any volume's */
+	struct plan_attr root_attr;  /* the plan's root, its ACL folded in: no wider than
+					any volume's */
 };
 
 /* Everything a command needs to read the merged view. */

@@ -6,7 +6,7 @@
 # where the volume dirs at a dir's path are not the ones it shows: a merged
 # table named after another volume's, an identical copy of a part (hidden)
 # and a colliding one (renamed), a dir made on the preview that inherits a
-# default ACL.
+# default ACL; and DEST's root, whose ACL the merged root's folds into.
 set -u
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 require_root_fuse
@@ -121,5 +121,19 @@ same_as_mount "the upper" "$dest"
 tap_is "$(stat -c %a "$dest/$dir/new")" 700 "the new dir: 0700"
 as_nobody ls "$dest/$dir/new" >/dev/null 2>&1
 tap_ok $(($? == 0)) "... nobody cannot list it in DEST"
+
+# The roots: DEST's is the merged root's, its ACL folded in too.
+set_acl "$v0" access && mount_union "$mnt" "$v0" "$v1" -- -o allow_other
+tap_ok $? "an ACL on node0's root: mounted read-only" || tap_done
+folded "$mnt" >"$SCRATCH/served"
+as_nobody ls "$mnt" >/dev/null 2>&1
+tap_ok $(($? == 0)) "the mount: nobody cannot list its root"
+unmount_union "$mnt"
+dest=$SCRATCH/root-dest
+tap_run "materialize" "$VMUNION" materialize -q "$v0" "$v1" "$dest"
+same_as_mount "an ACL on the root" "$dest"
+tap_is "$(stat -c %a "$dest")" 700 "DEST's root: 0700"
+as_nobody ls "$dest" >/dev/null 2>&1
+tap_ok $(($? == 0)) "... nobody cannot list it"
 assert_volumes_unchanged
 tap_done
