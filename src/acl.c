@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/xattr.h>
 
 #include "util.h"
 
@@ -344,12 +343,13 @@ int acl_intersect(const struct acl_dir *dirs, size_t count, uint32_t uid, uint32
 
 int acl_get(int fd, struct acl_value *acl)
 {
-	ssize_t len = fgetxattr(fd, ACL_ACCESS_XATTR, acl->value, sizeof(acl->value));
+	return fd_xattr_get(fd, ACL_ACCESS_XATTR, &acl->value, &acl->size);
+}
 
-	acl->size = len > 0 ? (size_t)len : 0;
-	if (len >= 0 || errno == ENODATA || errno == ENOTSUP)
-		return 0;
-	return -errno;
+void acl_value_free(struct acl_value *acl)
+{
+	free(acl->value);
+	*acl = (struct acl_value){ 0 };
 }
 
 /* The mode's group bits are the ACL's mask, which bounds every named entry

@@ -35,12 +35,14 @@ int acl_intersect(const struct acl_dir *dirs, size_t count, uint32_t uid, uint32
  * where it cannot be (another owner, a filesystem without ACLs), folded
  * into a mode that grants no one more. */
 struct acl_value {
+	char *value;
 	size_t size; /* 0: none */
-	char value[4 + 8 * 128];
 };
 
-/* fd's access ACL into acl (size 0 when it has none): 0 or -errno. */
+/* fd's access ACL into acl (size 0 when it has none; free it with
+ * acl_value_free): 0 or -errno. */
 int acl_get(int fd, struct acl_value *acl);
+void acl_value_free(struct acl_value *acl);
 /* The mode, without the ACL, that grants no one more than mode with it. */
 uint32_t acl_fold_mode(const struct acl_value *acl, uint32_t mode);
 

@@ -430,7 +430,7 @@ static int begin(struct job *job, struct error *err)
 }
 
 /* DEST becomes the merged root: its owner, a mode no wider than every
- * volume's root, and no ACL (the merged root has none). */
+ * volume's root, and no ACL (its merged one is folded into the mode). */
 static int give_root_attr(struct job *job, struct error *err)
 {
 	static const char *const acls[] = { ACL_ACCESS_XATTR, ACL_DEFAULT_XATTR };

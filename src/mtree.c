@@ -66,6 +66,7 @@ static struct mtree_entry *add_entry(struct mtree *tree, char *path, enum mtree_
 	e->path = path;
 	e->kind = kind;
 	e->volume = -1;
+	e->plan_node = PLAN_NONE;
 	return e;
 }
 
@@ -174,6 +175,7 @@ static void add_plan_entry(struct mtree *tree, const struct plan *plan, uint32_t
 	e->size = node->kind == PLAN_DIR ? 0 : node->size;
 	e->mtime = node->mtime;
 	e->attr = node->attr;
+	e->plan_node = index;
 }
 
 static void tree_from_plan(struct mtree *tree, const struct plan *plan)
@@ -376,6 +378,20 @@ static int open_volumes(struct mtree_session *session, char **paths, size_t coun
 	return 0;
 }
 
+/* The plan's root, its merged access ACL folded into its mode: DEST's root
+ * carries none, and must grant no one more than the mount's. */
+static struct plan_attr folded_root_attr(const struct plan *plan)
+{
+	const struct plan_dir_acl *merged =
+		plan_dir_acl_find(plan->dir_acls, plan->dir_acl_count, 0);
+	struct plan_attr attr = plan->nodes[0].attr;
+
+	if (merged && merged->access)
+		attr.mode = acl_fold_mode(&(struct acl_value){ merged->access, merged->access_len },
+					  attr.mode);
+	return attr;
+}
+
 int mtree_session_open(struct mtree_session *session, char **volume_paths, size_t count,
 		       const char *upper_path, struct error *err)
 {
@@ -391,7 +407,7 @@ int mtree_session_open(struct mtree_session *session, char **volume_paths, size_
 		session->refused = true;
 		return rc;
 	}
-	session->tree.root_attr = session->plan.nodes[0].attr;
+	session->tree.root_attr = folded_root_attr(&session->plan);
 	if (!upper_path) {
 		tree_from_plan(&session->tree, &session->plan);
 		finish_tree(session);
@@ -442,6 +458,32 @@ const struct mtree_entry *mtree_find(const struct mtree *tree, const char *path)
 	struct mtree_entry key = { .path = (char *)path };
 
 	return bsearch(&key, tree->entries, tree->count, sizeof(key), compare_entries);
+}
+
+int mtree_dir_acl(const struct mtree_session *session, const struct mtree_entry *entry,
+		  struct acl_value *acl)
+{
+	const struct plan *plan = &session->plan;
+	const struct plan_dir_acl *merged;
+	int fd, rc;
+
+	*acl = (struct acl_value){ 0 };
+	if (entry->plan_node != PLAN_NONE) {
+		merged = plan_dir_acl_find(plan->dir_acls, plan->dir_acl_count, entry->plan_node);
+		if (merged && merged->access) {
+			acl->value = xmalloc(merged->access_len);
+			memcpy(acl->value, merged->access, merged->access_len);
+			acl->size = merged->access_len;
+		}
+		return 0;
+	}
+	fd = openat(session->upper.tree_fd, entry->path,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	rc = acl_get(fd, acl);
+	close(fd);
+	return rc;
 }
 
 int mtree_open_source(const struct mtree_session *session, const struct mtree_entry *entry)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "acl.h"
 #include "plan.h"
 #include "upper.h"
 #include "util.h"
@@ -33,6 +34,7 @@ struct mtree_entry {
 	uint64_t size;
 	struct timespec mtime;
 	struct plan_attr attr; /* mode and owner a copy gives no one more than */
+	uint32_t plan_node;    /* the plan node it shows; PLAN_NONE: the upper's own */
 };
 
 struct mtree {
@@ -41,7 +43,8 @@ struct mtree {
 	size_t files, dirs;
 	uint64_t file_bytes;
 	uint64_t fingerprint;        /* of everything that decides the bytes written */
-	struct plan_attr root_attr;  /* the plan's root: no wider than any volume's */
+	struct plan_attr root_attr;  /* the plan's root, its ACL folded in: no wider than
+					any volume's */
 };
 
 /* Everything a command needs to read the merged view. */
@@ -67,6 +70,12 @@ void mtree_session_close(struct mtree_session *session);
 /* The entry at path, or NULL. */
 const struct mtree_entry *mtree_find(const struct mtree *tree, const char *path);
 bool mtree_is_file(const struct mtree_entry *entry);
+
+/* The access ACL the mount serves for a dir entry (size 0 when none): the
+ * one the plan merged from its volumes' dirs, or the upper dir's own (read
+ * from the upper). 0 or -errno. */
+int mtree_dir_acl(const struct mtree_session *session, const struct mtree_entry *entry,
+		  struct acl_value *acl);
 
 /* Opens the bytes of a LOWER or UPPER entry read-only: fd or -errno. */
 int mtree_open_source(const struct mtree_session *session, const struct mtree_entry *entry);

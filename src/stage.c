@@ -551,7 +551,7 @@ static int copy_file(struct stage *stage, const struct mtree_entry *e, enum how 
 	char *tmp = NULL, *source = mtree_source_name(stage->session, e);
 	const char *what = NULL;
 	int src, dst = -1, rc;
-	struct acl_value acl;
+	struct acl_value acl = { 0 };
 	struct stat st;
 
 	src = mtree_open_source(stage->session, e);
@@ -598,6 +598,7 @@ out:
 		close(dst);
 	free(tmp);
 	free(source);
+	acl_value_free(&acl);
 	return rc;
 }
 
@@ -781,51 +782,21 @@ int stage_make_dirs(struct stage *stage, struct error *err)
 	return 0;
 }
 
-/* Narrows mode by the ACL of the volume directory volume/path, if any. */
-static int fold_volume_acl(const struct stage *stage, int volume, const char *path,
-			   uint32_t *mode, struct error *err)
+/* A dir carries no ACL in DEST: its mode is narrowed instead by the ACL
+ * the mount serves for it, so that it grants no one more. */
+static int fold_dir_acl(const struct stage *stage, const struct mtree_entry *e,
+			struct plan_attr *attr, struct error *err)
 {
-	const struct volume *v = &stage->session->volumes[volume];
-	int fd = openat(v->dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
 	struct acl_value acl;
+	int rc = mtree_dir_acl(stage->session, e, &acl);
 
-	if (fd < 0)
-		return 0; /* not this volume's directory */
-	rc = acl_get(fd, &acl);
-	close(fd);
 	if (rc < 0)
-		return error_set(err, -rc, "%s/%s: cannot read its ACL: %s", v->path, path,
-				 strerror(-rc));
+		return error_set(err, -rc, "%s/tree/%s: cannot read its ACL: %s",
+				 stage->session->upper.path, e->path, strerror(-rc));
 	if (acl.size)
-		*mode = acl_fold_mode(&acl, *mode);
+		attr->mode = acl_fold_mode(&acl, attr->mode);
+	acl_value_free(&acl);
 	return 0;
-}
-
-/* A volume directory's ACL is part of what it grants, but the merged
- * directory carries none (as on the mount): its mode is narrowed instead
- * by the ACL of each volume directory it stands for, found at its path, or
- * for a part dir (which a collision may have renamed) where its first
- * file comes from. */
-static int fold_volume_acls(const struct stage *stage, size_t i, struct plan_attr *attr,
-			    struct error *err)
-{
-	const struct mtree_entry *e = &stage->tree->entries[i];
-	const struct mtree_entry *child = i + 1 < stage->tree->count ? e + 1 : NULL;
-	size_t len = strlen(e->path);
-	const char *slash;
-	char *source;
-	int rc = 0;
-
-	for (size_t v = 0; rc == 0 && v < stage->session->volume_count; v++)
-		rc = fold_volume_acl(stage, (int)v, e->path, &attr->mode, err);
-	if (rc < 0 || !child || child->kind != MTREE_LOWER ||
-	    strncmp(child->path, e->path, len) != 0 || child->path[len] != '/' ||
-	    strchr(child->path + len + 1, '/') || !(slash = strrchr(child->source, '/')))
-		return rc;
-	source = strndup(child->source, (size_t)(slash - child->source));
-	rc = fold_volume_acl(stage, child->volume, source, &attr->mode, err);
-	free(source);
-	return rc;
 }
 
 static int set_dir_attr(struct stage *stage, size_t i, struct error *err)
@@ -834,7 +805,7 @@ static int set_dir_attr(struct stage *stage, size_t i, struct error *err)
 	struct timespec times[2] = { e->mtime, e->mtime };
 	struct plan_attr attr = e->attr;
 	const char *what = "cannot open";
-	int fd, rc = fold_volume_acls(stage, i, &attr, err);
+	int fd, rc = fold_dir_acl(stage, e, &attr, err);
 
 	if (rc < 0)
 		return rc;

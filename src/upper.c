@@ -118,22 +118,15 @@ static int apply_attr(int dirfd, const char *path, const struct stat *st)
  * the preview serves from the stub. */
 static int copy_acl(const struct volume *volume, const char *lower_path, int to)
 {
-	const char *name = ACL_ACCESS_XATTR;
-	char *value = NULL;
-	ssize_t len;
-	int from, rc = 0;
+	char *value;
+	size_t len;
+	int from, rc;
 
 	from = volume_open_file(volume, lower_path);
 	if (from < 0)
 		return from;
-	len = fgetxattr(from, name, NULL, 0);
-	if (len > 0) {
-		value = xmalloc((size_t)len);
-		len = fgetxattr(from, name, value, (size_t)len);
-	}
-	if (len < 0)
-		rc = errno == ENODATA || errno == ENOTSUP ? 0 : -errno;
-	else if (len > 0 && fsetxattr(to, name, value, (size_t)len, 0) < 0)
+	rc = fd_xattr_get(from, ACL_ACCESS_XATTR, &value, &len);
+	if (rc == 0 && value && len > 0 && fsetxattr(to, ACL_ACCESS_XATTR, value, len, 0) < 0)
 		rc = -errno;
 	free(value);
 	close(from);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 int error_set(struct error *err, int errnum, const char *fmt, ...)
@@ -179,6 +180,41 @@ int read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *ou
 	*out = buf;
 	*out_len = len;
 	return 0;
+}
+
+/* Another process may set a longer value between the size query and the
+ * read (ERANGE): asked again, a few times, then ERANGE is the answer. */
+#define XATTR_ATTEMPTS 4
+
+/* ENODATA: fd has no such attribute; ENOTSUP: its filesystem has none. */
+static int xattr_none_or_error(int errnum)
+{
+	return errnum == ENODATA || errnum == ENOTSUP ? 0 : -errnum;
+}
+
+int fd_xattr_get(int fd, const char *name, char **value, size_t *len)
+{
+	*value = NULL;
+	*len = 0;
+	for (int attempt = 0; attempt < XATTR_ATTEMPTS; attempt++) {
+		ssize_t size = fgetxattr(fd, name, NULL, 0), n;
+		char *buf;
+
+		if (size < 0)
+			return xattr_none_or_error(errno);
+		buf = xmalloc((size_t)size + 1);
+		n = fgetxattr(fd, name, buf, (size_t)size);
+		if (n >= 0) {
+			buf[n] = '\0';
+			*value = buf;
+			*len = (size_t)n;
+			return 0;
+		}
+		free(buf);
+		if (errno != ERANGE)
+			return xattr_none_or_error(errno);
+	}
+	return -ERANGE;
 }
 
 int write_all(int fd, const void *data, size_t len)

@@ -47,6 +47,11 @@ int compare_strings(const void *a, const void *b);
  * prints when there is nothing else to print. */
 void print_json_error(const char *message);
 
+/* The extended attribute name of fd: 0 and *value (malloc'd, NUL after its
+ * *len bytes), or 0 and NULL when fd has none or its filesystem keeps none
+ * (ENODATA, ENOTSUP), or -errno. A value that keeps growing while it is
+ * read gives -ERANGE. */
+int fd_xattr_get(int fd, const char *name, char **value, size_t *len);
 /* Writes all of data, retrying short writes and EINTR. */
 int write_all(int fd, const void *data, size_t len);
 /* Reads up to len bytes at offset, retrying short reads and EINTR until the

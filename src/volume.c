@@ -103,25 +103,6 @@ static int scan_error(struct scan *scan, int errnum)
 
 static int scan_dir(struct scan *scan, int fd, struct vnode *dir, enum place place);
 
-/* The xattr name of fd into *value, or NULL when it has none. */
-static int get_xattr(int fd, const char *name, char **value, size_t *len)
-{
-	ssize_t n = fgetxattr(fd, name, NULL, 0);
-
-	*value = NULL;
-	if (n < 0)
-		return errno == ENODATA ? 0 : -errno;
-	*value = xmalloc((size_t)n + 1);
-	n = fgetxattr(fd, name, *value, (size_t)n);
-	if (n < 0) {
-		free(*value);
-		*value = NULL;
-		return -errno;
-	}
-	*len = (size_t)n;
-	return 0;
-}
-
 static bool names_acl(const char *list, size_t len)
 {
 	for (size_t i = 0; i < len; i += strlen(list + i) + 1)
@@ -147,9 +128,9 @@ static int scan_acl(struct scan *scan, int fd, struct vnode *dir)
 		if (!names_acl(list, (size_t)n))
 			return 0;
 	}
-	rc = get_xattr(fd, ACL_ACCESS_XATTR, &acl.access, &acl.access_len);
+	rc = fd_xattr_get(fd, ACL_ACCESS_XATTR, &acl.access, &acl.access_len);
 	if (rc == 0)
-		rc = get_xattr(fd, ACL_DEFAULT_XATTR, &acl.defaults, &acl.defaults_len);
+		rc = fd_xattr_get(fd, ACL_DEFAULT_XATTR, &acl.defaults, &acl.defaults_len);
 	if (rc < 0) {
 		free(acl.access);
 		return scan_error(scan, -rc);

@@ -4,7 +4,7 @@
 # DEST has the mode, owner and group the mount shows (the merged plan's:
 # a dir narrowed to what each volume's grants, parts.json no wider than its
 # dir), DEST's root the merged root's, whatever the umask; a file's POSIX
-# ACL is carried, a dir's narrows its mode (the mount serves none for dirs).
+# ACL is carried, a dir's narrows its mode (DEST's dirs carry none).
 # Copy and link mode (a link is the volume's inode), a resumed run, a run as
 # another user than root (owner not kept: the ACL folded into the mode).
 set -u

@@ -12,12 +12,15 @@
 #include "acl.h"
 #include "plan.h"
 #include "tap.h"
+#include "util.h"
 
 /* An ACL of count (tag, perm) entries, ids 1000 for the named ones. */
 static void make_acl(struct acl_value *acl, const unsigned (*entries)[2], size_t count)
 {
 	struct posix_acl_xattr_header header = { htole32(POSIX_ACL_XATTR_VERSION) };
 
+	acl_value_free(acl);
+	acl->value = xmalloc(sizeof(header) + count * sizeof(struct posix_acl_xattr_entry));
 	memcpy(acl->value, &header, sizeof(header));
 	acl->size = sizeof(header);
 	for (size_t i = 0; i < count; i++) {
@@ -32,7 +35,7 @@ static void make_acl(struct acl_value *acl, const unsigned (*entries)[2], size_t
 
 int main(void)
 {
-	struct acl_value acl;
+	struct acl_value acl = { 0 };
 	struct plan_attr attr = { .mode = S_IFREG | 04750, .uid = 10, .gid = 20 };
 
 	make_acl(&acl, (const unsigned[][2]){ { ACL_USER_OBJ, 6 }, { ACL_USER, 4 },
@@ -55,7 +58,7 @@ int main(void)
 					      { ACL_OTHER, 4 } }, 5);
 	is_int(acl_fold_mode(&acl, S_IFREG | 0644), S_IFREG | 0644,
 	       "a named entry the mask cuts to r--: nothing more to narrow");
-	acl.size = 0;
+	acl_value_free(&acl);
 	is_int(acl_fold_mode(&acl, S_IFREG | 0644), S_IFREG | 0644, "no ACL: the mode");
 
 	is_int(plan_attr_mode_as(&attr, 10, 20), 04750, "its own owner and group: the mode");
