@@ -150,6 +150,7 @@ struct fs {
 	struct fuse_session *session; /* NULL until fs_set_session */
 	struct plan_lower_index stubs; /* the files a stub may name */
 	struct fd_cache *volume_fds;   /* of volume files open for reading, by plan node */
+	time_t out_of_fds_logged;      /* when it last said so (atomic) */
 	/* Held by a populate from start to end: what it fills in the upper
 	 * nothing else changes, and what is lazy changes under it only.
 	 * Taken before fs->population. */
@@ -648,12 +649,15 @@ static int open_cached_volume_file(uint32_t index, void *fs)
 }
 
 /* The volume file of plan node index from the cache, held until
- * fd_cache_put; NULL and *rc a -errno if it cannot be opened. */
+ * fd_cache_put; NULL and *rc a -errno if it cannot be opened. Out of fds,
+ * every read of a file the cache does not hold fails: one line a second
+ * says so, whoever keeps the daemon there. */
 static struct fd_hold *volume_file_hold(struct fs *fs, uint32_t index, int *rc)
 {
 	struct fd_hold *hold = fd_cache_get(fs->volume_fds, index, rc);
 
-	if (!hold && (*rc == -EMFILE || *rc == -ENFILE)) {
+	if (!hold && (*rc == -EMFILE || *rc == -ENFILE) &&
+	    once_a_second(&fs->out_of_fds_logged)) {
 		const struct plan_node *planned = &fs->config->plan->nodes[index];
 
 		log_error("%s/%s: cannot open: %s (the daemon's own limit)",

@@ -37,6 +37,7 @@ struct fs_plan {
 	double timeout;
 	bool open_is_optional; /* the kernel opens by itself if told ENOSYS */
 	struct fd_cache *volume_fds; /* keyed by node index */
+	time_t out_of_fds_logged;    /* when it last said so (atomic) */
 };
 
 static int open_volume_file(uint32_t index, void *fs);
@@ -197,7 +198,9 @@ static struct fd_hold *hold_volume_file(struct fs_plan *fs, const struct served_
 					    rc);
 	char path[PATH_MAX];
 
-	if (!hold && *rc != -EIO) { /* the daemon's limit, not the volume: say so */
+	/* The daemon's limit, not the volume: say so, once a second at most
+	 * (every read of a file the cache does not hold fails meanwhile). */
+	if (!hold && *rc != -EIO && once_a_second(&fs->out_of_fds_logged)) {
 		served_lower_path(&fs->served, node, path);
 		log_error("%s/%s: cannot open: %s (the daemon's own limit)",
 			  fs->volumes[node->volume].path, path, strerror(-*rc));

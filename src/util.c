@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 int error_set(struct error *err, int errnum, const char *fmt, ...)
@@ -215,6 +216,14 @@ int fd_xattr_get(int fd, const char *name, char **value, size_t *len)
 			return xattr_none_or_error(errno);
 	}
 	return -ERANGE;
+}
+
+bool once_a_second(time_t *last)
+{
+	time_t now = time(NULL), seen = __atomic_load_n(last, __ATOMIC_RELAXED);
+
+	return now != seen && __atomic_compare_exchange_n(last, &seen, now, false,
+							  __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 }
 
 int write_all(int fd, const void *data, size_t len)

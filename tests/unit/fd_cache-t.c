@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The read-only mount's fd cache: least recently used unheld fds go first,
- * a held fd is never closed, EMFILE gives the unheld fds back, errors pass
- * through, and concurrent readers always read an open fd. */
+/* The mounts' fd cache of volume files: least recently used unheld fds go
+ * first, a held fd is never closed, EMFILE gives the unheld fds back (also
+ * when asked, for another open of the process), errors pass through, and
+ * concurrent readers always read an open fd. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -100,6 +101,24 @@ static void test_errors(void)
 	fd_cache_free(cache);
 }
 
+static void test_give_back(void)
+{
+	struct opener opener = { 0 };
+	struct fd_cache *cache = fd_cache_new(16, open_null, &opener);
+	int rc = 0, idle = use(cache, 1);
+	struct fd_hold *hold = fd_cache_get(cache, 2, &rc);
+
+	use(cache, 3);
+	is_int((int)fd_cache_give_back(cache), 2, "give back closes the two unheld fds");
+	ok(!is_open(idle), "... an idle one is closed");
+	ok(hold && is_open(fd_hold_fd(hold)), "... the held one stays open");
+	is_int((int)fd_cache_give_back(cache), 0, "nothing more to give back");
+	fd_cache_put(cache, hold);
+	use(cache, 1);
+	is_int(atomic_load(&opener.opens), 4, "a key given back is opened again");
+	fd_cache_free(cache);
+}
+
 struct reader {
 	struct fd_cache *cache;
 	unsigned int seed;
@@ -148,6 +167,7 @@ int main(void)
 	test_lru();
 	test_held();
 	test_errors();
+	test_give_back();
 	test_concurrent();
 	return done_testing();
 }
