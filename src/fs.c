@@ -45,6 +45,7 @@
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "acl.h"
@@ -71,6 +72,9 @@
  * fds. */
 #define READ_FLAGS O_NOATIME
 
+/* A file unlinked from a lazy dir reaches the upper at most this late. */
+#define REMOVED_FLUSH_SECONDS 2
+
 /* Volume files kept open for reads, at most (fd_cache.h). */
 #define VOLUME_FD_LIMIT 1024
 
@@ -94,6 +98,7 @@ struct fs_node {
 	/* The plan dir whose positions number the listing, kept once the dir
 	 * is populated: the offsets a lazy listing gave stay good. */
 	uint32_t listed_plan_dir;
+	bool pending; /* in fs->pending: under fs->populating */
 	uint64_t lookups; /* the kernel's references */
 	uint64_t refs;    /* child nodes and open files */
 	/* Both held (copy_up_lock first, lock for writing) to change what
@@ -160,9 +165,26 @@ struct fs {
 	 * node's locks. */
 	pthread_rwlock_t population;
 	bool opendir_is_optional; /* the kernel opens dirs by itself if told ENOSYS */
+	/* Files unlinked from lazy dirs (see "files unlinked from lazy dirs"):
+	 * a bit per plan node, set under fs->populating, read atomically. */
+	unsigned char *removed;
+	/* The lazy dirs whose upper does not know yet; under fs->populating. */
+	struct pending_dir *pending;
+	size_t pending_count, pending_capacity;
+	/* The thread that tells the upper, REMOVED_FLUSH_SECONDS later. */
+	pthread_t flusher;
+	bool flusher_started, flusher_stop; /* under flusher_lock */
+	pthread_mutex_t flusher_lock;
+	pthread_cond_t flusher_wake;
 	/* Each guards the listings of the nodes at some addresses: a mutex in
 	 * every node would cost each file of a walk its bytes. */
 	pthread_mutex_t listing_locks[LISTING_LOCKS];
+};
+
+/* A lazy dir that files were unlinked from, and since when (CLOCK_MONOTONIC). */
+struct pending_dir {
+	struct fs_node *dir; /* holds a reference */
+	time_t since;
 };
 
 /* An open dir: fi->fh, 0 when the kernel opens dirs by itself. */
@@ -852,6 +874,23 @@ static int copy_up(struct fs *fs, struct fs_node *node, off_t keep)
 
 /* ---- population of lazy dirs ---- */
 
+/* Whether the plan node index was unlinked from its lazy dir. */
+static bool plan_child_removed(const struct fs *fs, uint32_t index)
+{
+	return __atomic_load_n(&fs->removed[index / 8], __ATOMIC_ACQUIRE) & (1u << (index % 8));
+}
+
+/* The children of a lazy dir's plan dir it still shows. */
+static size_t lazy_children_left(const struct fs *fs, uint32_t plan_dir)
+{
+	const struct plan_node *planned = &fs->config->plan->nodes[plan_dir];
+	size_t left = 0;
+
+	for (size_t i = 0; i < planned->child_count; i++)
+		left += !plan_child_removed(fs, planned->children[i]);
+	return left;
+}
+
 /* The nodes the kernel knows in a dir just populated become its new upper
  * files, keeping their st_ino (node->ino). Under fs->population, written:
  * no lookup adds a plan node to the dir meanwhile. */
@@ -864,6 +903,8 @@ static void adopt_children(struct fs *fs, struct fs_node *dir, int dir_fd, uint3
 		struct fs_node *node;
 		struct stat st;
 
+		if (plan_child_removed(fs, planned->children[i]))
+			continue; /* its node is detached, or is about to be */
 		pthread_mutex_lock(&fs->mutex);
 		node = node_find_locked(fs, dir, name);
 		if (node)
@@ -892,9 +933,9 @@ static int populate_dir(struct fs *fs, struct fs_node *dir)
 	struct error err = { 0 };
 
 	if (fd >= 0)
-		rc = upper_populate_dir(fd, fs->config->plan, dir->plan_dir, &err);
+		rc = upper_populate_dir(fd, fs->config->plan, dir->plan_dir, fs->removed, &err);
 	if (fd >= 0 && out_of_fds(fs, rc)) /* it removed what it made */
-		rc = upper_populate_dir(fd, fs->config->plan, dir->plan_dir, &err);
+		rc = upper_populate_dir(fd, fs->config->plan, dir->plan_dir, fs->removed, &err);
 	if (rc < 0) {
 		char *why = xasprintf("cannot populate it: %s",
 				      fd < 0 ? strerror(-fd) : err.message);
@@ -974,7 +1015,117 @@ static int refuse_lazy_nonempty(struct fs *fs, int dir_fd, const char *name)
 	close(fd);
 	if (rc < 0)
 		return -EIO;
-	return rc == 1 && fs->config->plan->nodes[plan_dir].child_count > 0 ? -ENOTEMPTY : 0;
+	return rc == 1 && lazy_children_left(fs, plan_dir) > 0 ? -ENOTEMPTY : 0;
+}
+
+/* ---- files unlinked from lazy dirs ---- */
+
+/* An unlink from a lazy dir takes the file out of what the dir shows, in
+ * memory: vmstorage deletes every part it merged, and populating each part
+ * dir (a stub per file, a sync) only to unlink its files was most of its
+ * start on a new preview. The upper learns of it when the dir is populated:
+ * at the next change of its entries, an fsyncdir of it, REMOVED_FLUSH_SECONDS
+ * later (the flusher) or at unmount; an rmdir of the dir once empty needs no
+ * population at all. A daemon killed before brings the files back, as a
+ * filesystem that crashed before committing the unlinks would. */
+
+/* Under fs->populating. */
+static void pending_add_locked(struct fs *fs, struct fs_node *dir)
+{
+	struct timespec now;
+
+	if (dir->pending)
+		return;
+	if (fs->pending_count == fs->pending_capacity) {
+		fs->pending_capacity = fs->pending_capacity ? 2 * fs->pending_capacity : 16;
+		fs->pending = xrealloc(fs->pending, fs->pending_capacity * sizeof(*fs->pending));
+	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&fs->mutex);
+	dir->refs++;
+	pthread_mutex_unlock(&fs->mutex);
+	dir->pending = true;
+	fs->pending[fs->pending_count++] = (struct pending_dir){ dir, now.tv_sec };
+}
+
+/* Unlinks name from dir while dir is lazy: 1 done, 0 dir is not lazy (the
+ * upper's file is to be unlinked), or -errno. */
+static int unlink_lazy(struct fs *fs, struct fs_node *dir, const char *name)
+{
+	const struct plan *plan = fs->config->plan;
+	uint32_t plan_dir, index;
+	int rc = 0;
+
+	pthread_mutex_lock(&fs->populating);
+	pthread_rwlock_rdlock(&fs->population);
+	plan_dir = dir->plan_dir;
+	pthread_rwlock_unlock(&fs->population);
+	if (plan_dir != PLAN_NONE) {
+		index = plan_child(plan, plan_dir, name);
+		if (index == PLAN_NONE || plan_child_removed(fs, index))
+			rc = -ENOENT;
+		else if (plan->nodes[index].kind == PLAN_DIR)
+			rc = -EISDIR;
+		else
+			rc = 1;
+	}
+	if (rc == 1) {
+		__atomic_fetch_or(&fs->removed[index / 8], 1u << (index % 8), __ATOMIC_RELEASE);
+		pending_add_locked(fs, dir);
+	}
+	pthread_mutex_unlock(&fs->populating);
+	return rc;
+}
+
+/* Tells the upper of the pending dirs pending for min_age seconds or more:
+ * populates them. A dir removed since needs nothing; one that fails stays
+ * pending (populate_dir logs why) unless min_age is 0, the last try. */
+static void pending_flush(struct fs *fs, time_t min_age)
+{
+	struct timespec now;
+	size_t kept = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&fs->populating);
+	for (size_t i = 0; i < fs->pending_count; i++) {
+		struct pending_dir pending = fs->pending[i];
+		bool removed = node_is_removed(fs, pending.dir);
+
+		if (!removed && now.tv_sec - pending.since < min_age) {
+			fs->pending[kept++] = pending;
+			continue;
+		}
+		if (!removed && populate_locked(fs, pending.dir, true) < 0 && min_age > 0) {
+			fs->pending[kept++] = pending;
+			continue;
+		}
+		pending.dir->pending = false;
+		pthread_mutex_lock(&fs->mutex);
+		pending.dir->refs--;
+		node_put_locked(fs, pending.dir);
+		pthread_mutex_unlock(&fs->mutex);
+	}
+	fs->pending_count = kept;
+	pthread_mutex_unlock(&fs->populating);
+}
+
+static void *flusher_main(void *arg)
+{
+	struct fs *fs = arg;
+
+	pthread_mutex_lock(&fs->flusher_lock);
+	while (!fs->flusher_stop) {
+		struct timespec at;
+
+		clock_gettime(CLOCK_REALTIME, &at);
+		at.tv_sec++;
+		pthread_cond_timedwait(&fs->flusher_wake, &fs->flusher_lock, &at);
+		pthread_mutex_unlock(&fs->flusher_lock);
+		pending_flush(fs, REMOVED_FLUSH_SECONDS);
+		pthread_mutex_lock(&fs->flusher_lock);
+	}
+	pthread_mutex_unlock(&fs->flusher_lock);
+	return NULL;
 }
 
 /* ---- lookup and attributes ---- */
@@ -1036,6 +1187,8 @@ static int node_stat(struct fs *fs, struct fs_node *node, struct stat *st)
 
 	if (node->plan_node != PLAN_NONE) {
 		plan_stat(fs->config->plan, node->plan_node, st);
+		if (node_is_removed(fs, node))
+			st->st_nlink = 0;
 		return 0;
 	}
 	fd = rc = node_open(fs, node, NULL, O_PATH);
@@ -1111,7 +1264,7 @@ static int lookup_plan(struct fs *fs, struct fs_node *dir, const char *name,
 	uint32_t index = plan_child(plan, dir->plan_dir, name);
 	struct node_source source = { .st = &e->attr, .fd = -1, .plan_node = index };
 
-	if (index == PLAN_NONE)
+	if (index == PLAN_NONE || plan_child_removed(fs, index))
 		return -ENOENT;
 	plan_stat(plan, index, &e->attr);
 	source.plan_dir = plan->nodes[index].kind == PLAN_DIR ? index : PLAN_NONE;
@@ -1403,11 +1556,22 @@ static int change_below(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct fs *fs = fs_of(req);
 	struct fs_node *dir = node_of(req, parent);
-	int fd = dir_populate(fs, dir), rc;
+	int fd, rc;
 
+	if (change == ENTRY_UNLINK && (rc = unlink_lazy(fs, dir, name)) != 0)
+		return rc < 0 ? rc : 0;
+	fd = dir_populate(fs, dir);
 	if (fd == 0)
 		fd = node_open(fs, dir, NULL, O_PATH | O_DIRECTORY);
+	/* The flusher finds a removed dir both gone and detached, or neither. */
+	if (change == ENTRY_RMDIR)
+		pthread_mutex_lock(&fs->populating);
 	rc = fd < 0 ? fd : change_entry(req, fd, name, change, args);
+	if (change == ENTRY_RMDIR) {
+		if (rc == 0)
+			node_detach(fs, dir, name);
+		pthread_mutex_unlock(&fs->populating);
+	}
 	if (fd >= 0)
 		close(fd);
 	return rc;
@@ -1666,6 +1830,8 @@ static void readdir_plan(struct listing_reply *reply, const struct fs_node *node
 	     i < planned->child_count; i++) {
 		const struct plan_node *child = &plan->nodes[planned->children[i]];
 
+		if (plan_child_removed(fs_of(reply->req), planned->children[i]))
+			continue;
 		if (!reply_add(reply, child->name, plan_ino(planned->children[i]),
 			       child->attr.mode, (off_t)i + OFFSET_FIRST_CHILD))
 			return;
@@ -1809,17 +1975,27 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 }
 
 /* Syncs node's upper dir: fd, or opened now (node_open_dir). A lazy dir has nothing to
- * sync, nor has a removed one (as on ext4 or tmpfs). 0 or -errno. */
+ * sync, nor has a removed one (as on ext4 or tmpfs), unless files were unlinked from it:
+ * it is populated first. 0 or -errno. */
 static int sync_dir(struct fs *fs, struct fs_node *node, int fd, int datasync)
 {
 	int opened = -1, rc;
 
 	if (fd < 0) {
+		uint32_t plan_dir;
 		bool lazy;
 
 		pthread_rwlock_rdlock(&fs->population);
-		lazy = node->plan_dir != PLAN_NONE;
+		plan_dir = node->plan_dir;
 		pthread_rwlock_unlock(&fs->population);
+		lazy = plan_dir != PLAN_NONE;
+		if (lazy && lazy_children_left(fs, plan_dir) <
+				    fs->config->plan->nodes[plan_dir].child_count) {
+			rc = dir_populate(fs, node);
+			if (rc < 0)
+				return rc;
+			lazy = false;
+		}
 		if (!lazy)
 			fd = opened = node_open_dir(fs, node);
 		if (lazy || (fd == -ENOENT && node_is_removed(fs, node)))
@@ -2316,10 +2492,32 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	fs->opendir_is_optional = conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT;
 	readahead_negotiate(conn);
+	pthread_mutex_lock(&fs->flusher_lock);
+	fs->flusher_started = pthread_create(&fs->flusher, NULL, flusher_main, fs) == 0;
+	pthread_mutex_unlock(&fs->flusher_lock);
+	if (!fs->flusher_started)
+		log_error("cannot start a thread: files unlinked from lazy dirs reach the upper "
+			  "only when their dir is synced or at unmount");
+}
+
+/* At unmount: the upper learns of every file unlinked from a lazy dir. */
+static void op_destroy(void *userdata)
+{
+	struct fs *fs = userdata;
+
+	pthread_mutex_lock(&fs->flusher_lock);
+	fs->flusher_stop = true;
+	pthread_cond_signal(&fs->flusher_wake);
+	pthread_mutex_unlock(&fs->flusher_lock);
+	if (fs->flusher_started)
+		pthread_join(fs->flusher, NULL);
+	fs->flusher_started = false;
+	pending_flush(fs, 0);
 }
 
 static const struct fuse_lowlevel_ops operations = {
 	.init = op_init,
+	.destroy = op_destroy,
 	.lookup = op_lookup,
 	.getxattr = op_getxattr,
 	.forget = op_forget,
@@ -2380,6 +2578,9 @@ struct fs *fs_new(const struct fs_config *config, struct error *err)
 	fs->root.lookups = 2;
 	plan_lower_index_build(&fs->stubs, config->plan);
 	fs->volume_fds = fd_cache_new(VOLUME_FD_LIMIT, open_cached_volume_file, fs);
+	fs->removed = xcalloc(config->plan->node_count / 8 + 1, 1);
+	pthread_mutex_init(&fs->flusher_lock, NULL);
+	pthread_cond_init(&fs->flusher_wake, NULL);
 	return fs;
 }
 
@@ -2406,6 +2607,10 @@ void fs_free(struct fs *fs)
 	free(fs->buckets);
 	fd_cache_free(fs->volume_fds);
 	plan_lower_index_free(&fs->stubs);
+	free(fs->removed);
+	free(fs->pending);
+	pthread_mutex_destroy(&fs->flusher_lock);
+	pthread_cond_destroy(&fs->flusher_wake);
 	pthread_mutex_destroy(&fs->mutex);
 	free(fs);
 }

@@ -252,7 +252,8 @@ static void unmake_children(int dirfd, const struct plan *plan, const struct pla
 	futimens(dirfd, times);
 }
 
-int upper_populate_dir(int dirfd, const struct plan *plan, uint32_t dir, struct error *err)
+int upper_populate_dir(int dirfd, const struct plan *plan, uint32_t dir,
+		       const unsigned char *removed, struct error *err)
 {
 	const struct plan_node *node = &plan->nodes[dir];
 	struct timespec times[2];
@@ -271,6 +272,8 @@ int upper_populate_dir(int dirfd, const struct plan *plan, uint32_t dir, struct 
 	while (rc == 0 && made < node->child_count) {
 		uint32_t child = node->children[made++];
 
+		if (removed && (removed[child / 8] & (1u << (child % 8))))
+			continue;
 		rc = create_child(dirfd, plan->nodes[child].name, plan, child);
 		if (rc < 0) {
 			char *path = plan_path(plan, child);
@@ -337,7 +340,7 @@ static int create_tree(struct upper *upper, const struct plan *plan, const char 
 	fd = openat(upper->dirfd, "tree.new", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return error_set(err, errno, "%s/tree.new: %s", upper->path, strerror(errno));
-	rc = upper_populate_dir(fd, plan, 0, err);
+	rc = upper_populate_dir(fd, plan, 0, NULL, err);
 	node_attr(&plan->nodes[0], &st);
 	if (rc == 0 && ((rc = set_dir_acl(fd, plan, 0)) < 0 || (rc = apply_attr(fd, ".", &st)) < 0))
 		populate_error(err, "", rc);

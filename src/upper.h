@@ -57,8 +57,11 @@ void upper_close(struct upper *upper);
  * lazy directory, a stub, a synthesized file) with the volume's attributes,
  * keeps its own times, syncs it, then replaces its UPPER_LAZY_XATTR by
  * UPPER_ORIGIN_XATTR. A failed one (ENOSPC) removes the children it made:
- * the directory stays lazy and takes no more of the upper. */
-int upper_populate_dir(int dirfd, const struct plan *plan, uint32_t dir, struct error *err);
+ * the directory stays lazy and takes no more of the upper. A child whose bit
+ * is set in removed (a bit per plan node; NULL: none) was unlinked from the
+ * lazy directory: it is not made. */
+int upper_populate_dir(int dirfd, const struct plan *plan, uint32_t dir,
+		       const unsigned char *removed, struct error *err);
 /* Whether the directory at path (a /proc/self/fd path works) is lazy: 1 and
  * *dir its plan directory, 0 when populated, -EIO when its xattr names no
  * plan directory, or -errno. */
