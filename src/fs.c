@@ -678,13 +678,11 @@ static struct fd_hold *volume_file_hold(struct fs *fs, uint32_t index, int *rc)
 {
 	struct fd_hold *hold = fd_cache_get(fs->volume_fds, index, rc);
 
-	if (!hold && (*rc == -EMFILE || *rc == -ENFILE) &&
-	    once_a_second(&fs->out_of_fds_logged)) {
+	if (!hold && (*rc == -EMFILE || *rc == -ENFILE)) {
 		const struct plan_node *planned = &fs->config->plan->nodes[index];
 
-		log_error("%s/%s: cannot open: %s (the daemon's own limit)",
-			  fs->config->volumes[planned->volume].path, planned->lower_path,
-			  strerror(-*rc));
+		log_open_limit(&fs->out_of_fds_logged, fs->config->volumes[planned->volume].path,
+			       planned->lower_path, *rc);
 	}
 	return hold;
 }

@@ -198,12 +198,9 @@ static struct fd_hold *hold_volume_file(struct fs_plan *fs, const struct served_
 					    rc);
 	char path[PATH_MAX];
 
-	/* The daemon's limit, not the volume: say so, once a second at most
-	 * (every read of a file the cache does not hold fails meanwhile). */
-	if (!hold && *rc != -EIO && once_a_second(&fs->out_of_fds_logged)) {
+	if (!hold && *rc != -EIO) { /* the daemon's limit, not the volume: say so */
 		served_lower_path(&fs->served, node, path);
-		log_error("%s/%s: cannot open: %s (the daemon's own limit)",
-			  fs->volumes[node->volume].path, path, strerror(-*rc));
+		log_open_limit(&fs->out_of_fds_logged, fs->volumes[node->volume].path, path, *rc);
 	}
 	return hold;
 }

@@ -4,12 +4,14 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include <fuse_log.h>
 
 #include "log.h"
+#include "util.h"
 
 static bool to_syslog;
 static bool with_debug;
@@ -98,4 +100,11 @@ void log_info(const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vwrite(LOG_INFO, fmt, ap);
 	va_end(ap);
+}
+
+void log_open_limit(time_t *last, const char *dir, const char *path, int rc)
+{
+	if (once_a_second(last))
+		log_error("%s/%s: cannot open: %s (the daemon's own limit)", dir, path,
+			  strerror(-rc));
 }

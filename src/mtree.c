@@ -378,18 +378,16 @@ static int open_volumes(struct mtree_session *session, char **paths, size_t coun
 	return 0;
 }
 
-/* The plan's root, its merged access ACL folded into its mode: DEST's root
- * carries none, and must grant no one more than the mount's. */
-static struct plan_attr folded_root_attr(const struct plan *plan)
+/* mode, narrowed by the access ACL the plan merged for dir node (the one
+ * the mount serves): a copy carries no ACL and must grant no one more. */
+static uint32_t fold_plan_acl(const struct plan *plan, uint32_t node, uint32_t mode)
 {
 	const struct plan_dir_acl *merged =
-		plan_dir_acl_find(plan->dir_acls, plan->dir_acl_count, 0);
-	struct plan_attr attr = plan->nodes[0].attr;
+		plan_dir_acl_find(plan->dir_acls, plan->dir_acl_count, node);
 
-	if (merged && merged->access)
-		attr.mode = acl_fold_mode(&(struct acl_value){ merged->access, merged->access_len },
-					  attr.mode);
-	return attr;
+	if (!merged || !merged->access)
+		return mode;
+	return acl_fold_mode(&(struct acl_value){ merged->access, merged->access_len }, mode);
 }
 
 int mtree_session_open(struct mtree_session *session, char **volume_paths, size_t count,
@@ -407,7 +405,10 @@ int mtree_session_open(struct mtree_session *session, char **volume_paths, size_
 		session->refused = true;
 		return rc;
 	}
-	session->tree.root_attr = folded_root_attr(&session->plan);
+	/* DEST's root carries no ACL either: no wider than the mount's. */
+	session->tree.root_attr = session->plan.nodes[0].attr;
+	session->tree.root_attr.mode = fold_plan_acl(&session->plan, 0,
+						     session->tree.root_attr.mode);
 	if (!upper_path) {
 		tree_from_plan(&session->tree, &session->plan);
 		finish_tree(session);
@@ -460,30 +461,28 @@ const struct mtree_entry *mtree_find(const struct mtree *tree, const char *path)
 	return bsearch(&key, tree->entries, tree->count, sizeof(key), compare_entries);
 }
 
-int mtree_dir_acl(const struct mtree_session *session, const struct mtree_entry *entry,
-		  struct acl_value *acl)
+int mtree_fold_dir_acl(const struct mtree_session *session, const struct mtree_entry *entry,
+		       uint32_t *mode)
 {
-	const struct plan *plan = &session->plan;
-	const struct plan_dir_acl *merged;
+	struct acl_value acl;
 	int fd, rc;
 
-	*acl = (struct acl_value){ 0 };
 	if (entry->plan_node != PLAN_NONE) {
-		merged = plan_dir_acl_find(plan->dir_acls, plan->dir_acl_count, entry->plan_node);
-		if (merged && merged->access) {
-			acl->value = xmalloc(merged->access_len);
-			memcpy(acl->value, merged->access, merged->access_len);
-			acl->size = merged->access_len;
-		}
+		*mode = fold_plan_acl(&session->plan, entry->plan_node, *mode);
 		return 0;
 	}
 	fd = openat(session->upper.tree_fd, entry->path,
 		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	rc = acl_get(fd, acl);
+	rc = acl_get(fd, &acl);
 	close(fd);
-	return rc;
+	if (rc < 0)
+		return rc;
+	if (acl.size)
+		*mode = acl_fold_mode(&acl, *mode);
+	acl_value_free(&acl);
+	return 0;
 }
 
 int mtree_open_source(const struct mtree_session *session, const struct mtree_entry *entry)

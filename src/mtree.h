@@ -71,11 +71,11 @@ void mtree_session_close(struct mtree_session *session);
 const struct mtree_entry *mtree_find(const struct mtree *tree, const char *path);
 bool mtree_is_file(const struct mtree_entry *entry);
 
-/* The access ACL the mount serves for a dir entry (size 0 when none): the
- * one the plan merged from its volumes' dirs, or the upper dir's own (read
- * from the upper). 0 or -errno. */
-int mtree_dir_acl(const struct mtree_session *session, const struct mtree_entry *entry,
-		  struct acl_value *acl);
+/* Narrows *mode of a dir entry by the access ACL the mount serves for it:
+ * the one the plan merged from its volumes' dirs, or the upper dir's own
+ * (read from the upper). 0 or -errno. */
+int mtree_fold_dir_acl(const struct mtree_session *session, const struct mtree_entry *entry,
+		       uint32_t *mode);
 
 /* Opens the bytes of a LOWER or UPPER entry read-only: fd or -errno. */
 int mtree_open_source(const struct mtree_session *session, const struct mtree_entry *entry);

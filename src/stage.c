@@ -787,15 +787,11 @@ int stage_make_dirs(struct stage *stage, struct error *err)
 static int fold_dir_acl(const struct stage *stage, const struct mtree_entry *e,
 			struct plan_attr *attr, struct error *err)
 {
-	struct acl_value acl;
-	int rc = mtree_dir_acl(stage->session, e, &acl);
+	int rc = mtree_fold_dir_acl(stage->session, e, &attr->mode);
 
 	if (rc < 0)
 		return error_set(err, -rc, "%s/tree/%s: cannot read its ACL: %s",
 				 stage->session->upper.path, e->path, strerror(-rc));
-	if (acl.size)
-		attr->mode = acl_fold_mode(&acl, attr->mode);
-	acl_value_free(&acl);
 	return 0;
 }
 

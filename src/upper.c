@@ -126,7 +126,7 @@ static int copy_acl(const struct volume *volume, const char *lower_path, int to)
 	if (from < 0)
 		return from;
 	rc = fd_xattr_get(from, ACL_ACCESS_XATTR, &value, &len);
-	if (rc == 0 && value && len > 0 && fsetxattr(to, ACL_ACCESS_XATTR, value, len, 0) < 0)
+	if (rc == 0 && len > 0 && fsetxattr(to, ACL_ACCESS_XATTR, value, len, 0) < 0)
 		rc = -errno;
 	free(value);
 	close(from);

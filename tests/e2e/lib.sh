@@ -565,6 +565,33 @@ union_pids() {
 	printf '%s\n' "${_MNT_PIDS[$mnt]:-}"
 }
 
+# union_pid MOUNTPOINT : print the pid of the daemon serving MOUNTPOINT
+# (the first, if more are known).
+union_pid() {
+	local pids
+	pids=$(union_pids "$1")
+	printf '%s\n' "${pids%% *}"
+}
+
+# fds_of PID : print how many fds PID holds.
+fds_of() {
+	ls "/proc/$1/fd" | wc -l
+}
+
+# hard_fd_limit PID : print PID's hard limit of fds.
+hard_fd_limit() {
+	prlimit --pid "$1" --nofile --noheadings --output HARD --raw
+}
+
+# tight_fd_limit PID : lowers PID's soft fd limit to twice the fds it holds
+# plus 16, so that a few files fill a daemon's fd cache (it keeps half of
+# the limit); sets $idle, the fds it held, and $limit.
+tight_fd_limit() {
+	idle=$(fds_of "$1")
+	limit=$((2 * idle + 16))
+	prlimit --pid "$1" --nofile="$limit:$(hard_fd_limit "$1")"
+}
+
 # unmount_union MOUNTPOINT : fusermount3 -u, wait up to UNMOUNT_TIMEOUT (10)
 # s for the mount and then the daemon to go away; falls back to a lazy
 # unmount, aborting the FUSE connection and killing the daemon. Returns 0
@@ -733,9 +760,6 @@ padded_set() {
 	rm -f "$SCRATCH/pad.bin"
 }
 
-# preview_of_two : writable copies of v1.79.5 node0 and node1 in
-# $SCRATCH/vols (snapshotted), mounted as a preview at $mnt (upper
-# $SCRATCH/upper).
 # copy_two_volumes: copies the sample's node0 and node1 into $vols (set to
 # $SCRATCH/vols), for a test that changes them; bails out if it cannot.
 copy_two_volumes() {
@@ -745,6 +769,17 @@ copy_two_volumes() {
 	tap_ok $? "copied two volumes" || tap_bail "cannot copy the sample volumes"
 }
 
+# shared_volumes : copy_two_volumes, readable by every user, in a scratch
+# dir every user may enter (for allow_other mounts and as_nobody).
+shared_volumes() {
+	copy_two_volumes
+	chmod -R go+rX "$vols"
+	chmod 0755 "$SCRATCH"
+}
+
+# preview_of_two : writable copies of v1.79.5 node0 and node1 in
+# $SCRATCH/vols (snapshotted), mounted as a preview at $mnt (upper
+# $SCRATCH/upper).
 preview_of_two() {
 	copy_two_volumes
 	snapshot_volumes "$vols/node0" "$vols/node1"
@@ -756,21 +791,39 @@ preview_of_two() {
 # shared_preview : preview_of_two, readable by every user, mounted in the
 # foreground with allow_other; $pid is the daemon's.
 shared_preview() {
-	copy_two_volumes
-	chmod -R go+rX "$vols"
+	shared_volumes
 	snapshot_volumes "$vols/node0" "$vols/node1"
-	chmod 0755 "$SCRATCH"
 	mnt=$(scratch_dir mnt)
 	mount_union "$mnt" "$vols/node0" "$vols/node1" -- -f -o allow_other -o "upper=$SCRATCH/upper"
 	tap_ok $? "preview mounted with allow_other" || tap_bail "no mount"
-	pid=$(union_pids "$mnt")
-	pid=${pid%% *}
+	pid=$(union_pid "$mnt")
 }
 
 # as_nobody CMD... : runs CMD as nobody (65534), with no supplementary groups.
 as_nobody() {
 	setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
 }
+
+# set_acl PATH access|default ENTRY... : writes PATH's POSIX ACL of that
+# name (its system.posix_acl_* xattr), each ENTRY tag:id:octal-perm with tag
+# u (owner), U (a user), g (the group), G (a group), m (mask), o (others);
+# the id is empty but for U and G. Fails where the filesystem has no ACLs.
+set_acl() {
+	"$PYTHON3" - "$@" <<'PY'
+import os, struct, sys
+tags = {"u": 0x01, "U": 0x02, "g": 0x04, "G": 0x08, "m": 0x10, "o": 0x20}
+path, name = sys.argv[1], "system.posix_acl_" + sys.argv[2]
+entries = []
+for spec in sys.argv[3:]:
+    tag, ident, perm = spec.split(":")
+    entries.append((tags[tag], int(perm, 8), int(ident) if ident else 0xffffffff))
+value = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
+os.setxattr(path, name, value)
+PY
+}
+# The ACL of a 0755 dir nobody cannot list, for set_acl: user::rwx
+# user:nobody:--- group::r-x mask::r-x other::r-x.
+NOBODY_DENIED=(u::7 U:65534:0 g::5 m::5 o::5)
 
 # nobody_cannot_read SOURCE REL WHAT VOLUME... : mounts the VOLUMEs read-only
 # and as a preview, both allow_other, and checks on each that nobody cannot

@@ -10,19 +10,15 @@ require_root_fuse
 require_cmd setpriv python3
 [ -x "$VMUNION" ] || tap_bail "$VMUNION not built"
 
-# set_acl PATH PERM NOBODY OTHER : user::rwx, 200 named users (uids 30000
-# to 30199) with PERM, nobody with NOBODY, group::PERM, mask::PERM,
+# many_users_acl PATH PERM NOBODY OTHER : user::rwx, 200 named users (uids
+# 30000 to 30199) with PERM, nobody with NOBODY, group::PERM, mask::PERM,
 # other::OTHER (octal digits).
-set_acl() {
-	python3 - "$@" <<'PY'
-import os, struct, sys
-path, (perm, nobody, other) = sys.argv[1], (int(p, 8) for p in sys.argv[2:5])
-none = 0xffffffff
-entries = [(0x01, 7, none)] + [(0x02, perm, 30000 + i) for i in range(200)]
-entries += [(0x02, nobody, 65534), (0x04, perm, none), (0x10, perm, none), (0x20, other, none)]
-value = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
-os.setxattr(path, "system.posix_acl_access", value)
-PY
+many_users_acl() {
+	local path=$1 perm=$2 nobody=$3 other=$4 uid entries=(u::7)
+	for ((uid = 30000; uid < 30200; uid++)); do
+		entries+=("U:$uid:$perm")
+	done
+	set_acl "$path" access "${entries[@]}" "U:65534:$nobody" "g::$perm" "m::$perm" "o::$other"
 }
 # acl_of PATH : the access ACL's entry count and digest, or "none".
 acl_of() {
@@ -36,18 +32,16 @@ entries_of() {
 print((len(os.getxattr(sys.argv[1], "system.posix_acl_access")) - 4) // 8)' "$1"
 }
 
-copy_two_volumes
-chmod -R go+rX "$vols"
-chmod 0755 "$SCRATCH"
+shared_volumes
 v0=$vols/node0 v1=$vols/node1
 part=$(cd "$v0" && find data/small/2024_03 -mindepth 1 -maxdepth 1 -type d ! -name txn ! -name tmp | sort | head -n 1)
 acl_dir=$(cd "$v1" && find data/small/2024_04 -mindepth 1 -maxdepth 1 -type d ! -name txn ! -name tmp | sort | head -n 1)
 file=$part/index.bin
 [ -f "$v0/$file" ] && [ -n "$acl_dir" ] || tap_bail "the sample volumes lack the files this test needs"
 # The file: nobody reads it by its named entry, others do not.
-set_acl "$v0/$file" 4 4 0 || tap_skip_all "no POSIX ACLs where the scratch dir is"
+many_users_acl "$v0/$file" 4 4 0 || tap_skip_all "no POSIX ACLs where the scratch dir is"
 # The dir: everyone lists it but nobody.
-set_acl "$v1/$acl_dir" 5 0 5
+many_users_acl "$v1/$acl_dir" 5 0 5
 tap_is "$(entries_of "$v0/$file") $(entries_of "$v1/$acl_dir")" "205 205" "two ACLs of 205 entries"
 as_nobody cat "$v0/$file" >/dev/null 2>&1
 tap_ok $? "on the volume, nobody reads $file (its named entry)"

@@ -13,18 +13,6 @@ require_root_fuse
 require_cmd setpriv python3
 [ -x "$VMUNION" ] || tap_bail "$VMUNION not built"
 
-# set_acl PATH access|default : user::rwx user:nobody:--- group::r-x
-# mask::r-x other::r-x (a 0755 dir nobody cannot list).
-set_acl() {
-	python3 - "$@" <<'PY'
-import os, struct, sys
-none = 0xffffffff
-entries = [(0x01, 7, none), (0x02, 0, 65534), (0x04, 5, none), (0x10, 5, none), (0x20, 5, none)]
-value = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
-os.setxattr(sys.argv[1], "system.posix_acl_" + sys.argv[2], value)
-PY
-}
-
 # folded ROOT : every dir below ROOT and its mode, the access ACL folded in
 # as acl.c acl_fold_mode does.
 folded() {
@@ -63,23 +51,21 @@ print(sum(name.startswith("system.posix_acl") for d, _, _ in os.walk(sys.argv[1]
           for name in os.listxattr(d)))' "$2")" 0 "$1: no dir of DEST carries an ACL"
 }
 
-copy_two_volumes
-chmod -R go+rX "$vols"
-chmod 0755 "$SCRATCH"
+shared_volumes
 v0=$vols/node0 v1=$vols/node1
 # The merged table is named after node1's (its parts from both).
 table=indexdb/18EB73DE89D53020 other_table=indexdb/18EB73DE89BB1CCD
 table_part=48389_102_18EB73DE8D3D38F2
 [ -d "$v1/$table" ] && [ -d "$v0/$other_table/$table_part" ] ||
 	tap_bail "the sample volumes lack the tables this test needs"
-set_acl "$v0/$other_table" access || tap_skip_all "no POSIX ACLs where the scratch dir is"
-set_acl "$v0/$other_table/$table_part" access
+set_acl "$v0/$other_table" access "${NOBODY_DENIED[@]}" || tap_skip_all "no POSIX ACLs where the scratch dir is"
+set_acl "$v0/$other_table/$table_part" access "${NOBODY_DENIED[@]}"
 # An identical copy of a part in node1, shown from node0: its ACL is not served.
 same=$(cd "$v0" && find data/small/2024_01 -mindepth 1 -maxdepth 1 -type d ! -name txn ! -name tmp | sort | head -n 1)
-cp -a "$v0/$same" "$v1/$same" && set_acl "$v1/$same" access
+cp -a "$v0/$same" "$v1/$same" && set_acl "$v1/$same" access "${NOBODY_DENIED[@]}"
 # Another part of a name node0 has: node1's is renamed, its ACL goes with it.
 clash=$(cd "$v0" && find data/small/2024_02 -mindepth 1 -maxdepth 1 -type d ! -name txn ! -name tmp | sort | head -n 1)
-cp -a "$v0/$clash" "$v1/$clash" && printf x >>"$v1/$clash/values.bin" && set_acl "$v1/$clash" access
+cp -a "$v0/$clash" "$v1/$clash" && printf x >>"$v1/$clash/values.bin" && set_acl "$v1/$clash" access "${NOBODY_DENIED[@]}"
 renamed=$("$VMUNION" plan --json "$v0" "$v1" | python3 -c 'import json, sys
 print(*(r["new_name"] for r in json.load(sys.stdin)["renames"]))')
 tap_ok $(($? != 0 || $(wc -w <<<"$renamed") != 1)) "node1's $clash is renamed ($renamed)"
@@ -106,7 +92,7 @@ tap_is "$(stat -c %a "$dest/$clash" "$dest/$renamed" | tr '\n' ' ')" "755 700 " 
 
 # A dir made on the preview inherits the default ACL its parent serves.
 dir=data/small/2024_03
-set_acl "$v0/$dir" default && set_acl "$v1/$dir" default
+set_acl "$v0/$dir" default "${NOBODY_DENIED[@]}" && set_acl "$v1/$dir" default "${NOBODY_DENIED[@]}"
 mount_union "$mnt" "$v0" "$v1" -- -o allow_other -o "upper=$SCRATCH/upper"
 tap_ok $? "preview mounted" || tap_done
 mkdir -m 0755 "$mnt/$dir/new" && as_nobody ls "$mnt/$dir" >/dev/null
@@ -123,7 +109,7 @@ as_nobody ls "$dest/$dir/new" >/dev/null 2>&1
 tap_ok $(($? == 0)) "... nobody cannot list it in DEST"
 
 # The roots: DEST's is the merged root's, its ACL folded in too.
-set_acl "$v0" access && mount_union "$mnt" "$v0" "$v1" -- -o allow_other
+set_acl "$v0" access "${NOBODY_DENIED[@]}" && mount_union "$mnt" "$v0" "$v1" -- -o allow_other
 tap_ok $? "an ACL on node0's root: mounted read-only" || tap_done
 folded "$mnt" >"$SCRATCH/served"
 as_nobody ls "$mnt" >/dev/null 2>&1

@@ -14,17 +14,6 @@ require_cmd setpriv python3
 [ -x "$VMUNION" ] || tap_bail "$VMUNION not built"
 [ -x "$VMUNION_TEST" ] || tap_bail "$VMUNION_TEST not built"
 
-# set_acl FILE ENTRIES : system.posix_acl_access from "tag:perm:id,...".
-set_acl() {
-	python3 - "$@" <<'PY'
-import os, struct, sys
-value = struct.pack("<I", 2)
-for e in sys.argv[2].split(","):
-    tag, perm, uid = (int(x, 0) for x in e.split(":"))
-    value += struct.pack("<HHI", tag, perm, uid)
-os.setxattr(sys.argv[1], "system.posix_acl_access", value)
-PY
-}
 get_acl() {
 	python3 -c 'import os, sys; print(os.getxattr(sys.argv[1], "system.posix_acl_access").hex())' "$1" 2>/dev/null
 }
@@ -46,10 +35,10 @@ chmod 0750 "$v0/$private" && chmod 0705 "$v1/$private" # merged: 0700
 chmod 0751 "$v1"                                        # the merged root: 0751
 # 0640: user::rw- user:nobody:r-- group::--- mask::r-- other::---
 chmod 0640 "$v0/$acl_file" &&
-	set_acl "$v0/$acl_file" "1:6:0xffffffff,2:4:65534,4:0:0xffffffff,0x10:4:0xffffffff,0x20:0:0xffffffff" ||
+	set_acl "$v0/$acl_file" access u::6 U:65534:4 g::0 m::4 o::0 ||
 	tap_skip_all "no POSIX ACLs where the scratch dir is"
 # 0755: user::rwx user:nobody:--- group::r-x mask::r-x other::r-x
-set_acl "$v1/$acl_dir" "1:7:0xffffffff,2:0:65534,4:5:0xffffffff,0x10:5:0xffffffff,0x20:5:0xffffffff"
+set_acl "$v1/$acl_dir" access "${NOBODY_DENIED[@]}"
 snapshot_volumes "$v0" "$v1"
 chmod 0755 "$SCRATCH"
 as_nobody ls "$v1/$acl_dir" >/dev/null 2>&1
@@ -118,7 +107,7 @@ tap_ok $? "resumed: every file and dir as the mount shows it"
 open=$SCRATCH/open
 # 0644: user::rw- user:1000:--- group::r-- mask::r-- other::r--
 cp -a "$vols" "$open" && chmod -R go+rX "$open" && chmod 0604 "$open/node0/$shared" &&
-	set_acl "$open/node0/$acl_file" "1:6:0xffffffff,2:0:1000,4:4:0xffffffff,0x10:4:0xffffffff,0x20:4:0xffffffff" &&
+	set_acl "$open/node0/$acl_file" access u::6 U:1000:0 g::4 m::4 o::4 &&
 	python3 -c 'import os, sys; os.removexattr(sys.argv[1], "system.posix_acl_access")' "$open/node1/$acl_dir"
 tap_ok $? "world-readable copies of the volumes (the ACL'd file 0644, denying uid 1000)"
 mkdir "$SCRATCH/nobody" && chown 65534:65534 "$SCRATCH/nobody"

@@ -12,28 +12,9 @@ set -u
 require_root_fuse
 require_cmd setpriv python3
 
-copy_two_volumes
-chmod -R go+rX "$vols"
-chmod 0755 "$SCRATCH"
+shared_volumes
 dir=data/small/2024_01
 [ -d "$vols/node0/$dir" ] && [ -d "$vols/node1/$dir" ] || tap_bail "$dir is not in both volumes"
-
-# set_acl DIR NAME ENTRY... : writes the xattr NAME (access or default) of
-# DIR, each ENTRY tag:id:octal-perm with tag u (owner), U (a user), g (the
-# group), G (a group), m (mask), o (others).
-set_acl() {
-	python3 - "$@" <<'PY'
-import os, struct, sys
-tags = {"u": 0x01, "U": 0x02, "g": 0x04, "G": 0x08, "m": 0x10, "o": 0x20}
-path, name = sys.argv[1], "system.posix_acl_" + sys.argv[2]
-entries = []
-for spec in sys.argv[3:]:
-    tag, ident, perm = spec.split(":")
-    entries.append((tags[tag], int(perm, 8), int(ident) if ident else 0xffffffff))
-value = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
-os.setxattr(path, name, value)
-PY
-}
 
 # plain DIR MODE : no ACL, the mode alone.
 plain() {
@@ -54,7 +35,7 @@ lists() {
 	as_user "$1" ls "$2" >/dev/null 2>&1 || return 1
 }
 
-set_acl "$vols/node0/$dir" access u::7 U:65534:0 g::5 m::5 o::5 ||
+set_acl "$vols/node0/$dir" access "${NOBODY_DENIED[@]}" ||
 	tap_skip_all "no POSIX ACLs where the scratch dir is"
 
 # check_uids WHAT MNT UID... : each uid lists $dir through MNT as on both
@@ -105,7 +86,7 @@ except OSError: print("none")' "$1"
 snapshot_volumes "$vols/node0" "$vols/node1"
 
 # Identical: nobody out of both, so out of the mount; the ACL served as is.
-set_acl "$vols/node1/$dir" access u::7 U:65534:0 g::5 m::5 o::5
+set_acl "$vols/node1/$dir" access "${NOBODY_DENIED[@]}"
 expect "identical ACLs" 65534 65533
 mnt=$(scratch_dir mnt)
 mount_union "$mnt" "$vols/node0" "$vols/node1"
@@ -122,7 +103,7 @@ plain "$vols/node1/$dir" 0755
 expect "an ACL on node0 only" 65534 65533
 # ...and on the second volume only, whose attributes are not the ones shown.
 plain "$vols/node0/$dir" 0755
-set_acl "$vols/node1/$dir" access u::7 U:65534:0 g::5 m::5 o::5
+set_acl "$vols/node1/$dir" access "${NOBODY_DENIED[@]}"
 expect "an ACL on node1 only" 65534 65533
 # An ACL letting nobody in where others are out, the other side 0755:
 # nobody still gets in (no narrower than needed), 65533 does not.

@@ -13,22 +13,11 @@ set -u
 require_root_fuse
 require_cmd setpriv python3
 
-vols="$SCRATCH/vols"
-copy_volume "$DATA_DIR/v1.79.5/node0" "$vols/node0" &&
-	copy_volume "$DATA_DIR/v1.79.5/node1" "$vols/node1" ||
-	tap_bail "cannot copy the sample volumes"
-chmod -R go+rX "$vols"
+shared_volumes
 part=$(cd "$vols/node0" && find data/small -mindepth 2 -maxdepth 2 -type d | sort | head -n 1)
 [ -n "$part" ] && [ ! -e "$vols/node1/$part" ] || tap_bail "no part of node0 only"
-# system.posix_acl_access, version 2: user::rwx user:65534:--- group::r-x mask::r-x other::r-x
-python3 - "$vols/node0/$part" <<'PY'
-import os, struct, sys
-entries = [(0x01, 7, 0xffffffff), (0x02, 0, 65534), (0x04, 5, 0xffffffff),
-           (0x10, 5, 0xffffffff), (0x20, 5, 0xffffffff)]
-value = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
-os.setxattr(sys.argv[1], "system.posix_acl_access", value)
-PY
-[ $? -eq 0 ] || tap_skip_all "no POSIX ACLs where the scratch dir is"
+set_acl "$vols/node0/$part" access "${NOBODY_DENIED[@]}" ||
+	tap_skip_all "no POSIX ACLs where the scratch dir is"
 snapshot_volumes "$vols/node0" "$vols/node1"
 
 as_nobody cat "$vols/node0/$part/index.bin" >/dev/null 2>&1

@@ -20,16 +20,12 @@ set -u
 require_root_fuse
 require_cmd prlimit python3
 preview_of_two
-pid=$(union_pids "$mnt")
-pid=${pid%% *}
-idle=$(ls "/proc/$pid/fd" | wc -l)
-limit=$((2 * idle + 16))
-hard=$(prlimit --pid "$pid" --nofile --noheadings --output HARD --raw)
-prlimit --pid "$pid" --nofile=$limit:"$hard"
+pid=$(union_pid "$mnt")
+tight_fd_limit "$pid"
 tap_ok $? "the daemon's fd limit is $limit, $idle fds in use"
 (cd "$mnt" && find data indexdb -type f -name '*.bin' -exec cat {} + >/dev/null)
 tap_ok $? "root read every volume file once"
-cached=$(($(ls "/proc/$pid/fd" | wc -l) - idle))
+cached=$(($(fds_of "$pid") - idle))
 tap_diag "the daemon holds $cached fds more than before the reads"
 # What the daemon could open before the reads, with a margin for the fds
 # of the threads libfuse starts meanwhile: a pipe (2 fds) each, up to its

@@ -23,13 +23,12 @@ set -u
 require_root_fuse
 require_cmd prlimit python3
 preview_of_two
-pid=$(union_pids "$mnt")
-pid=${pid%% *}
+pid=$(union_pid "$mnt")
 files=()
 mapfile -t files < <(cd "$mnt" && find data/small -name index.bin | sort | head -n 2)
 held=${files[0]} other=${files[1]}
 
-hard=$(prlimit --pid "$pid" --nofile --noheadings --output HARD --raw)
+hard=$(hard_fd_limit "$pid")
 "$PYTHON3" - "$mnt/$held" "$mnt/$other" "$pid" "$hard" >"$SCRATCH/result" 2>&1 <<'PY'
 import os, subprocess, sys
 held, other, pid, hard = sys.argv[1:]

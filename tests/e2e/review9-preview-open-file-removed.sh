@@ -25,17 +25,13 @@ copy_two_volumes
 mnt=$(scratch_dir mnt)
 mount_union "$mnt" "$vols/node0" "$vols/node1" -- -o "upper=$SCRATCH/upper"
 tap_ok $? "preview mounted" || tap_bail "no mount"
-pid=$(union_pids "$mnt")
-pid=${pid%% *}
+pid=$(union_pid "$mnt")
 files=()
 mapfile -t files < <(cd "$mnt" && find data indexdb -type f -name '*.bin' | sort)
 held=${files[0]}
 source=$vols/node0/$held
 [ -f "$source" ] || source=$vols/node1/$held
-idle=$(ls "/proc/$pid/fd" | wc -l)
-limit=$((2 * idle + 16))
-hard=$(prlimit --pid "$pid" --nofile --noheadings --output HARD --raw)
-prlimit --pid "$pid" --nofile=$limit:"$hard"
+tight_fd_limit "$pid"
 tap_ok $? "the daemon's fd limit is $limit: its fd cache keeps $((limit / 2))"
 [ "${#files[@]}" -gt "$((limit / 2))" ]
 tap_ok $? "${#files[@]} files to read, more than the cache keeps"

@@ -10,21 +10,11 @@ set -u
 require_root_fuse
 require_cmd setpriv python3
 
-vols="$SCRATCH/vols"
-copy_volume "$DATA_DIR/v1.79.5/node0" "$vols/node0" &&
-	copy_volume "$DATA_DIR/v1.79.5/node1" "$vols/node1" ||
-	tap_bail "cannot copy the sample volumes"
-chmod -R go+rX "$vols"
+shared_volumes
 file=$(cd "$vols/node0" && find data/small -name index.bin | sort | head -n 1)
-# system.posix_acl_access, version 2: user::rw- user:65534:--- group::r-- mask::r-- other::r--
-python3 - "$vols/node0/$file" <<'PY'
-import os, struct, sys
-entries = [(0x01, 6, 0xffffffff), (0x02, 0, 65534), (0x04, 4, 0xffffffff),
-           (0x10, 4, 0xffffffff), (0x20, 4, 0xffffffff)]
-value = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
-os.setxattr(sys.argv[1], "system.posix_acl_access", value)
-PY
-[ $? -eq 0 ] || tap_skip_all "no POSIX ACLs where the scratch dir is"
+# user::rw- user:nobody:--- group::r-- mask::r-- other::r--
+set_acl "$vols/node0/$file" access u::6 U:65534:0 g::4 m::4 o::4 ||
+	tap_skip_all "no POSIX ACLs where the scratch dir is"
 snapshot_volumes "$vols/node0" "$vols/node1"
 
 as_nobody cat "$vols/node0/$file" >/dev/null 2>&1
