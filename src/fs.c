@@ -36,6 +36,7 @@
 #include <limits.h>
 #include <linux/openat2.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +75,9 @@
 
 /* A file unlinked from a lazy dir reaches the upper at most this late. */
 #define REMOVED_FLUSH_SECONDS 2
+/* Lazy dirs waiting so, at most: what an unmount has left to populate once
+ * the kernel let go (fusermount3 -u does not wait for the daemon). */
+#define PENDING_LIMIT 64
 
 /* Volume files kept open for reads, at most (fd_cache.h). */
 #define VOLUME_FD_LIMIT 1024
@@ -136,6 +140,12 @@ struct fs_file {
 
 enum { LISTING_LOCKS = 64 };
 
+/* A lazy dir that files were unlinked from, and since when (CLOCK_MONOTONIC). */
+struct pending_dir {
+	struct fs_node *dir; /* holds a reference */
+	time_t since;
+};
+
 struct fs {
 	struct fs_node root;
 	struct fs_node *all; /* every other node, for fs_free */
@@ -168,9 +178,11 @@ struct fs {
 	/* Files unlinked from lazy dirs (see "files unlinked from lazy dirs"):
 	 * a bit per plan node, set under fs->populating, read atomically. */
 	unsigned char *removed;
-	/* The lazy dirs whose upper does not know yet; under fs->populating. */
-	struct pending_dir *pending;
-	size_t pending_count, pending_capacity;
+	/* The lazy dirs whose unlinks the upper does not know yet, and when
+	 * the flusher may try again after a failure; under fs->populating. */
+	struct pending_dir pending[PENDING_LIMIT];
+	size_t pending_count;
+	time_t flush_retry_at, flush_backoff;
 	/* The thread that tells the upper, REMOVED_FLUSH_SECONDS later. */
 	pthread_t flusher;
 	bool flusher_started, flusher_stop; /* under flusher_lock */
@@ -179,12 +191,6 @@ struct fs {
 	/* Each guards the listings of the nodes at some addresses: a mutex in
 	 * every node would cost each file of a walk its bytes. */
 	pthread_mutex_t listing_locks[LISTING_LOCKS];
-};
-
-/* A lazy dir that files were unlinked from, and since when (CLOCK_MONOTONIC). */
-struct pending_dir {
-	struct fs_node *dir; /* holds a reference */
-	time_t since;
 };
 
 /* An open dir: fi->fh, 0 when the kernel opens dirs by itself. */
@@ -1020,53 +1026,115 @@ static int refuse_lazy_nonempty(struct fs *fs, int dir_fd, const char *name)
 
 /* An unlink from a lazy dir takes the file out of what the dir shows, in
  * memory: vmstorage deletes every part it merged, and populating each part
- * dir (a stub per file, a sync) only to unlink its files was most of its
- * start on a new preview. The upper learns of it when the dir is populated:
- * at the next change of its entries, an fsyncdir of it, REMOVED_FLUSH_SECONDS
- * later (the flusher) or at unmount; an rmdir of the dir once empty needs no
- * population at all. A daemon killed before brings the files back, as a
- * filesystem that crashed before committing the unlinks would. */
+ * dir (a stub per file, a sync) only to unlink its files cost its start on
+ * a new preview most of the daemon's work. The dir's times change in the
+ * upper at once. The upper learns of the unlink itself when the dir is
+ * populated: at the next change of its entries, an fsyncdir of it,
+ * REMOVED_FLUSH_SECONDS later (the flusher) or at unmount; an rmdir of the
+ * dir once empty needs no population at all. A daemon killed before brings
+ * the files back, as a filesystem that crashed before committing the
+ * unlinks would. At most PENDING_LIMIT dirs wait so, each with room in the
+ * upper for its population: else the unlink populates its dir first, as
+ * any other change does, and fails as it would (ENOSPC). */
+
+/* Whether the upper has room to populate plan dir later: an inode and two
+ * blocks per child (the stub, its xattrs), and a margin. */
+static bool upper_has_room(const struct fs *fs, uint32_t plan_dir)
+{
+	uint64_t need = fs->config->plan->nodes[plan_dir].child_count + 256;
+	struct statvfs st;
+
+	if (fstatvfs(fs->config->upper_tree_fd, &st) < 0)
+		return false;
+	if (st.f_files > 0 && st.f_favail < need)
+		return false;
+	return (uint64_t)st.f_bavail * st.f_frsize >= need * 2 * 4096;
+}
+
+static time_t monotonic_seconds(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec;
+}
 
 /* Under fs->populating. */
 static void pending_add_locked(struct fs *fs, struct fs_node *dir)
 {
-	struct timespec now;
-
 	if (dir->pending)
 		return;
-	if (fs->pending_count == fs->pending_capacity) {
-		fs->pending_capacity = fs->pending_capacity ? 2 * fs->pending_capacity : 16;
-		fs->pending = xrealloc(fs->pending, fs->pending_capacity * sizeof(*fs->pending));
-	}
-	clock_gettime(CLOCK_MONOTONIC, &now);
 	pthread_mutex_lock(&fs->mutex);
 	dir->refs++;
 	pthread_mutex_unlock(&fs->mutex);
 	dir->pending = true;
-	fs->pending[fs->pending_count++] = (struct pending_dir){ dir, now.tv_sec };
+	fs->pending[fs->pending_count++] = (struct pending_dir){ dir, monotonic_seconds() };
 }
 
-/* Unlinks name from dir while dir is lazy: 1 done, 0 dir is not lazy (the
- * upper's file is to be unlinked), or -errno. */
+/* Takes fs->pending[i] out. Under fs->populating. */
+static void pending_drop_locked(struct fs *fs, size_t i)
+{
+	struct fs_node *dir = fs->pending[i].dir;
+
+	fs->pending[i] = fs->pending[--fs->pending_count];
+	dir->pending = false;
+	pthread_mutex_lock(&fs->mutex);
+	dir->refs--;
+	node_put_locked(fs, dir);
+	pthread_mutex_unlock(&fs->mutex);
+}
+
+/* Drops the pending dirs removed since (rmdir, renamed over): nothing
+ * left to tell. Under fs->populating. */
+static void pending_drop_removed_locked(struct fs *fs)
+{
+	for (size_t i = fs->pending_count; i-- > 0;)
+		if (node_is_removed(fs, fs->pending[i].dir))
+			pending_drop_locked(fs, i);
+}
+
+/* An unlink changes the dir's mtime and ctime: dir gets an upper dir (its
+ * lazy parents are populated), whose times a population keeps. */
+static int touch_lazy_dir(struct fs *fs, struct fs_node *dir)
+{
+	struct timespec times[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_NOW } };
+	int fd = populate_locked(fs, dir, false), rc;
+
+	if (fd == 0)
+		fd = node_open(fs, dir, NULL, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		return fd;
+	rc = futimens(fd, times) < 0 ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
+/* Unlinks name from dir while dir is lazy: 1 done, 0 not so (dir is not
+ * lazy, or may not wait: it is to be populated and the upper's file
+ * unlinked), or -errno. */
 static int unlink_lazy(struct fs *fs, struct fs_node *dir, const char *name)
 {
 	const struct plan *plan = fs->config->plan;
-	uint32_t plan_dir, index;
+	uint32_t plan_dir, index = PLAN_NONE;
 	int rc = 0;
 
 	pthread_mutex_lock(&fs->populating);
 	pthread_rwlock_rdlock(&fs->population);
 	plan_dir = dir->plan_dir;
 	pthread_rwlock_unlock(&fs->population);
-	if (plan_dir != PLAN_NONE) {
+	if (plan_dir != PLAN_NONE)
 		index = plan_child(plan, plan_dir, name);
-		if (index == PLAN_NONE || plan_child_removed(fs, index))
-			rc = -ENOENT;
-		else if (plan->nodes[index].kind == PLAN_DIR)
-			rc = -EISDIR;
-		else
-			rc = 1;
-	}
+	if (plan_dir == PLAN_NONE)
+		rc = 0;
+	else if (index == PLAN_NONE || plan_child_removed(fs, index))
+		rc = -ENOENT;
+	else if (plan->nodes[index].kind == PLAN_DIR)
+		rc = -EISDIR;
+	else if (!dir->pending && (fs->pending_count == PENDING_LIMIT ||
+				   !upper_has_room(fs, plan_dir)))
+		rc = 0;
+	else if ((rc = touch_lazy_dir(fs, dir)) == 0)
+		rc = 1;
 	if (rc == 1) {
 		__atomic_fetch_or(&fs->removed[index / 8], 1u << (index % 8), __ATOMIC_RELEASE);
 		pending_add_locked(fs, dir);
@@ -1075,51 +1143,63 @@ static int unlink_lazy(struct fs *fs, struct fs_node *dir, const char *name)
 	return rc;
 }
 
-/* Tells the upper of the pending dirs pending for min_age seconds or more:
- * populates them. A dir removed since needs nothing; one that fails stays
- * pending (populate_dir logs why) unless min_age is 0, the last try. */
-static void pending_flush(struct fs *fs, time_t min_age)
+/* Populates one pending dir, the first whose unlinks are REMOVED_FLUSH_SECONDS
+ * old (any, with all): true when one was tried. A failure (a full upper) keeps
+ * the flusher from trying again for a while, twice as long each time, unless
+ * all (at unmount, the last try): its files are back at the next mount. */
+static bool pending_flush_one(struct fs *fs, bool all)
 {
-	struct timespec now;
-	size_t kept = 0;
+	time_t now = monotonic_seconds();
+	bool tried = false;
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
 	pthread_mutex_lock(&fs->populating);
-	for (size_t i = 0; i < fs->pending_count; i++) {
-		struct pending_dir pending = fs->pending[i];
-		bool removed = node_is_removed(fs, pending.dir);
+	pending_drop_removed_locked(fs);
+	for (size_t i = 0; !tried && i < fs->pending_count; i++) {
+		struct fs_node *dir = fs->pending[i].dir;
 
-		if (!removed && now.tv_sec - pending.since < min_age) {
-			fs->pending[kept++] = pending;
+		if (!all && (now - fs->pending[i].since < REMOVED_FLUSH_SECONDS ||
+			     now < fs->flush_retry_at))
 			continue;
+		tried = true;
+		if (populate_locked(fs, dir, true) == 0) {
+			fs->flush_backoff = 0;
+		} else if (!all) {
+			fs->flush_backoff = fs->flush_backoff ? 2 * fs->flush_backoff : 2;
+			if (fs->flush_backoff > 60)
+				fs->flush_backoff = 60;
+			fs->flush_retry_at = now + fs->flush_backoff;
+			break;
+		} else {
+			log_entry(fs, dir, NULL, "the files unlinked from it while lazy are back "
+				  "at the next mount");
 		}
-		if (!removed && populate_locked(fs, pending.dir, true) < 0 && min_age > 0) {
-			fs->pending[kept++] = pending;
-			continue;
-		}
-		pending.dir->pending = false;
-		pthread_mutex_lock(&fs->mutex);
-		pending.dir->refs--;
-		node_put_locked(fs, pending.dir);
-		pthread_mutex_unlock(&fs->mutex);
+		pending_drop_locked(fs, i);
 	}
-	fs->pending_count = kept;
 	pthread_mutex_unlock(&fs->populating);
+	return tried && (all || fs->flush_backoff == 0);
+}
+
+/* One dir at a time: unlinks and populations of other dirs go on between. */
+static void pending_flush(struct fs *fs, bool all)
+{
+	while (pending_flush_one(fs, all))
+		;
 }
 
 static void *flusher_main(void *arg)
 {
 	struct fs *fs = arg;
 
+	block_terminating_signals(); /* the main thread takes them, or none does */
 	pthread_mutex_lock(&fs->flusher_lock);
 	while (!fs->flusher_stop) {
 		struct timespec at;
 
-		clock_gettime(CLOCK_REALTIME, &at);
+		clock_gettime(CLOCK_MONOTONIC, &at);
 		at.tv_sec++;
 		pthread_cond_timedwait(&fs->flusher_wake, &fs->flusher_lock, &at);
 		pthread_mutex_unlock(&fs->flusher_lock);
-		pending_flush(fs, REMOVED_FLUSH_SECONDS);
+		pending_flush(fs, false);
 		pthread_mutex_lock(&fs->flusher_lock);
 	}
 	pthread_mutex_unlock(&fs->flusher_lock);
@@ -1566,8 +1646,10 @@ static int change_below(fuse_req_t req, fuse_ino_t parent, const char *name,
 		pthread_mutex_lock(&fs->populating);
 	rc = fd < 0 ? fd : change_entry(req, fd, name, change, args);
 	if (change == ENTRY_RMDIR) {
-		if (rc == 0)
+		if (rc == 0) {
 			node_detach(fs, dir, name);
+			pending_drop_removed_locked(fs);
+		}
 		pthread_mutex_unlock(&fs->populating);
 	}
 	if (fd >= 0)
@@ -2510,7 +2592,7 @@ static void op_destroy(void *userdata)
 	if (fs->flusher_started)
 		pthread_join(fs->flusher, NULL);
 	fs->flusher_started = false;
-	pending_flush(fs, 0);
+	pending_flush(fs, true); /* serve() keeps SIGTERM and the like out */
 }
 
 static const struct fuse_lowlevel_ops operations = {
@@ -2549,6 +2631,7 @@ static const struct fuse_lowlevel_ops operations = {
 struct fs *fs_new(const struct fs_config *config, struct error *err)
 {
 	struct fs *fs = xcalloc(1, sizeof(*fs));
+	pthread_condattr_t monotonic;
 	struct stat st;
 
 	if (fstat(config->upper_tree_fd, &st) < 0) {
@@ -2578,7 +2661,10 @@ struct fs *fs_new(const struct fs_config *config, struct error *err)
 	fs->volume_fds = fd_cache_new(VOLUME_FD_LIMIT, open_cached_volume_file, fs);
 	fs->removed = xcalloc(config->plan->node_count / 8 + 1, 1);
 	pthread_mutex_init(&fs->flusher_lock, NULL);
-	pthread_cond_init(&fs->flusher_wake, NULL);
+	pthread_condattr_init(&monotonic);
+	pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+	pthread_cond_init(&fs->flusher_wake, &monotonic);
+	pthread_condattr_destroy(&monotonic);
 	return fs;
 }
 
@@ -2606,7 +2692,6 @@ void fs_free(struct fs *fs)
 	fd_cache_free(fs->volume_fds);
 	plan_lower_index_free(&fs->stubs);
 	free(fs->removed);
-	free(fs->pending);
 	pthread_mutex_destroy(&fs->flusher_lock);
 	pthread_cond_destroy(&fs->flusher_wake);
 	pthread_mutex_destroy(&fs->mutex);

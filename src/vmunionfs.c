@@ -21,6 +21,7 @@
 #include "plan.h"
 #include "readahead.h"
 #include "upper.h"
+#include "util.h"
 #include "volume.h"
 
 #define EXIT_REFUSED 1
@@ -341,6 +342,10 @@ static int serve(const struct options *options, struct fuse_args *args,
 		fuse_loop_cfg_destroy(loop);
 	}
 	rc = rc == 0 ? 0 : EXIT_FAILURE_IO;
+	/* libfuse's handlers go before a preview has written what it still
+	 * holds (fs.c, op_destroy): a SIGTERM then would kill it in the middle.
+	 * The daemon exits once done. */
+	block_terminating_signals();
 	metrics_stop();
 	fuse_session_unmount(session);
 	log_info("unmounted %s", cmdline->mountpoint);
