@@ -1,0 +1,65 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# Review10: the files unlinked from lazy dirs reach the upper at unmount in
+# op_destroy, after the kernel unmounted: fusermount3 -u returns at once,
+# and the daemon goes on populating every pending dir (here 4800, for
+# seconds), holding the volumes' flock.lock and the upper's lock. The next
+# step of docs/scale-down.md (5: "fusermount3 -u", 6: "vmunion materialize
+# --into") then fails with exit status 1 and "flock.lock is locked: a
+# vmstorage is running on it", and materialize --upper says "a vmunionfs
+# preview serves it: unmount it first", of a preview unmounted already.
+# Before 026c3e7 the daemon had nothing left to do and exited at once.
+# Expected: within 2 s of fusermount3 -u returning, the runbook's
+# next command runs.
+set -u
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
+require_root_fuse
+require_cmd python3
+
+copy_two_volumes
+for n in node0 node1; do
+	python3 - "$vols/$n/data/small" "$n" <<'PY' || tap_bail "cannot copy the parts"
+import os, shutil, sys
+base = 0x18EB73DEA55F0800 + (100000 if sys.argv[2] == "node1" else 0)
+for m in sorted(os.listdir(sys.argv[1])):
+    month = os.path.join(sys.argv[1], m)
+    part = sorted(x for x in os.listdir(month) if "_" in x)[0]
+    for i in range(1, 600):
+        shutil.copytree(os.path.join(month, part),
+                        os.path.join(month, "%s_%016X" % (part.rsplit("_", 1)[0], base + i)))
+PY
+done
+snapshot_volumes "$vols/node0" "$vols/node1"
+upper=$SCRATCH/upper
+mnt=$(scratch_dir mnt)
+mount_union "$mnt" "$vols/node0" "$vols/node1" -- -o "upper=$upper"
+tap_ok $? "preview mounted" || tap_bail "no mount"
+for m in 2024_01 2024_02 2024_03 2024_04; do
+	mkdir "$mnt/data/small/$m/probe" && rmdir "$mnt/data/small/$m/probe" || break
+done
+tap_ok $? "the partitions are populated: 4800 lazy part dirs"
+python3 - "$mnt" <<'PY'
+import os, sys
+mnt = sys.argv[1]
+for m in sorted(os.listdir(mnt + "/data/small")):
+    d = os.path.join(mnt, "data/small", m)
+    for p in sorted(os.listdir(d)):
+        if "_" in p:
+            os.unlink(os.path.join(d, p, "min_dedup_interval"))
+PY
+tap_ok $? "vmstorage-like: a file unlinked from each lazy part dir"
+fusermount3 -u "$mnt"
+tap_ok $? "unmounted (fusermount3 -u)"
+start=$SECONDS
+# runbook step 6, with --dry-run (nothing written), tried for 2 s
+try_commit() {
+	"$VMUNION" materialize --into "$vols/node0" "$vols/node0" "$vols/node1" --dry-run \
+		>/dev/null 2>"$SCRATCH/commit.err"
+}
+wait_for 2 try_commit
+tap_ok $? "vmunion materialize --into runs within 2 s of the unmount" ||
+	tap_diag "$(cat "$SCRATCH/commit.err")"
+unmount_union "$mnt"
+tap_ok $? "the daemon exited (after $((SECONDS - start)) s)"
+assert_volumes_unchanged
+tap_done
