@@ -1005,10 +1005,12 @@ static int dir_populate(struct fs *fs, struct fs_node *dir)
 }
 
 /* A lazy dir's upper dir is empty whatever it shows: an rmdir of it, or a
- * rename over it, must find the plan's children. */
+ * rename over it, must find the plan's children but those unlinked. One
+ * that shows none may still hold what an interrupted population left: its
+ * own, removed here. Under fs->populating. */
 static int refuse_lazy_nonempty(struct fs *fs, int dir_fd, const char *name)
 {
-	int fd = openat(dir_fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), rc;
+	int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), rc;
 	char path[64];
 	uint32_t plan_dir;
 
@@ -1016,10 +1018,14 @@ static int refuse_lazy_nonempty(struct fs *fs, int dir_fd, const char *name)
 		return 0; /* no dir: the change itself says what is wrong */
 	proc_path(path, sizeof(path), fd);
 	rc = upper_lazy_get(path, fs->config->plan, &plan_dir);
-	close(fd);
 	if (rc < 0)
-		return -EIO;
-	return rc == 1 && lazy_children_left(fs, plan_dir) > 0 ? -ENOTEMPTY : 0;
+		rc = -EIO;
+	else if (rc == 1 && lazy_children_left(fs, plan_dir) > 0)
+		rc = -ENOTEMPTY;
+	else if (rc == 1)
+		rc = remove_children_at(fd);
+	close(fd);
+	return rc < 0 ? rc : 0;
 }
 
 /* ---- files unlinked from lazy dirs ---- */
@@ -1779,6 +1785,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		rc = dir_populate(fs, to);
 	if (rc == 0 && (from_fd = rc = node_open(fs, from, NULL, O_PATH | O_DIRECTORY)) >= 0)
 		to_fd = rc = node_open(fs, to, NULL, O_PATH | O_DIRECTORY);
+	pthread_mutex_lock(&fs->populating); /* no population of newname meanwhile */
 	if (rc >= 0 && !(flags & RENAME_EXCHANGE))
 		rc = refuse_lazy_nonempty(fs, to_fd, newname);
 	if (rc >= 0) {
@@ -1788,6 +1795,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			rename_nodes(fs, from, name, to, newname, flags);
 		pthread_rwlock_unlock(&fs->renaming);
 	}
+	pthread_mutex_unlock(&fs->populating);
 	if (from_fd >= 0)
 		close(from_fd);
 	if (to_fd >= 0)
@@ -2056,29 +2064,26 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 /* Syncs node's upper dir: fd, or opened now (node_open_dir). A lazy dir has nothing to
  * sync, nor has a removed one (as on ext4 or tmpfs), unless files were unlinked from it:
- * it is populated first. 0 or -errno. */
+ * it is populated first, whatever fd is. 0 or -errno. */
 static int sync_dir(struct fs *fs, struct fs_node *node, int fd, int datasync)
 {
 	int opened = -1, rc;
+	uint32_t plan_dir;
 
+	pthread_rwlock_rdlock(&fs->population);
+	plan_dir = node->plan_dir;
+	pthread_rwlock_unlock(&fs->population);
+	if (plan_dir != PLAN_NONE &&
+	    lazy_children_left(fs, plan_dir) < fs->config->plan->nodes[plan_dir].child_count) {
+		rc = dir_populate(fs, node);
+		if (rc < 0)
+			return rc;
+		plan_dir = PLAN_NONE;
+	}
 	if (fd < 0) {
-		uint32_t plan_dir;
-		bool lazy;
-
-		pthread_rwlock_rdlock(&fs->population);
-		plan_dir = node->plan_dir;
-		pthread_rwlock_unlock(&fs->population);
-		lazy = plan_dir != PLAN_NONE;
-		if (lazy && lazy_children_left(fs, plan_dir) <
-				    fs->config->plan->nodes[plan_dir].child_count) {
-			rc = dir_populate(fs, node);
-			if (rc < 0)
-				return rc;
-			lazy = false;
-		}
-		if (!lazy)
+		if (plan_dir == PLAN_NONE)
 			fd = opened = node_open_dir(fs, node);
-		if (lazy || (fd == -ENOENT && node_is_removed(fs, node)))
+		if (plan_dir != PLAN_NONE || (fd == -ENOENT && node_is_removed(fs, node)))
 			return 0;
 		if (fd < 0)
 			return fd;
