@@ -52,7 +52,11 @@ snapshot_volumes "$vols/node0" "$vols/node1"
 upper=$SCRATCH/upper
 mnt=$(scratch_dir mnt)
 echo 3600 >"$SCRATCH/offset"
-REVIEW10_CLOCK_OFFSET=$SCRATCH/offset LD_PRELOAD=$shim \
+# A sanitizer build wants its runtime first in the preload list.
+preload=$shim
+asan=$(ldd "$VMUNIONFS" 2>/dev/null | awk '/libasan/ { print $3 }')
+[ -z "$asan" ] || preload="$asan $shim"
+REVIEW10_CLOCK_OFFSET=$SCRATCH/offset LD_PRELOAD=$preload \
 	mount_union "$mnt" "$vols/node0" "$vols/node1" -- -o "upper=$upper"
 tap_ok $? "preview mounted, its wall clock an hour ahead" || tap_bail "no mount"
 sleep 1.5
