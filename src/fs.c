@@ -458,7 +458,7 @@ static void log_entry(struct fs *fs, const struct fs_node *parent, const char *n
 	char path[PATH_MAX];
 
 	if (node_path(fs, parent, name, path, sizeof(path)) < 0)
-		snprintf(path, sizeof(path), "%s", name);
+		snprintf(path, sizeof(path), "%s", name ? name : "(an entry removed since)");
 	log_error("upper tree/%s: %s", path, what);
 }
 
@@ -1043,12 +1043,20 @@ static int refuse_lazy_nonempty(struct fs *fs, int dir_fd, const char *name)
  * upper for its population: else the unlink populates its dir first, as
  * any other change does, and fails as it would (ENOSPC). */
 
-/* Whether the upper has room to populate plan dir later: an inode and two
- * blocks per child (the stub, its xattrs), and a margin. */
+/* Whether the upper has room to populate plan dir later, beside the dirs
+ * waiting already: an inode and two blocks per child (the stub, its xattrs),
+ * and a margin. Under fs->populating. */
 static bool upper_has_room(const struct fs *fs, uint32_t plan_dir)
 {
 	uint64_t need = fs->config->plan->nodes[plan_dir].child_count + 256;
 	struct statvfs st;
+
+	for (size_t i = 0; i < fs->pending_count; i++) {
+		uint32_t waiting = fs->pending[i].dir->plan_dir; /* PLAN_NONE once populated */
+
+		if (waiting != PLAN_NONE)
+			need += fs->config->plan->nodes[waiting].child_count;
+	}
 
 	if (fstatvfs(fs->config->upper_tree_fd, &st) < 0)
 		return false;
@@ -1115,6 +1123,55 @@ static int touch_lazy_dir(struct fs *fs, struct fs_node *dir)
 	return rc;
 }
 
+enum flush {
+	FLUSH_RIPE, /* the flusher: dirs pending REMOVED_FLUSH_SECONDS, backing off */
+	FLUSH_NOW,  /* before an unlink populates its dir: what waits comes first */
+	FLUSH_LAST, /* at unmount: a dir that fails is dropped, its unlinks lost */
+};
+
+/* Populates one pending dir: true when one was, and the next may be tried.
+ * A failure (a full upper) keeps the flusher from trying again for a while,
+ * twice as long each time. */
+static bool pending_flush_one(struct fs *fs, enum flush how)
+{
+	time_t now = monotonic_seconds();
+	bool tried = false, failed = false;
+
+	pthread_mutex_lock(&fs->populating);
+	pending_drop_removed_locked(fs);
+	for (size_t i = 0; !tried && i < fs->pending_count; i++) {
+		struct fs_node *dir = fs->pending[i].dir;
+
+		if (how == FLUSH_RIPE && (now - fs->pending[i].since < REMOVED_FLUSH_SECONDS ||
+					  now < fs->flush_retry_at))
+			continue;
+		tried = true;
+		failed = populate_locked(fs, dir, true) < 0;
+		if (!failed) {
+			fs->flush_backoff = 0;
+		} else if (how != FLUSH_LAST) {
+			fs->flush_backoff = fs->flush_backoff ? 2 * fs->flush_backoff : 2;
+			if (fs->flush_backoff > 60)
+				fs->flush_backoff = 60;
+			fs->flush_retry_at = now + fs->flush_backoff;
+			break;
+		} else {
+			log_entry(fs, dir, NULL, "the files unlinked from it while lazy are back "
+				  "at the next mount");
+		}
+		pending_drop_locked(fs, i);
+	}
+	pthread_mutex_unlock(&fs->populating);
+	return tried && (!failed || how == FLUSH_LAST);
+}
+
+/* One dir at a time: unlinks and populations of other dirs go on between. */
+static void pending_flush(struct fs *fs, enum flush how)
+{
+	while (pending_flush_one(fs, how))
+		;
+}
+
 /* Unlinks name from dir while dir is lazy: 1 done, 0 not so (dir is not
  * lazy, or may not wait: it is to be populated and the upper's file
  * unlinked), or -errno. */
@@ -1136,9 +1193,10 @@ static int unlink_lazy(struct fs *fs, struct fs_node *dir, const char *name)
 		rc = -ENOENT;
 	else if (plan->nodes[index].kind == PLAN_DIR)
 		rc = -EISDIR;
-	else if (!dir->pending && (fs->pending_count == PENDING_LIMIT ||
-				   !upper_has_room(fs, plan_dir)))
+	else if (!dir->pending && fs->pending_count == PENDING_LIMIT)
 		rc = 0;
+	else if (!dir->pending && !upper_has_room(fs, plan_dir))
+		rc = 2;
 	else if ((rc = touch_lazy_dir(fs, dir)) == 0)
 		rc = 1;
 	if (rc == 1) {
@@ -1146,50 +1204,13 @@ static int unlink_lazy(struct fs *fs, struct fs_node *dir, const char *name)
 		pending_add_locked(fs, dir);
 	}
 	pthread_mutex_unlock(&fs->populating);
-	return rc;
-}
-
-/* Populates one pending dir, the first whose unlinks are REMOVED_FLUSH_SECONDS
- * old (any, with all): true when one was tried. A failure (a full upper) keeps
- * the flusher from trying again for a while, twice as long each time, unless
- * all (at unmount, the last try): its files are back at the next mount. */
-static bool pending_flush_one(struct fs *fs, bool all)
-{
-	time_t now = monotonic_seconds();
-	bool tried = false;
-
-	pthread_mutex_lock(&fs->populating);
-	pending_drop_removed_locked(fs);
-	for (size_t i = 0; !tried && i < fs->pending_count; i++) {
-		struct fs_node *dir = fs->pending[i].dir;
-
-		if (!all && (now - fs->pending[i].since < REMOVED_FLUSH_SECONDS ||
-			     now < fs->flush_retry_at))
-			continue;
-		tried = true;
-		if (populate_locked(fs, dir, true) == 0) {
-			fs->flush_backoff = 0;
-		} else if (!all) {
-			fs->flush_backoff = fs->flush_backoff ? 2 * fs->flush_backoff : 2;
-			if (fs->flush_backoff > 60)
-				fs->flush_backoff = 60;
-			fs->flush_retry_at = now + fs->flush_backoff;
-			break;
-		} else {
-			log_entry(fs, dir, NULL, "the files unlinked from it while lazy are back "
-				  "at the next mount");
-		}
-		pending_drop_locked(fs, i);
+	if (rc == 2) {
+		/* The upper is short: what waits takes its room before this dir's
+		 * population, which then fails as it would have (ENOSPC). */
+		pending_flush(fs, FLUSH_NOW);
+		rc = 0;
 	}
-	pthread_mutex_unlock(&fs->populating);
-	return tried && (all || fs->flush_backoff == 0);
-}
-
-/* One dir at a time: unlinks and populations of other dirs go on between. */
-static void pending_flush(struct fs *fs, bool all)
-{
-	while (pending_flush_one(fs, all))
-		;
+	return rc;
 }
 
 static void *flusher_main(void *arg)
@@ -1205,7 +1226,7 @@ static void *flusher_main(void *arg)
 		at.tv_sec++;
 		pthread_cond_timedwait(&fs->flusher_wake, &fs->flusher_lock, &at);
 		pthread_mutex_unlock(&fs->flusher_lock);
-		pending_flush(fs, false);
+		pending_flush(fs, FLUSH_RIPE);
 		pthread_mutex_lock(&fs->flusher_lock);
 	}
 	pthread_mutex_unlock(&fs->flusher_lock);
@@ -2073,6 +2094,8 @@ static int sync_dir(struct fs *fs, struct fs_node *node, int fd, int datasync)
 	pthread_rwlock_rdlock(&fs->population);
 	plan_dir = node->plan_dir;
 	pthread_rwlock_unlock(&fs->population);
+	if (node_is_removed(fs, node))
+		return 0; /* as on ext4 or tmpfs */
 	if (plan_dir != PLAN_NONE &&
 	    lazy_children_left(fs, plan_dir) < fs->config->plan->nodes[plan_dir].child_count) {
 		rc = dir_populate(fs, node);
@@ -2597,7 +2620,7 @@ static void op_destroy(void *userdata)
 	if (fs->flusher_started)
 		pthread_join(fs->flusher, NULL);
 	fs->flusher_started = false;
-	pending_flush(fs, true); /* serve() keeps SIGTERM and the like out */
+	pending_flush(fs, FLUSH_LAST); /* serve() keeps SIGTERM and the like out */
 }
 
 static const struct fuse_lowlevel_ops operations = {
