@@ -16,28 +16,7 @@ set -u
 require_root_fuse
 require_cmd python3
 
-copy_two_volumes
-for n in node0 node1; do
-	python3 - "$vols/$n/data/small" "$n" <<'PY' || tap_bail "cannot copy the parts"
-import os, shutil, sys
-base = 0x18EB73DEA55F0800 + (100000 if sys.argv[2] == "node1" else 0)
-for m in sorted(os.listdir(sys.argv[1])):
-    month = os.path.join(sys.argv[1], m)
-    part = sorted(x for x in os.listdir(month) if "_" in x)[0]
-    for i in range(1, 200):
-        shutil.copytree(os.path.join(month, part),
-                        os.path.join(month, "%s_%016X" % (part.rsplit("_", 1)[0], base + i)))
-PY
-done
-snapshot_volumes "$vols/node0" "$vols/node1"
-upper=$SCRATCH/upper
-mnt=$(scratch_dir mnt)
-mount_union "$mnt" "$vols/node0" "$vols/node1" -- -o "upper=$upper"
-tap_ok $? "preview mounted" || tap_bail "no mount"
-for m in 2024_01 2024_02 2024_03 2024_04; do
-	mkdir "$mnt/data/small/$m/probe" && rmdir "$mnt/data/small/$m/probe" || break
-done
-tap_ok $? "the partitions are populated: 1600 lazy part dirs"
+preview_of_many_lazy_parts 200
 python3 - "$mnt" <<'PY'
 import os, sys
 mnt = sys.argv[1]
