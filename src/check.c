@@ -1279,14 +1279,6 @@ char *check_finding_text(const struct check_finding *f, const struct plan *plan)
 	return xasprintf("%s: %s", plan->volumes[f->volume].path, f->message);
 }
 
-static double now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int check_run(const struct plan *plan, const struct check_options *opts,
 	      struct check_report *report, struct error *err)
 {

@@ -140,10 +140,10 @@ struct fs_file {
 
 enum { LISTING_LOCKS = 64 };
 
-/* A lazy dir that files were unlinked from, and since when (CLOCK_MONOTONIC). */
+/* A lazy dir that files were unlinked from, and since when (now_seconds). */
 struct pending_dir {
 	struct fs_node *dir; /* holds a reference */
-	time_t since;
+	double since;
 };
 
 struct fs {
@@ -182,7 +182,7 @@ struct fs {
 	 * the flusher may try again after a failure; under fs->populating. */
 	struct pending_dir pending[PENDING_LIMIT];
 	size_t pending_count;
-	time_t flush_retry_at, flush_backoff;
+	double flush_retry_at, flush_backoff;
 	/* The thread that tells the upper, REMOVED_FLUSH_SECONDS later. */
 	pthread_t flusher;
 	bool flusher_started, flusher_stop; /* under flusher_lock */
@@ -1065,14 +1065,6 @@ static bool upper_has_room(const struct fs *fs, uint32_t plan_dir)
 	return (uint64_t)st.f_bavail * st.f_frsize >= need * 2 * 4096;
 }
 
-static time_t monotonic_seconds(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return now.tv_sec;
-}
-
 /* Under fs->populating. */
 static void pending_add_locked(struct fs *fs, struct fs_node *dir)
 {
@@ -1082,7 +1074,7 @@ static void pending_add_locked(struct fs *fs, struct fs_node *dir)
 	dir->refs++;
 	pthread_mutex_unlock(&fs->mutex);
 	dir->pending = true;
-	fs->pending[fs->pending_count++] = (struct pending_dir){ dir, monotonic_seconds() };
+	fs->pending[fs->pending_count++] = (struct pending_dir){ dir, now_seconds() };
 }
 
 /* Takes fs->pending[i] out. Under fs->populating. */
@@ -1134,7 +1126,7 @@ enum flush {
  * twice as long each time. */
 static bool pending_flush_one(struct fs *fs, enum flush how)
 {
-	time_t now = monotonic_seconds();
+	double now = now_seconds();
 	bool tried = false, failed = false;
 
 	pthread_mutex_lock(&fs->populating);

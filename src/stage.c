@@ -24,14 +24,6 @@ const char *const copy_mode_names[MODE_COUNT] = { "auto", "reflink", "copy", "li
 const char *const how_names[HOW_COUNT] = { "reflink", "copy_file_range", "read_write", "link",
 					   "write", "symlink", "done" };
 
-double now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 #ifdef VMUNION_TEST_HOOKS
 void test_crash_point(const char *env, const char *point, size_t n)
 {

@@ -117,8 +117,6 @@ void stage_add_modes_json(cJSON *json, const size_t counts[HOW_COUNT]);
 void stage_list(const struct stage *stage, cJSON *entries, size_t counts[HOW_COUNT]);
 int stage_parse_mode(const char *name, enum copy_mode *mode);
 
-double now_seconds(void);
-
 /* Test builds only (VMUNION_TEST_HOOKS): $env=POINT[:N] kills the process
  * with SIGKILL at that point, where a timed kill -9 cannot reliably land. */
 #ifdef VMUNION_TEST_HOOKS

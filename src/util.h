@@ -58,6 +58,8 @@ int write_all(int fd, const void *data, size_t len);
 /* True at most once a second for *last (a time(2), atomic): for a log line
  * a client could make the daemon write at every request. */
 bool once_a_second(time_t *last);
+/* Seconds on CLOCK_MONOTONIC: for durations and deadlines a clock step does not move. */
+double now_seconds(void);
 /* Blocks SIGTERM, SIGINT, SIGHUP and SIGQUIT in the calling thread. */
 void block_terminating_signals(void);
 /* Reads up to len bytes at offset, retrying short reads and EINTR until the
