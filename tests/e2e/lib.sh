@@ -818,6 +818,29 @@ PY
 	tap_ok $? "the partitions are populated: $((8 * copies)) lazy part dirs"
 }
 
+# tmpfs_upper INODES : a 64 MiB tmpfs of INODES inodes for an upper that
+# fills up, unmounted at exit; $upperfs is where it is mounted.
+tmpfs_upper() {
+	upperfs=$(scratch_dir upperfs)
+	mount -t tmpfs -o "size=64m,nr_inodes=$1" vmunionfs-test "$upperfs"
+	tap_ok $? "a tmpfs of $1 inodes for the upper" || tap_bail "no tmpfs"
+	on_exit "umount -l '$upperfs' 2>/dev/null"
+}
+
+# unlink_in_every_part NAME : unlinks NAME from every part dir of every
+# partition of data/small on $mnt, as vmstorage's merges do.
+unlink_in_every_part() {
+	python3 - "$mnt" "$1" <<'PY'
+import os, sys
+mnt, name = sys.argv[1], sys.argv[2]
+for m in sorted(os.listdir(mnt + "/data/small")):
+    d = os.path.join(mnt, "data/small", m)
+    for p in sorted(os.listdir(d)):
+        if "_" in p:
+            os.unlink(os.path.join(d, p, name))
+PY
+}
+
 # shared_preview : preview_of_two, readable by every user, mounted in the
 # foreground with allow_other; $pid is the daemon's.
 shared_preview() {

@@ -28,15 +28,7 @@ for m in sorted(os.listdir(mnt + "/data/small")):
 print(n)
 PY
 }
-python3 - "$mnt" <<'PY'
-import os, sys
-mnt = sys.argv[1]
-for m in sorted(os.listdir(mnt + "/data/small")):
-    d = os.path.join(mnt, "data/small", m)
-    for p in sorted(os.listdir(d)):
-        if "_" in p:
-            os.unlink(os.path.join(d, p, "min_dedup_interval"))
-PY
+unlink_in_every_part min_dedup_interval
 tap_is "$(count_files min_dedup_interval)" 0 "unlinked a file from each lazy part dir"
 fusermount3 -u "$mnt"
 tap_ok $? "unmounted cleanly (fusermount3 -u)"

@@ -16,10 +16,7 @@ require_root_fuse
 
 copy_two_volumes
 snapshot_volumes "$vols/node0" "$vols/node1"
-upperfs=$(scratch_dir upperfs)
-mount -t tmpfs -o size=64m,nr_inodes=400 vmunionfs-test "$upperfs"
-tap_ok $? "a tmpfs of 400 inodes for the upper" || tap_bail "no tmpfs"
-on_exit "umount -l '$upperfs' 2>/dev/null"
+tmpfs_upper 400
 upper=$upperfs/upper
 mnt=$(scratch_dir mnt)
 mount_union "$mnt" "$vols/node0" "$vols/node1" -- -o "upper=$upper"

@@ -17,15 +17,7 @@ require_root_fuse
 require_cmd python3
 
 preview_of_many_lazy_parts 200
-python3 - "$mnt" <<'PY'
-import os, sys
-mnt = sys.argv[1]
-for m in sorted(os.listdir(mnt + "/data/small")):
-    d = os.path.join(mnt, "data/small", m)
-    for p in sorted(os.listdir(d)):
-        if "_" in p:
-            os.unlink(os.path.join(d, p, "min_dedup_interval"))
-PY
+unlink_in_every_part min_dedup_interval
 tap_ok $? "vmstorage-like: a file unlinked from each lazy part dir"
 fusermount3 -u "$mnt"
 tap_ok $? "unmounted (fusermount3 -u)"

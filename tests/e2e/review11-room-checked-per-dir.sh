@@ -23,10 +23,7 @@ for d in "$dirA" "$dirB"; do
 	(cd "$vols/node0/$d" && for i in $(seq 300); do echo "$i" >"f$i"; done)
 done
 snapshot_volumes "$vols/node0" "$vols/node1"
-upperfs=$(scratch_dir upperfs)
-mount -t tmpfs -o size=64m,nr_inodes=2000 vmunionfs-test "$upperfs"
-tap_ok $? "a tmpfs of 2000 inodes for the upper" || tap_bail "no tmpfs"
-on_exit "umount -l '$upperfs' 2>/dev/null"
+tmpfs_upper 2000
 upper=$upperfs/upper
 mnt=$(scratch_dir mnt)
 mount_union "$mnt" "$vols/node0" "$vols/node1" -- -o "upper=$upper"

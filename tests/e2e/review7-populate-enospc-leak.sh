@@ -25,10 +25,7 @@ for i in range(1, 401):
                     os.path.join(month, "%s_%016X" % (part.rsplit("_", 1)[0], 0x18EB73DEA55F0800 + i)))
 PY
 snapshot_volumes "$vols/node0" "$vols/node1"
-upperfs=$(scratch_dir upperfs)
-mount -t tmpfs -o size=64m,nr_inodes=200 vmunionfs-test "$upperfs"
-tap_ok $? "a tmpfs of 200 inodes for the upper" || tap_bail "no tmpfs"
-on_exit "umount -l '$upperfs' 2>/dev/null"
+tmpfs_upper 200
 mnt=$(scratch_dir mnt)
 mount_union "$mnt" "$vols/node0" "$vols/node1" -- -o "upper=$upperfs/upper"
 tap_ok $? "preview mounted" || tap_bail "no mount"
