@@ -1535,12 +1535,14 @@ int plan_build(struct plan *plan, struct volume *volumes, size_t volume_count,
 
 void plan_free(struct plan *plan)
 {
-	for (size_t i = 0; i < plan->node_count; i++) {
+	for (size_t i = 0; i < plan->node_count && !plan->strings; i++) {
 		free(plan->nodes[i].name);
 		free(plan->nodes[i].lower_path);
-		free(plan->nodes[i].content);
 		free(plan->nodes[i].children);
 	}
+	free(plan->strings);
+	for (size_t i = 0; i < plan->node_count; i++)
+		free(plan->nodes[i].content);
 	free(plan->nodes);
 	for (size_t i = 0; i < plan->hidden_count; i++) {
 		free(plan->hidden[i].path);
@@ -1646,6 +1648,79 @@ static uint64_t fnv1a(uint64_t hash, const void *data, size_t len)
 static uint64_t lower_hash(int volume, const char *path)
 {
 	return fnv1a(fnv1a(0xcbf29ce484222325ull, &volume, sizeof(volume)), path, strlen(path));
+}
+
+/* The slot of the first node named name, or the empty one where it goes:
+ * slots hold node index + 1. */
+static uint32_t *name_slot(const struct plan *plan, uint32_t *slots, size_t mask,
+			   const char *name)
+{
+	size_t i = fnv1a(1469598103934665603ULL, name, strlen(name)) & mask;
+
+	while (slots[i] && strcmp(plan->nodes[slots[i] - 1].name, name) != 0)
+		i = (i + 1) & mask;
+	return &slots[i];
+}
+
+static char *pack_string(char **pool, char *s)
+{
+	char *packed = strcpy(*pool, s);
+
+	*pool += strlen(s) + 1;
+	free(s);
+	return packed;
+}
+
+void plan_pack(struct plan *plan)
+{
+	size_t size = 16, bytes = 0, children = 0;
+	uint32_t *slots, *slot, *child_pool;
+	char *pool;
+
+	if (plan->strings || plan->node_count == 0)
+		return;
+	while (size < 2 * plan->node_count)
+		size *= 2;
+	slots = xcalloc(size, sizeof(*slots));
+	for (size_t i = 0; i < plan->node_count; i++) {
+		const struct plan_node *node = &plan->nodes[i];
+
+		slot = name_slot(plan, slots, size - 1, node->name);
+		if (!*slot) {
+			*slot = (uint32_t)i + 1;
+			bytes += strlen(node->name) + 1;
+		}
+		if (node->lower_path)
+			bytes += strlen(node->lower_path) + 1;
+		children += node->child_count;
+	}
+	/* Children too: the heap the plan was built in is then free whole, and
+	 * malloc_trim gives it back. */
+	plan->strings = xmalloc(children * sizeof(*child_pool) + bytes);
+	child_pool = (uint32_t *)plan->strings;
+	pool = plan->strings + children * sizeof(*child_pool);
+	for (size_t i = 0; i < plan->node_count; i++) {
+		struct plan_node *node = &plan->nodes[i];
+		uint32_t first = *name_slot(plan, slots, size - 1, node->name) - 1;
+
+		if (first == i) {
+			node->name = pack_string(&pool, node->name);
+		} else {
+			free(node->name);
+			node->name = plan->nodes[first].name;
+		}
+		if (node->lower_path)
+			node->lower_path = pack_string(&pool, node->lower_path);
+		if (node->children)
+			memcpy(child_pool, node->children, node->child_count * sizeof(*child_pool));
+		free(node->children);
+		node->children = node->child_count ? child_pool : NULL;
+		child_pool += node->child_count;
+		node->child_capacity = node->child_count;
+	}
+	free(slots);
+	plan->nodes = xrealloc(plan->nodes, plan->node_count * sizeof(*plan->nodes));
+	plan->node_capacity = plan->node_count;
 }
 
 void plan_lower_index_build(struct plan_lower_index *index, const struct plan *plan)

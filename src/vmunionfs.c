@@ -451,6 +451,7 @@ static int serve_preview(struct options *options, struct fuse_args *args,
 	log_start(plan, options, cmdline->mountpoint);
 	/* The plan holds all the preview reads of the volumes but their files. */
 	drop_scans(plan);
+	plan_pack(plan);
 	malloc_trim(0);
 	rc = serve(options, args, cmdline, fs_operations(), fs, fs, upper.tree_fd);
 	fs_free(fs);
