@@ -26,7 +26,14 @@
  * adoption) holds fs->population for writing. Readers of plan_node and
  * plan_dir hold fs->population for reading, or node->lock: a populate changes
  * them under both. Population never goes back: a node that is an upper file,
- * or a dir that is populated, stays so. */
+ * or a dir that is populated, stays so.
+ *
+ * A file below a lazy dir has no node while nothing changes it: the kernel
+ * knows it by its st_ino (plan_ino), which getattr and getxattr serve from
+ * the plan, so that a walk costs the daemon no memory per file. The first op
+ * that needs more makes its node (node_pin), as does a population for each
+ * such file of the dir. That node is pinned: the kernel's lookups of the
+ * file were not counted, so its forgets cannot be. */
 #include "fs.h"
 
 #include <dirent.h>
@@ -103,6 +110,12 @@ struct fs_node {
 	 * is populated: the offsets a lazy listing gave stay good. */
 	uint32_t listed_plan_dir;
 	bool pending; /* in fs->pending: under fs->populating */
+	/* The kernel knows it by plan_ino(plan_key): never freed (node_pin). */
+	bool pinned;
+	/* What fs->plan_buckets finds it by: a lazy dir's plan_dir, or a
+	 * pinned file's plan node; PLAN_NONE when in none. Under fs->mutex. */
+	uint32_t plan_key;
+	struct fs_node *plan_next;
 	uint64_t lookups; /* the kernel's references */
 	uint64_t refs;    /* child nodes and open files */
 	/* Both held (copy_up_lock first, lock for writing) to change what
@@ -150,6 +163,7 @@ struct fs {
 	struct fs_node root;
 	struct fs_node *all; /* every other node, for fs_free */
 	struct fs_node **buckets; /* by (parent, name) */
+	struct fs_node **plan_buckets; /* by plan_key */
 	size_t bucket_count;
 	/* The table and every node's parent, name, lookups and refs. Taken
 	 * after a node's lock, never before. */
@@ -178,6 +192,9 @@ struct fs {
 	/* Files unlinked from lazy dirs (see "files unlinked from lazy dirs"):
 	 * a bit per plan node, set under fs->populating, read atomically. */
 	unsigned char *removed;
+	/* Files below lazy dirs the kernel was told of by plan_ino: a bit per
+	 * plan node, set atomically under fs->population (for reading). */
+	unsigned char *shown;
 	/* The lazy dirs whose unlinks the upper does not know yet, and when
 	 * the flusher may try again after a failure; under fs->populating. */
 	struct pending_dir pending[PENDING_LIMIT];
@@ -203,9 +220,44 @@ static struct fs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
+/* Set in the st_ino of a node shown from the plan, which is also the nodeid
+ * of a file below a lazy dir: far above what filesystems give their files,
+ * and above any pointer of a user process. */
+#define PLAN_INO_FLAG ((uint64_t)1 << 62)
+
+static bool is_plan_nodeid(fuse_ino_t ino)
+{
+	return ino != FUSE_ROOT_ID && (ino & PLAN_INO_FLAG);
+}
+
+static struct fs_node *node_pinned(struct fs *fs, uint32_t index);
+static struct fs_node *node_promote(struct fs *fs, uint32_t index);
+
+/* The node the kernel knows by ino, made now for a file below a lazy dir
+ * that has none: the op needs one. */
 static struct fs_node *node_of(fuse_req_t req, fuse_ino_t ino)
 {
-	return ino == FUSE_ROOT_ID ? &fs_of(req)->root : (struct fs_node *)(uintptr_t)ino;
+	if (ino == FUSE_ROOT_ID)
+		return &fs_of(req)->root;
+	if (is_plan_nodeid(ino))
+		return node_promote(fs_of(req), (uint32_t)(ino & ~PLAN_INO_FLAG));
+	return (struct fs_node *)(uintptr_t)ino;
+}
+
+/* The node the kernel knows by ino, or NULL for a file below a lazy dir
+ * that has none. */
+static struct fs_node *node_known(struct fs *fs, fuse_ino_t ino)
+{
+	if (ino == FUSE_ROOT_ID)
+		return &fs->root;
+	if (is_plan_nodeid(ino))
+		return node_pinned(fs, (uint32_t)(ino & ~PLAN_INO_FLAG));
+	return (struct fs_node *)(uintptr_t)ino;
+}
+
+static fuse_ino_t nodeid_of(const struct fs_node *node)
+{
+	return node->pinned ? node->ino : (fuse_ino_t)(uintptr_t)node;
 }
 
 static struct fs_file *file_of(struct fuse_file_info *fi)
@@ -378,6 +430,44 @@ static void node_unhash_locked(struct fs *fs, struct fs_node *node)
 		*link = node->hash_next;
 }
 
+static size_t plan_bucket_of(const struct fs *fs, uint32_t key)
+{
+	return (key * 0x9E3779B97F4A7C15ull >> 32) % fs->bucket_count;
+}
+
+static struct fs_node *plan_find_locked(struct fs *fs, uint32_t key)
+{
+	struct fs_node *node = fs->plan_buckets[plan_bucket_of(fs, key)];
+
+	while (node && node->plan_key != key)
+		node = node->plan_next;
+	return node;
+}
+
+/* The newest node of a key is found first. */
+static void plan_register_locked(struct fs *fs, struct fs_node *node, uint32_t key)
+{
+	size_t bucket = plan_bucket_of(fs, key);
+
+	node->plan_key = key;
+	node->plan_next = fs->plan_buckets[bucket];
+	fs->plan_buckets[bucket] = node;
+}
+
+static void plan_unregister_locked(struct fs *fs, struct fs_node *node)
+{
+	struct fs_node **link;
+
+	if (node->plan_key == PLAN_NONE)
+		return;
+	link = &fs->plan_buckets[plan_bucket_of(fs, node->plan_key)];
+	while (*link && *link != node)
+		link = &(*link)->plan_next;
+	if (*link)
+		*link = node->plan_next;
+	node->plan_key = PLAN_NONE;
+}
+
 static void node_free(struct fs_node *node)
 {
 	pthread_rwlock_destroy(&node->lock);
@@ -387,6 +477,14 @@ static void node_free(struct fs_node *node)
 	free(node->listing);
 	free(node->name);
 	free(node);
+}
+
+static void node_list_locked(struct fs *fs, struct fs_node *node)
+{
+	node->all_next = fs->all;
+	if (fs->all)
+		fs->all->all_prev = node;
+	fs->all = node;
 }
 
 static void node_unlist_locked(struct fs *fs, struct fs_node *node)
@@ -407,6 +505,7 @@ static void node_put_locked(struct fs *fs, struct fs_node *node)
 
 		if (parent)
 			node_unhash_locked(fs, node);
+		plan_unregister_locked(fs, node);
 		node_unlist_locked(fs, node);
 		node_free(node);
 		if (!parent)
@@ -523,11 +622,36 @@ struct node_source {
 	uint32_t plan_dir; /* a lazy dir's plan dir, or PLAN_NONE */
 };
 
-/* The st_ino of a node shown from the plan: far above what filesystems give
- * their files, so that it meets no upper file's. */
+/* The st_ino of a node shown from the plan: it meets no upper file's. */
 static ino_t plan_ino(uint32_t index)
 {
-	return ((ino_t)1 << 62) | index;
+	return PLAN_INO_FLAG | index;
+}
+
+/* The attributes of a plan node, as the read-only mount shows them but for a
+ * file's link count. */
+static void plan_stat(const struct plan *plan, uint32_t index, struct stat *st)
+{
+	const struct plan_node *node = &plan->nodes[index];
+
+	memset(st, 0, sizeof(*st));
+	st->st_ino = plan_ino(index);
+	st->st_mode = node->attr.mode;
+	/* A file's stub will be a file of its own: one link, whatever the
+	 * volume file has (a snapshot's); a population changes no attribute. */
+	st->st_nlink = node->kind == PLAN_DIR ? node->attr.nlink : 1;
+	st->st_uid = node->attr.uid;
+	st->st_gid = node->attr.gid;
+	st->st_size = (off_t)node->size;
+	st->st_blocks = (blkcnt_t)node->attr.blocks;
+	st->st_blksize = 4096;
+	st->st_atim = st->st_mtim = st->st_ctim = node->mtime;
+}
+
+/* Whether the plan node index was unlinked from its lazy dir. */
+static bool plan_child_removed(const struct fs *fs, uint32_t index)
+{
+	return __atomic_load_n(&fs->removed[index / 8], __ATOMIC_ACQUIRE) & (1u << (index % 8));
 }
 
 /* A volume file below a lazy dir is a stub without a stub file. */
@@ -565,6 +689,9 @@ static struct fs_node *node_new(struct fs *fs, const struct node_source *source,
 	const struct stat *st = source->st;
 	uint32_t origin = source->plan_node != PLAN_NONE ? source->plan_node : source->plan_dir;
 
+	if ((uintptr_t)node & PLAN_INO_FLAG)
+		abort(); /* its nodeid would read as a plan_ino */
+	node->plan_key = PLAN_NONE;
 	rwlock_init_prefer_writer(&node->lock);
 	pthread_mutex_init(&node->copy_up_lock, NULL);
 	node->plan_node = source->plan_node;
@@ -609,10 +736,9 @@ static struct fs_node *node_get(struct fs *fs, struct fs_node *parent, const cha
 		node = made;
 		made = NULL;
 		node_hash_locked(fs, node, parent, node->name);
-		node->all_next = fs->all;
-		if (fs->all)
-			fs->all->all_prev = node;
-		fs->all = node;
+		node_list_locked(fs, node);
+		if (node->plan_dir != PLAN_NONE)
+			plan_register_locked(fs, node, node->plan_dir);
 	}
 	node->lookups++;
 	pthread_mutex_unlock(&fs->mutex);
@@ -621,9 +747,101 @@ static struct fs_node *node_get(struct fs *fs, struct fs_node *parent, const cha
 	return node;
 }
 
+static bool plan_child_shown(const struct fs *fs, uint32_t index)
+{
+	return __atomic_load_n(&fs->shown[index / 8], __ATOMIC_ACQUIRE) & (1u << (index % 8));
+}
+
+/* The nodeid of the file name of lazy dir, plan node index, counting a
+ * lookup: its node's when it has one, else its plan_ino (no node). Under
+ * fs->population, held for reading. */
+static fuse_ino_t plan_file_show(struct fs *fs, struct fs_node *dir, const char *name,
+				 uint32_t index)
+{
+	struct fs_node *node;
+	fuse_ino_t ino;
+
+	pthread_mutex_lock(&fs->mutex);
+	node = node_find_locked(fs, dir, name);
+	if (node) {
+		node->lookups++;
+		ino = nodeid_of(node);
+	} else {
+		__atomic_fetch_or(&fs->shown[index / 8], 1u << (index % 8), __ATOMIC_RELEASE);
+		ino = plan_ino(index);
+	}
+	pthread_mutex_unlock(&fs->mutex);
+	return ino;
+}
+
+/* The pinned node of file index the kernel knows by plan_ino, made now:
+ * the entry name of dir (its lazy dir, or one just populated), or nameless
+ * when dir is NULL (unlinked since). Under fs->mutex. */
+static struct fs_node *node_pin_locked(struct fs *fs, uint32_t index, struct fs_node *dir)
+{
+	const struct plan *plan = fs->config->plan;
+	const char *name = plan->nodes[index].name;
+	struct node_source source = { .fd = -1, .plan_node = index, .plan_dir = PLAN_NONE };
+	struct fs_node *node = dir ? node_find_locked(fs, dir, name) : NULL;
+	struct stat st;
+
+	if (!node) {
+		plan_stat(plan, index, &st);
+		source.st = &st;
+		node = node_new(fs, &source, dir, name);
+		if (dir)
+			node_hash_locked(fs, node, dir, node->name);
+		node_list_locked(fs, node);
+	}
+	node->lookups++;
+	node->pinned = true;
+	plan_register_locked(fs, node, index);
+	return node;
+}
+
+static struct fs_node *node_pinned_locked(struct fs *fs, uint32_t index)
+{
+	struct fs_node *node = plan_find_locked(fs, index);
+
+	return node && node->pinned ? node : NULL;
+}
+
+static struct fs_node *node_pinned(struct fs *fs, uint32_t index)
+{
+	struct fs_node *node;
+
+	pthread_mutex_lock(&fs->mutex);
+	node = node_pinned_locked(fs, index);
+	pthread_mutex_unlock(&fs->mutex);
+	return node;
+}
+
+/* The node of file index the kernel knows by plan_ino, made if need be. Its
+ * dir is the lazy one that shows it: a population would have pinned it. */
+static struct fs_node *node_promote(struct fs *fs, uint32_t index)
+{
+	const struct plan *plan = fs->config->plan;
+	struct fs_node *node, *dir;
+
+	pthread_rwlock_rdlock(&fs->population);
+	pthread_mutex_lock(&fs->mutex);
+	node = node_pinned_locked(fs, index);
+	if (!node) {
+		uint32_t plan_dir = plan->nodes[index].parent;
+
+		dir = plan_find_locked(fs, plan_dir);
+		if (dir && (dir->plan_dir != plan_dir || !dir->parent || plan_child_removed(fs, index)))
+			dir = NULL;
+		node = node_pin_locked(fs, index, dir);
+	}
+	pthread_mutex_unlock(&fs->mutex);
+	pthread_rwlock_unlock(&fs->population);
+	return node;
+}
+
 static void node_forget(struct fs *fs, struct fs_node *node, uint64_t count)
 {
-	if (node == &fs->root)
+	if (!node || node == &fs->root || node->pinned)
 		return;
 	pthread_mutex_lock(&fs->mutex);
 	node->lookups -= count < node->lookups ? count : node->lookups;
@@ -878,12 +1096,6 @@ static int copy_up(struct fs *fs, struct fs_node *node, off_t keep)
 
 /* ---- population of lazy dirs ---- */
 
-/* Whether the plan node index was unlinked from its lazy dir. */
-static bool plan_child_removed(const struct fs *fs, uint32_t index)
-{
-	return __atomic_load_n(&fs->removed[index / 8], __ATOMIC_ACQUIRE) & (1u << (index % 8));
-}
-
 /* The children of a lazy dir's plan dir it still shows. */
 static size_t lazy_children_left(const struct fs *fs, uint32_t plan_dir)
 {
@@ -896,8 +1108,10 @@ static size_t lazy_children_left(const struct fs *fs, uint32_t plan_dir)
 }
 
 /* The nodes the kernel knows in a dir just populated become its new upper
- * files, keeping their st_ino (node->ino). Under fs->population, written:
- * no lookup adds a plan node to the dir meanwhile. */
+ * files, keeping their st_ino (node->ino); a file it knows by plan_ino gets
+ * its node now, for that nodeid must lead to the upper file from now on.
+ * Under fs->population, written: no lookup adds a plan node to the dir
+ * meanwhile. */
 static void adopt_children(struct fs *fs, struct fs_node *dir, int dir_fd, uint32_t plan_dir)
 {
 	const struct plan_node *planned = &fs->config->plan->nodes[plan_dir];
@@ -911,6 +1125,8 @@ static void adopt_children(struct fs *fs, struct fs_node *dir, int dir_fd, uint3
 			continue; /* its node is detached, or is about to be */
 		pthread_mutex_lock(&fs->mutex);
 		node = node_find_locked(fs, dir, name);
+		if (!node && plan_child_shown(fs, planned->children[i]))
+			node = node_pin_locked(fs, planned->children[i], dir);
 		if (node)
 			node->refs++; /* a forget may come meanwhile */
 		pthread_mutex_unlock(&fs->mutex);
@@ -952,6 +1168,9 @@ static int populate_dir(struct fs *fs, struct fs_node *dir)
 		pthread_rwlock_wrlock(&dir->lock);
 		dir->plan_dir = PLAN_NONE;
 		pthread_rwlock_unlock(&dir->lock);
+		pthread_mutex_lock(&fs->mutex);
+		plan_unregister_locked(fs, dir);
+		pthread_mutex_unlock(&fs->mutex);
 		pthread_rwlock_unlock(&fs->population);
 		metrics_add(METRIC_POPULATES, 1);
 	}
@@ -1257,26 +1476,6 @@ static void node_fix_attr(struct fs *fs, struct fs_node *node, struct stat *st)
 	pthread_rwlock_unlock(&node->lock);
 }
 
-/* The attributes of a plan node, as the read-only mount shows them but for a
- * file's link count. */
-static void plan_stat(const struct plan *plan, uint32_t index, struct stat *st)
-{
-	const struct plan_node *node = &plan->nodes[index];
-
-	memset(st, 0, sizeof(*st));
-	st->st_ino = plan_ino(index);
-	st->st_mode = node->attr.mode;
-	/* A file's stub will be a file of its own: one link, whatever the
-	 * volume file has (a snapshot's); a population changes no attribute. */
-	st->st_nlink = node->kind == PLAN_DIR ? node->attr.nlink : 1;
-	st->st_uid = node->attr.uid;
-	st->st_gid = node->attr.gid;
-	st->st_size = (off_t)node->size;
-	st->st_blocks = (blkcnt_t)node->attr.blocks;
-	st->st_blksize = 4096;
-	st->st_atim = st->st_mtim = st->st_ctim = node->mtime;
-}
-
 /* Under fs->population, held for reading. */
 static int node_stat(struct fs *fs, struct fs_node *node, struct stat *st)
 {
@@ -1348,7 +1547,7 @@ static int lookup_upper(struct fs *fs, struct fs_node *dir, const char *name,
 	else if (S_ISDIR(e->attr.st_mode))
 		rc = lookup_lazy_mark(fs, source.fd, dir, name, &source.plan_dir);
 	if (rc == 0)
-		e->ino = (fuse_ino_t)(uintptr_t)node_get(fs, dir, name, &source);
+		e->ino = nodeid_of(node_get(fs, dir, name, &source));
 	close(source.fd);
 	return rc;
 }
@@ -1364,8 +1563,12 @@ static int lookup_plan(struct fs *fs, struct fs_node *dir, const char *name,
 	if (index == PLAN_NONE || plan_child_removed(fs, index))
 		return -ENOENT;
 	plan_stat(plan, index, &e->attr);
-	source.plan_dir = plan->nodes[index].kind == PLAN_DIR ? index : PLAN_NONE;
-	e->ino = (fuse_ino_t)(uintptr_t)node_get(fs, dir, name, &source);
+	if (plan->nodes[index].kind != PLAN_DIR) {
+		e->ino = plan_file_show(fs, dir, name, index);
+		return 0;
+	}
+	source.plan_dir = index;
+	e->ino = nodeid_of(node_get(fs, dir, name, &source));
 	return 0;
 }
 
@@ -1373,7 +1576,7 @@ static int do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     struct fuse_entry_param *e)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_node *dir = node_of(req, parent);
+	struct fs_node *dir = node_of(req, parent), *node;
 	int rc;
 
 	memset(e, 0, sizeof(*e));
@@ -1381,9 +1584,10 @@ static int do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
 	pthread_rwlock_rdlock(&fs->population);
 	rc = dir->plan_dir != PLAN_NONE ? lookup_plan(fs, dir, name, e)
 					: lookup_upper(fs, dir, name, e);
-	if (rc == 0) {
-		e->attr_timeout = attr_timeout(fs, (struct fs_node *)(uintptr_t)e->ino, &e->attr);
-		node_fix_attr(fs, (struct fs_node *)(uintptr_t)e->ino, &e->attr);
+	/* A file shown by plan_ino has the plan's attributes, not removed. */
+	if (rc == 0 && (node = node_known(fs, e->ino)) != NULL) {
+		e->attr_timeout = attr_timeout(fs, node, &e->attr);
+		node_fix_attr(fs, node, &e->attr);
 	}
 	pthread_rwlock_unlock(&fs->population);
 	return rc;
@@ -1419,31 +1623,56 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	node_forget(fs_of(req), node_of(req, ino), nlookup);
+	node_forget(fs_of(req), node_known(fs_of(req), ino), nlookup);
 	fuse_reply_none(req);
 }
 
 static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
 	for (size_t i = 0; i < count; i++)
-		node_forget(fs_of(req), node_of(req, forgets[i].ino), forgets[i].nlookup);
+		node_forget(fs_of(req), node_known(fs_of(req), forgets[i].ino),
+			    forgets[i].nlookup);
 	fuse_reply_none(req);
+}
+
+/* The attributes of a file the kernel knows by plan_ino, which has no node:
+ * the plan's. False when it has one. */
+static bool plan_file_stat(struct fs *fs, fuse_ino_t ino, struct stat *st)
+{
+	uint32_t index = (uint32_t)(ino & ~PLAN_INO_FLAG);
+	bool nodeless;
+
+	pthread_rwlock_rdlock(&fs->population);
+	nodeless = !node_pinned(fs, index);
+	if (nodeless) {
+		plan_stat(fs->config->plan, index, st);
+		if (plan_child_removed(fs, index))
+			st->st_nlink = 0;
+	}
+	pthread_rwlock_unlock(&fs->population);
+	return nodeless;
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
+	struct fs_node *node;
 	struct stat st;
 	int rc;
 
-	node_recheck(fs, node_of(req, ino));
+	if (is_plan_nodeid(ino) && plan_file_stat(fs, ino, &st)) {
+		fuse_reply_attr(req, &st, st.st_nlink ? fs->config->timeout : 0);
+		return;
+	}
+	node = node_of(req, ino);
+	node_recheck(fs, node);
 	pthread_rwlock_rdlock(&fs->population);
-	rc = node_stat(fs, node_of(req, ino), &st);
+	rc = node_stat(fs, node, &st);
 	pthread_rwlock_unlock(&fs->population);
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
-		fuse_reply_attr(req, &st, attr_timeout(fs, node_of(req, ino), &st));
+		fuse_reply_attr(req, &st, attr_timeout(fs, node, &st));
 }
 
 /* The fd of an open file, stable until file_fd_put (a copy-up may not
@@ -1896,7 +2125,7 @@ static bool reply_add(struct listing_reply *reply, const char *name, ino_t ino, 
 			entry = (struct fuse_entry_param){ .attr = st };
 		size = fuse_add_direntry_plus(reply->req, at, room, name, &entry, next);
 		if (size > room && entry.ino)
-			node_forget(fs_of(reply->req), (struct fs_node *)(uintptr_t)entry.ino, 1);
+			node_forget(fs_of(reply->req), node_known(fs_of(reply->req), entry.ino), 1);
 	}
 	if (size > room)
 		return false;
@@ -1997,7 +2226,7 @@ static ino_t entry_ino(struct listing_reply *reply, const struct listing_entry *
 
 	if (reply->plus || do_lookup(reply->req, reply->dir, entry->name, &looked_up) < 0)
 		return entry->ino;
-	node_forget(fs_of(reply->req), (struct fs_node *)(uintptr_t)looked_up.ino, 1);
+	node_forget(fs_of(reply->req), node_known(fs_of(reply->req), looked_up.ino), 1);
 	return looked_up.attr.st_ino;
 }
 
@@ -2226,7 +2455,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	node = (struct fs_node *)(uintptr_t)e.ino;
+	node = node_of(req, e.ino);
 	pthread_rwlock_wrlock(&node->lock);
 	fi->fh = (uint64_t)(uintptr_t)file_add(fs, node, fd, fi->flags, PLAN_NONE, -1);
 	pthread_rwlock_unlock(&node->lock);
@@ -2523,9 +2752,9 @@ static void reply_plan_acl(fuse_req_t req, const struct plan *plan, uint32_t dir
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_node *node = node_of(req, ino);
+	struct fs_node *node;
 	const struct plan *plan = fs->config->plan;
-	uint32_t plan_dir = PLAN_NONE;
+	uint32_t plan_dir = PLAN_NONE, index;
 	char path[64], *buf = NULL;
 	ssize_t len;
 	int fd;
@@ -2538,13 +2767,19 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	 * onto its stub, or a dir's the plan merged; a synthesized file has
 	 * none. */
 	pthread_rwlock_rdlock(&fs->population);
-	if (node->plan_node == PLAN_NONE)
+	node = node_known(fs, ino);
+	if (!node) { /* known by plan_ino: as its node would be, a stub's */
+		index = (uint32_t)(ino & ~PLAN_INO_FLAG);
+		fd = plan->nodes[index].kind == PLAN_LOWER_FILE ? volume_file_open_own(fs, index)
+								 : -ENODATA;
+	} else if (node->plan_node == PLAN_NONE) {
 		fd = node_open(fs, node, NULL, O_PATH);
-	else if (node->stub == STUB_OK)
+	} else if (node->stub == STUB_OK) {
 		fd = volume_file_open_own(fs, node->stub_file);
-	else
+	} else {
 		fd = -ENODATA;
-	if (node->plan_node != PLAN_NONE && plan->nodes[node->plan_node].kind == PLAN_DIR)
+	}
+	if (node && node->plan_node != PLAN_NONE && plan->nodes[node->plan_node].kind == PLAN_DIR)
 		plan_dir = node->plan_node;
 	pthread_rwlock_unlock(&fs->population);
 	if (plan_dir != PLAN_NONE) {
@@ -2664,6 +2899,7 @@ struct fs *fs_new(const struct fs_config *config, struct error *err)
 	fs->config = config;
 	fs->bucket_count = 65521;
 	fs->buckets = xcalloc(fs->bucket_count, sizeof(*fs->buckets));
+	fs->plan_buckets = xcalloc(fs->bucket_count, sizeof(*fs->plan_buckets));
 	pthread_mutex_init(&fs->mutex, NULL);
 	pthread_rwlock_init(&fs->root.lock, NULL);
 	pthread_mutex_init(&fs->root.copy_up_lock, NULL);
@@ -2673,6 +2909,7 @@ struct fs *fs_new(const struct fs_config *config, struct error *err)
 	fs->root.plan_node = fs->root.plan_dir = PLAN_NONE; /* populated when made */
 	fs->root.listed_plan_dir = PLAN_NONE;
 	fs->root.stub_file = PLAN_NONE;
+	fs->root.plan_key = PLAN_NONE;
 	pthread_mutex_init(&fs->populating, NULL);
 	rwlock_init_prefer_writer(&fs->population);
 	rwlock_init_prefer_writer(&fs->renaming);
@@ -2680,6 +2917,7 @@ struct fs *fs_new(const struct fs_config *config, struct error *err)
 	plan_lower_index_build(&fs->stubs, config->plan);
 	fs->volume_fds = fd_cache_new(VOLUME_FD_LIMIT, open_cached_volume_file, fs);
 	fs->removed = xcalloc(config->plan->node_count / 8 + 1, 1);
+	fs->shown = xcalloc(config->plan->node_count / 8 + 1, 1);
 	pthread_mutex_init(&fs->flusher_lock, NULL);
 	pthread_condattr_init(&monotonic);
 	pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
@@ -2709,9 +2947,11 @@ void fs_free(struct fs *fs)
 	pthread_rwlock_destroy(&fs->renaming);
 	pthread_mutex_destroy(&fs->populating);
 	free(fs->buckets);
+	free(fs->plan_buckets);
 	fd_cache_free(fs->volume_fds);
 	plan_lower_index_free(&fs->stubs);
 	free(fs->removed);
+	free(fs->shown);
 	pthread_mutex_destroy(&fs->flusher_lock);
 	pthread_cond_destroy(&fs->flusher_wake);
 	pthread_mutex_destroy(&fs->mutex);
