@@ -108,10 +108,14 @@ before=$(rss)
 find "$mnt" -printf '%s %T@\n' >/dev/null
 after=$(rss)
 per_file=$(((after - before) * 1024 / files))
-# A node per file was 260 bytes; a part dir's node is shared by its 5 files.
-[ "$per_file" -lt 120 ]
-tap_ok $? "a walk of $files files grew the daemon by $per_file bytes per file (< 120)" ||
-	tap_diag "VmRSS $before KiB -> $after KiB"
+if ldd "$VMUNIONFS" 2>/dev/null | grep -q 'libasan'; then
+	tap_skip "ASan's shadow memory and quarantine are in VmRSS" "a walk's cost per file"
+else
+	# A node per file was 260 bytes; a part dir's node is shared by its 5 files.
+	[ "$per_file" -lt 120 ]
+	tap_ok $? "a walk of $files files grew the daemon by $per_file bytes per file (< 120)" ||
+		tap_diag "VmRSS $before KiB -> $after KiB"
+fi
 tap_is "$(find "$SCRATCH/upper2/tree" -mindepth 1 | wc -l)" "$(ls -A "$mnt" | wc -l)" \
 	"... and populated nothing"
 unmount_union "$mnt"
