@@ -329,9 +329,12 @@ static int target_lock(struct target *tg, struct error *err)
 	if (tg->lock_fd >= 0 && flock(tg->lock_fd, LOCK_EX | LOCK_NB) < 0)
 		return error_set(err, errno == EWOULDBLOCK ? EBUSY : errno,
 				 "%s: flock.lock is locked: %s", tg->path,
-				 errno == EWOULDBLOCK ? "a vmstorage is running on it (stop it first; "
-							"TARGET is never written while one runs)"
-						      : strerror(errno));
+				 errno == EWOULDBLOCK
+					 ? "a vmstorage is running on it, or a vmunionfs daemon "
+					   "reads it (stop it first, and after fusermount3 -u wait "
+					   "for the daemon to exit; TARGET is never written while "
+					   "one runs)"
+					 : strerror(errno));
 	return 0;
 }
 

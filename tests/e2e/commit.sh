@@ -179,6 +179,17 @@ tap_ok $? "... saying why" || tap_diag "$(cat "$SCRATCH/busy.out")"
 tap_is $? 0 "rollback of a TARGET with no commit: nothing to do, even while held"
 kill "$locker" 2>/dev/null
 wait "$locker" 2>/dev/null
+# The other holder an operator meets: a vmunionfs daemon over TARGET, still
+# exiting after fusermount3 -u.
+mnt=$(scratch_dir busy-mnt)
+mount_union "$mnt" "${vols[@]}"
+tap_ok $? "a vmunionfs mount reading TARGET" || tap_bail "no mount"
+"$VMUNION" materialize --into "$work/node0" "${vols[@]}" >"$SCRATCH/busy.out" 2>&1
+tap_is $? 1 "materialize --into a TARGET a vmunionfs daemon reads: refused (exit 1)"
+grep -q "or a vmunionfs daemon reads it" "$SCRATCH/busy.out"
+tap_ok $? "... naming the daemon as a possible holder" || tap_diag "$(cat "$SCRATCH/busy.out")"
+unmount_union "$mnt"
+tap_ok $? "unmounted"
 tap_run "materialize --into once the lock is free" "$VMUNION" materialize --into "$work/node0" -q "${vols[@]}"
 "$PYTHON3" -c 'import fcntl, sys, time
 f = open(sys.argv[1])
