@@ -30,10 +30,11 @@
  *
  * A file below a lazy dir has no node while nothing changes it: the kernel
  * knows it by its st_ino (plan_ino), which getattr and getxattr serve from
- * the plan, so that a walk costs the daemon no memory per file. The first op
- * that needs more makes its node (node_pin), as does a population for each
- * such file of the dir. That node is pinned: the kernel's lookups of the
- * file were not counted, so its forgets cannot be. */
+ * the plan, and its lookups are counted in fs->plan_lookups, so that a walk
+ * costs the daemon 4 bytes per file. The first op that needs more makes its
+ * node (node_for_plan_ino_locked), as does a population for each such file of
+ * the dir the kernel still knows; the node takes over the count, and is
+ * freed at the last forget like any other. */
 #include "fs.h"
 
 #include <dirent.h>
@@ -110,10 +111,11 @@ struct fs_node {
 	 * is populated: the offsets a lazy listing gave stay good. */
 	uint32_t listed_plan_dir;
 	bool pending; /* in fs->pending: under fs->populating */
-	/* The kernel knows it by plan_ino(plan_key): never freed (node_pin). */
-	bool pinned;
-	/* What fs->plan_buckets finds it by: a lazy dir's plan_dir, or a
-	 * pinned file's plan node; PLAN_NONE when in none. Under fs->mutex. */
+	/* The kernel knows it by plan_ino(plan_key), not by its address. */
+	bool plan_nodeid;
+	/* What fs->plan_buckets finds it by: a lazy dir's plan_dir, or the
+	 * plan node of a plan_nodeid file; PLAN_NONE when in none. Under
+	 * fs->mutex. */
 	uint32_t plan_key;
 	struct fs_node *plan_next;
 	uint64_t lookups; /* the kernel's references */
@@ -192,9 +194,10 @@ struct fs {
 	/* Files unlinked from lazy dirs (see "files unlinked from lazy dirs"):
 	 * a bit per plan node, set under fs->populating, read atomically. */
 	unsigned char *removed;
-	/* Files below lazy dirs the kernel was told of by plan_ino: a bit per
-	 * plan node, set atomically under fs->population (for reading). */
-	unsigned char *shown;
+	/* The kernel's lookups of each file it knows by plan_ino and that has
+	 * no node (the node counts them once made), by plan node; under
+	 * fs->mutex. UINT32_MAX sticks: such a file is never forgotten. */
+	uint32_t *plan_lookups;
 	/* The lazy dirs whose unlinks the upper does not know yet, and when
 	 * the flusher may try again after a failure; under fs->populating. */
 	struct pending_dir pending[PENDING_LIMIT];
@@ -230,7 +233,7 @@ static bool is_plan_nodeid(fuse_ino_t ino)
 	return ino != FUSE_ROOT_ID && (ino & PLAN_INO_FLAG);
 }
 
-static struct fs_node *node_pinned(struct fs *fs, uint32_t index);
+static struct fs_node *node_by_plan_ino(struct fs *fs, uint32_t index);
 static struct fs_node *node_promote(struct fs *fs, uint32_t index);
 
 /* The node the kernel knows by ino, made now for a file below a lazy dir
@@ -251,13 +254,13 @@ static struct fs_node *node_known(struct fs *fs, fuse_ino_t ino)
 	if (ino == FUSE_ROOT_ID)
 		return &fs->root;
 	if (is_plan_nodeid(ino))
-		return node_pinned(fs, (uint32_t)(ino & ~PLAN_INO_FLAG));
+		return node_by_plan_ino(fs, (uint32_t)(ino & ~PLAN_INO_FLAG));
 	return (struct fs_node *)(uintptr_t)ino;
 }
 
 static fuse_ino_t nodeid_of(const struct fs_node *node)
 {
-	return node->pinned ? node->ino : (fuse_ino_t)(uintptr_t)node;
+	return node->plan_nodeid ? node->ino : (fuse_ino_t)(uintptr_t)node;
 }
 
 static struct fs_file *file_of(struct fuse_file_info *fi)
@@ -747,9 +750,18 @@ static struct fs_node *node_get(struct fs *fs, struct fs_node *parent, const cha
 	return node;
 }
 
-static bool plan_child_shown(const struct fs *fs, uint32_t index)
+static void plan_lookups_add_locked(struct fs *fs, uint32_t index)
 {
-	return __atomic_load_n(&fs->shown[index / 8], __ATOMIC_ACQUIRE) & (1u << (index % 8));
+	if (fs->plan_lookups[index] < UINT32_MAX)
+		fs->plan_lookups[index]++;
+}
+
+static void plan_lookups_drop_locked(struct fs *fs, uint32_t index, uint64_t count)
+{
+	uint32_t *lookups = &fs->plan_lookups[index];
+
+	if (*lookups != UINT32_MAX)
+		*lookups -= count < *lookups ? (uint32_t)count : *lookups;
 }
 
 /* The nodeid of the file name of lazy dir, plan node index, counting a
@@ -767,22 +779,25 @@ static fuse_ino_t plan_file_show(struct fs *fs, struct fs_node *dir, const char 
 		node->lookups++;
 		ino = nodeid_of(node);
 	} else {
-		__atomic_fetch_or(&fs->shown[index / 8], 1u << (index % 8), __ATOMIC_RELEASE);
+		plan_lookups_add_locked(fs, index);
 		ino = plan_ino(index);
 	}
 	pthread_mutex_unlock(&fs->mutex);
 	return ino;
 }
 
-/* The pinned node of file index the kernel knows by plan_ino, made now:
- * the entry name of dir (its lazy dir, or one just populated), or nameless
- * when dir is NULL (unlinked since). Under fs->mutex. */
-static struct fs_node *node_pin_locked(struct fs *fs, uint32_t index, struct fs_node *dir)
+/* The node of file index the kernel knows by plan_ino, made now, taking
+ * over the kernel's lookups: the entry name of dir (its lazy dir, or one
+ * just populated), or nameless when dir is NULL (unlinked since). Under
+ * fs->mutex. */
+static struct fs_node *node_for_plan_ino_locked(struct fs *fs, uint32_t index,
+						struct fs_node *dir)
 {
 	const struct plan *plan = fs->config->plan;
 	const char *name = plan->nodes[index].name;
 	struct node_source source = { .fd = -1, .plan_node = index, .plan_dir = PLAN_NONE };
 	struct fs_node *node = dir ? node_find_locked(fs, dir, name) : NULL;
+	uint32_t lookups = fs->plan_lookups[index];
 	struct stat st;
 
 	if (!node) {
@@ -793,31 +808,33 @@ static struct fs_node *node_pin_locked(struct fs *fs, uint32_t index, struct fs_
 			node_hash_locked(fs, node, dir, node->name);
 		node_list_locked(fs, node);
 	}
-	node->lookups++;
-	node->pinned = true;
+	node->lookups += lookups == UINT32_MAX ? UINT64_MAX / 2 : lookups;
+	fs->plan_lookups[index] = 0;
+	node->plan_nodeid = true;
+	plan_unregister_locked(fs, node);
 	plan_register_locked(fs, node, index);
 	return node;
 }
 
-static struct fs_node *node_pinned_locked(struct fs *fs, uint32_t index)
+static struct fs_node *node_by_plan_ino_locked(struct fs *fs, uint32_t index)
 {
 	struct fs_node *node = plan_find_locked(fs, index);
 
-	return node && node->pinned ? node : NULL;
+	return node && node->plan_nodeid ? node : NULL;
 }
 
-static struct fs_node *node_pinned(struct fs *fs, uint32_t index)
+static struct fs_node *node_by_plan_ino(struct fs *fs, uint32_t index)
 {
 	struct fs_node *node;
 
 	pthread_mutex_lock(&fs->mutex);
-	node = node_pinned_locked(fs, index);
+	node = node_by_plan_ino_locked(fs, index);
 	pthread_mutex_unlock(&fs->mutex);
 	return node;
 }
 
 /* The node of file index the kernel knows by plan_ino, made if need be. Its
- * dir is the lazy one that shows it: a population would have pinned it. */
+ * dir is the lazy one that shows it: a population would have made it. */
 static struct fs_node *node_promote(struct fs *fs, uint32_t index)
 {
 	const struct plan *plan = fs->config->plan;
@@ -825,14 +842,14 @@ static struct fs_node *node_promote(struct fs *fs, uint32_t index)
 
 	pthread_rwlock_rdlock(&fs->population);
 	pthread_mutex_lock(&fs->mutex);
-	node = node_pinned_locked(fs, index);
+	node = node_by_plan_ino_locked(fs, index);
 	if (!node) {
 		uint32_t plan_dir = plan->nodes[index].parent;
 
 		dir = plan_find_locked(fs, plan_dir);
 		if (dir && (dir->plan_dir != plan_dir || !dir->parent || plan_child_removed(fs, index)))
 			dir = NULL;
-		node = node_pin_locked(fs, index, dir);
+		node = node_for_plan_ino_locked(fs, index, dir);
 	}
 	pthread_mutex_unlock(&fs->mutex);
 	pthread_rwlock_unlock(&fs->population);
@@ -841,11 +858,33 @@ static struct fs_node *node_promote(struct fs *fs, uint32_t index)
 
 static void node_forget(struct fs *fs, struct fs_node *node, uint64_t count)
 {
-	if (!node || node == &fs->root || node->pinned)
+	if (node == &fs->root)
 		return;
 	pthread_mutex_lock(&fs->mutex);
 	node->lookups -= count < node->lookups ? count : node->lookups;
 	node_put_locked(fs, node);
+	pthread_mutex_unlock(&fs->mutex);
+}
+
+/* The kernel forgets count lookups of the file it knows by ino: a node's,
+ * or one of fs->plan_lookups. */
+static void forget_nodeid(struct fs *fs, fuse_ino_t ino, uint64_t count)
+{
+	uint32_t index = (uint32_t)(ino & ~PLAN_INO_FLAG);
+	struct fs_node *node;
+
+	if (!is_plan_nodeid(ino)) {
+		node_forget(fs, node_known(fs, ino), count);
+		return;
+	}
+	pthread_mutex_lock(&fs->mutex);
+	node = node_by_plan_ino_locked(fs, index);
+	if (node) {
+		node->lookups -= count < node->lookups ? count : node->lookups;
+		node_put_locked(fs, node);
+	} else {
+		plan_lookups_drop_locked(fs, index, count);
+	}
 	pthread_mutex_unlock(&fs->mutex);
 }
 
@@ -1125,8 +1164,8 @@ static void adopt_children(struct fs *fs, struct fs_node *dir, int dir_fd, uint3
 			continue; /* its node is detached, or is about to be */
 		pthread_mutex_lock(&fs->mutex);
 		node = node_find_locked(fs, dir, name);
-		if (!node && plan_child_shown(fs, planned->children[i]))
-			node = node_pin_locked(fs, planned->children[i], dir);
+		if (!node && fs->plan_lookups[planned->children[i]] > 0)
+			node = node_for_plan_ino_locked(fs, planned->children[i], dir);
 		if (node)
 			node->refs++; /* a forget may come meanwhile */
 		pthread_mutex_unlock(&fs->mutex);
@@ -1623,15 +1662,14 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	node_forget(fs_of(req), node_known(fs_of(req), ino), nlookup);
+	forget_nodeid(fs_of(req), ino, nlookup);
 	fuse_reply_none(req);
 }
 
 static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
 	for (size_t i = 0; i < count; i++)
-		node_forget(fs_of(req), node_known(fs_of(req), forgets[i].ino),
-			    forgets[i].nlookup);
+		forget_nodeid(fs_of(req), forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 
@@ -1643,7 +1681,7 @@ static bool plan_file_stat(struct fs *fs, fuse_ino_t ino, struct stat *st)
 	bool nodeless;
 
 	pthread_rwlock_rdlock(&fs->population);
-	nodeless = !node_pinned(fs, index);
+	nodeless = !node_by_plan_ino(fs, index);
 	if (nodeless) {
 		plan_stat(fs->config->plan, index, st);
 		if (plan_child_removed(fs, index))
@@ -2125,7 +2163,7 @@ static bool reply_add(struct listing_reply *reply, const char *name, ino_t ino, 
 			entry = (struct fuse_entry_param){ .attr = st };
 		size = fuse_add_direntry_plus(reply->req, at, room, name, &entry, next);
 		if (size > room && entry.ino)
-			node_forget(fs_of(reply->req), node_known(fs_of(reply->req), entry.ino), 1);
+			forget_nodeid(fs_of(reply->req), entry.ino, 1);
 	}
 	if (size > room)
 		return false;
@@ -2226,7 +2264,7 @@ static ino_t entry_ino(struct listing_reply *reply, const struct listing_entry *
 
 	if (reply->plus || do_lookup(reply->req, reply->dir, entry->name, &looked_up) < 0)
 		return entry->ino;
-	node_forget(fs_of(reply->req), node_known(fs_of(reply->req), looked_up.ino), 1);
+	forget_nodeid(fs_of(reply->req), looked_up.ino, 1);
 	return looked_up.attr.st_ino;
 }
 
@@ -2917,7 +2955,7 @@ struct fs *fs_new(const struct fs_config *config, struct error *err)
 	plan_lower_index_build(&fs->stubs, config->plan);
 	fs->volume_fds = fd_cache_new(VOLUME_FD_LIMIT, open_cached_volume_file, fs);
 	fs->removed = xcalloc(config->plan->node_count / 8 + 1, 1);
-	fs->shown = xcalloc(config->plan->node_count / 8 + 1, 1);
+	fs->plan_lookups = xcalloc(config->plan->node_count, sizeof(*fs->plan_lookups));
 	pthread_mutex_init(&fs->flusher_lock, NULL);
 	pthread_condattr_init(&monotonic);
 	pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
@@ -2951,7 +2989,7 @@ void fs_free(struct fs *fs)
 	fd_cache_free(fs->volume_fds);
 	plan_lower_index_free(&fs->stubs);
 	free(fs->removed);
-	free(fs->shown);
+	free(fs->plan_lookups);
 	pthread_mutex_destroy(&fs->flusher_lock);
 	pthread_cond_destroy(&fs->flusher_wake);
 	pthread_mutex_destroy(&fs->mutex);

@@ -852,6 +852,12 @@ shared_preview() {
 	pid=$(union_pid "$mnt")
 }
 
+# asan_build : whether vmunionfs is built with ASan, whose shadow memory and
+# quarantine make its VmRSS no measure of the daemon's own.
+asan_build() {
+	ldd "$VMUNIONFS" 2>/dev/null | grep -q libasan
+}
+
 # as_nobody CMD... : runs CMD as nobody (65534), with no supplementary groups.
 as_nobody() {
 	setpriv --reuid=65534 --regid=65534 --clear-groups "$@"

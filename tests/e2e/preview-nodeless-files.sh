@@ -108,7 +108,7 @@ before=$(rss)
 find "$mnt" -printf '%s %T@\n' >/dev/null
 after=$(rss)
 per_file=$(((after - before) * 1024 / files))
-if ldd "$VMUNIONFS" 2>/dev/null | grep -q 'libasan'; then
+if asan_build; then
 	tap_skip "ASan's shadow memory and quarantine are in VmRSS" "a walk's cost per file"
 else
 	# A node per file was 260 bytes; a part dir's node is shared by its 5 files.

@@ -1,0 +1,65 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# Review12: a file below a lazy dir that the kernel was shown by st_ino gets
+# a pinned node when its dir is populated (adopt_children), and a pinned
+# node is never freed, even once the file is deleted and the kernel forgot
+# it. So what vmstorage does all day (a walk of the parts, their dirs
+# populated by a merge, the merged parts deleted) leaves a node per file
+# walked for the daemon's life: a second such round, on other partitions,
+# grows the daemon as much as the first, where freed nodes would be reused.
+set -u
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
+require_root_fuse
+require_cmd python3
+
+set_dir=$(scratch_dir many)
+python3 "$top_srcdir/tests/bench/read_gen.py" many "$set_dir" --volumes 2 --parts 4000 >/dev/null
+tap_ok $? "a set of 2 x 4000 parts in 4 partitions" || tap_done
+mnt=$(scratch_dir mnt)
+mount_union "$mnt" "$set_dir/v0" "$set_dir/v1" -- -o "upper=$SCRATCH/upper"
+tap_ok $? "a preview of it" || tap_done
+pid=$(union_pid "$mnt")
+rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status"; }
+
+# round PARTITION... : each file of the partitions stat'ed (a walk), each
+# part dir populated (a file made and removed in it, as a merge's tmp
+# does), then every part deleted, and the kernel's inodes dropped.
+round() {
+	python3 - "$mnt" "$@" <<'PY'
+import os, shutil, sys
+mnt = sys.argv[1]
+for p in sys.argv[2:]:
+    d = os.path.join(mnt, "data/small", p)
+    parts = [os.path.join(d, x) for x in sorted(os.listdir(d)) if "_" in x or len(x) == 16]
+    for part in parts:
+        for name in os.listdir(part):
+            os.stat(os.path.join(part, name))
+    for part in parts:
+        open(os.path.join(part, "probe"), "w").close()
+        os.unlink(os.path.join(part, "probe"))
+    for part in parts:
+        shutil.rmtree(part)
+PY
+	sync
+	echo 2 >/proc/sys/vm/drop_caches
+}
+files=$(find "$set_dir/v0/data/small/2024_01" "$set_dir/v0/data/small/2024_02" \
+	"$set_dir/v1/data/small/2024_01" "$set_dir/v1/data/small/2024_02" -type f | wc -l)
+round 2024_01 2024_02
+tap_ok $? "round 1: $files files walked, their dirs populated, deleted" || tap_done
+first=$(rss)
+round 2024_03 2024_04
+tap_ok $? "round 2, on the two other partitions" || tap_done
+second=$(rss)
+per_file=$(((second - first) * 1024 / files))
+# Nodes freed once forgotten are reused by the next round.
+if asan_build; then
+	tap_skip "ASan's shadow memory and quarantine are in VmRSS" "round 2's cost per file"
+else
+	[ "$per_file" -lt 60 ]
+	tap_ok $? "round 2 grew the daemon by $per_file bytes per file deleted (< 60)" ||
+		tap_diag "VmRSS after round 1: $first KiB, after round 2: $second KiB"
+fi
+unmount_union "$mnt"
+tap_ok $? "unmounted"
+tap_done
