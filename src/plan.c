@@ -155,7 +155,12 @@ static uint32_t add_node(struct plan *plan, uint32_t parent, const char *name,
 	clock_gettime(CLOCK_REALTIME, &node->mtime);
 	if (index != 0) {
 		dir = &plan->nodes[parent];
-		*ARRAY_PUSH(dir->children, dir->child_count, dir->child_capacity) = index;
+		if (dir->child_count == dir->child_capacity) {
+			dir->child_capacity = dir->child_capacity ? 2 * dir->child_capacity : 4;
+			dir->children = xrealloc(dir->children,
+						 dir->child_capacity * sizeof(*dir->children));
+		}
+		dir->children[dir->child_count++] = index;
 	}
 	return index;
 }
@@ -1772,10 +1777,12 @@ uint64_t plan_fingerprint(const struct plan *plan)
 
 	for (size_t i = 0; i < plan->node_count; i++) {
 		const struct plan_node *node = &plan->nodes[i];
+		enum plan_node_kind kind = node->kind; /* bit-fields: hashed as before */
+		int volume = node->volume;
 
 		hash = fnv1a(hash, node->name, strlen(node->name) + 1);
 		hash = fnv1a(hash, &node->parent, sizeof(node->parent));
-		hash = fnv1a(hash, &node->kind, sizeof(node->kind));
+		hash = fnv1a(hash, &kind, sizeof(kind));
 		if (node->kind == PLAN_DIR)
 			continue;
 		hash = fnv1a(hash, &node->size, sizeof(node->size));
@@ -1783,7 +1790,7 @@ uint64_t plan_fingerprint(const struct plan *plan)
 			hash = fnv1a(hash, node->content, node->size);
 			continue;
 		}
-		hash = fnv1a(hash, &node->volume, sizeof(node->volume));
+		hash = fnv1a(hash, &volume, sizeof(volume));
 		hash = fnv1a(hash, node->lower_path, strlen(node->lower_path) + 1);
 		hash = fnv1a(hash, &node->mtime.tv_sec, sizeof(node->mtime.tv_sec));
 		hash = fnv1a(hash, &node->mtime.tv_nsec, sizeof(node->mtime.tv_nsec));

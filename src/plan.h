@@ -36,18 +36,19 @@ struct plan_attr {
  * chmod it anyway). Set-id bits only where uid:gid is attr's own. */
 uint32_t plan_attr_mode_as(const struct plan_attr *attr, uid_t uid, gid_t gid);
 
+/* 96 bytes: a daemon holds one per file for as long as it serves. */
 struct plan_node {
 	char *name;
 	uint32_t parent;
-	enum plan_node_kind kind;
-	int volume;          /* PLAN_LOWER_FILE: index into plan->volumes */
+	enum plan_node_kind kind : 8;
+	signed int volume : 24; /* PLAN_LOWER_FILE: index into plan->volumes */
 	char *lower_path;    /* PLAN_LOWER_FILE: path below that volume's root */
 	uint64_t size;
 	struct timespec mtime;
 	struct plan_attr attr;
 	char *content;       /* PLAN_SYNTH_FILE */
 	uint32_t *children;  /* sorted by name */
-	size_t child_count, child_capacity;
+	uint32_t child_count, child_capacity;
 };
 
 /* Why an entry of a volume is not shown. */
