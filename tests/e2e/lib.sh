@@ -858,6 +858,25 @@ asan_build() {
 	ldd "$VMUNIONFS" 2>/dev/null | grep -q libasan
 }
 
+# vm_rss PID : the VmRSS of process PID, in KiB.
+vm_rss() {
+	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
+}
+
+# check_rss_growth BEFORE AFTER FILES LIMIT WHAT : one check that a daemon's
+# VmRSS grew from BEFORE to AFTER KiB by under LIMIT bytes per file of FILES,
+# over WHAT; skipped on an ASan build.
+check_rss_growth() {
+	local per_file=$((($2 - $1) * 1024 / $3))
+	if asan_build; then
+		tap_skip "ASan's shadow memory and quarantine are in VmRSS" "$5: memory per file"
+		return 0
+	fi
+	[ "$per_file" -lt "$4" ]
+	tap_ok $? "$5 grew the daemon by $per_file bytes per file (< $4)" ||
+		tap_diag "VmRSS $1 KiB -> $2 KiB"
+}
+
 # as_nobody CMD... : runs CMD as nobody (65534), with no supplementary groups.
 as_nobody() {
 	setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
