@@ -119,6 +119,9 @@ sum_index=$(sha256sum <"$mnt/$r1/index.bin")
 pids=$(union_pids "$mnt")
 rm "$mnt/$r1/index.bin" && kill -9 $pids
 tap_ok $? "unlinked a file and killed the daemon at once"
+# Until it is gone: a killed daemon still holds the upper's lock while the
+# kernel tears it down, and the remount would be refused ("in use").
+wait_for 30 eval "! _pid_alive ${pids%% *}"
 unmount_union "$mnt" 2>/dev/null
 mount_union "$mnt" "$vols/node0" "$vols/node1" -- -o "upper=$upper"
 tap_ok $? "remounted" || tap_done
