@@ -78,6 +78,7 @@ for round in 1 2 3; do
 	pids=$(union_pids "$mnt")
 	[ -n "$pids" ] && kill -KILL $pids
 	tap_ok $? "round $round: kill -9 the daemon mid-write"
+	wait_for 30 eval "! _pid_alive ${pids%% *}" # it holds the upper's lock until gone
 	wait_for 20 eval "! _pid_alive $writer"
 	tap_ok $? "round $round: the writer stops with an error, it does not hang" ||
 		kill -KILL "$writer" 2>/dev/null
