@@ -144,7 +144,7 @@ struct plan {
 
 	struct plan_node *nodes; /* nodes[0] is the root */
 	size_t node_count, node_capacity;
-	/* Once plan_pack moved them: every node's name and lower_path. */
+	/* Once plan_pack moved them: every node's name, lower_path and children. */
 	char *strings;
 
 	struct plan_hidden *hidden;
@@ -171,9 +171,10 @@ const char *table_role_name(enum table_role role);
 int plan_build(struct plan *plan, struct volume *volumes, size_t volume_count,
 	       struct error *err);
 void plan_free(struct plan *plan);
-/* For a plan kept as long as a daemon serves: its nodes' names and volume
- * paths move into one block (a name shared by many nodes stored once) and
- * its arrays are trimmed to their size. The plan is read-only thereafter. */
+/* For a plan kept as long as a daemon serves: its nodes' names, volume
+ * paths and children move into one block (a name shared by many nodes
+ * stored once), the node array is trimmed to its size. The plan is
+ * read-only thereafter. */
 void plan_pack(struct plan *plan);
 
 /* The ACLs of dir node in acls (a plan's or a served plan's), or NULL. */
