@@ -764,26 +764,22 @@ static void plan_lookups_drop_locked(struct fs *fs, uint32_t index, uint64_t cou
 		*lookups -= count < *lookups ? (uint32_t)count : *lookups;
 }
 
-/* The nodeid of the file name of lazy dir, plan node index, counting a
- * lookup: its node's when it has one, else its plan_ino (no node). Under
- * fs->population, held for reading. */
-static fuse_ino_t plan_file_show(struct fs *fs, struct fs_node *dir, const char *name,
-				 uint32_t index)
+/* Counts a lookup of the file name of lazy dir, plan node index: its node's
+ * when it has one, which is returned, else in fs->plan_lookups (NULL: the
+ * kernel knows it by plan_ino). Under fs->population, held for reading. */
+static struct fs_node *plan_file_show(struct fs *fs, struct fs_node *dir, const char *name,
+				      uint32_t index)
 {
 	struct fs_node *node;
-	fuse_ino_t ino;
 
 	pthread_mutex_lock(&fs->mutex);
 	node = node_find_locked(fs, dir, name);
-	if (node) {
+	if (node)
 		node->lookups++;
-		ino = nodeid_of(node);
-	} else {
+	else
 		plan_lookups_add_locked(fs, index);
-		ino = plan_ino(index);
-	}
 	pthread_mutex_unlock(&fs->mutex);
-	return ino;
+	return node;
 }
 
 /* The node of file index the kernel knows by plan_ino, made now, taking
@@ -856,14 +852,12 @@ static struct fs_node *node_promote(struct fs *fs, uint32_t index)
 	return node;
 }
 
-static void node_forget(struct fs *fs, struct fs_node *node, uint64_t count)
+static void node_forget_locked(struct fs *fs, struct fs_node *node, uint64_t count)
 {
 	if (node == &fs->root)
 		return;
-	pthread_mutex_lock(&fs->mutex);
 	node->lookups -= count < node->lookups ? count : node->lookups;
 	node_put_locked(fs, node);
-	pthread_mutex_unlock(&fs->mutex);
 }
 
 /* The kernel forgets count lookups of the file it knows by ino: a node's,
@@ -873,18 +867,12 @@ static void forget_nodeid(struct fs *fs, fuse_ino_t ino, uint64_t count)
 	uint32_t index = (uint32_t)(ino & ~PLAN_INO_FLAG);
 	struct fs_node *node;
 
-	if (!is_plan_nodeid(ino)) {
-		node_forget(fs, node_known(fs, ino), count);
-		return;
-	}
 	pthread_mutex_lock(&fs->mutex);
-	node = node_by_plan_ino_locked(fs, index);
-	if (node) {
-		node->lookups -= count < node->lookups ? count : node->lookups;
-		node_put_locked(fs, node);
-	} else {
+	node = !is_plan_nodeid(ino) ? node_known(fs, ino) : node_by_plan_ino_locked(fs, index);
+	if (node)
+		node_forget_locked(fs, node, count);
+	else
 		plan_lookups_drop_locked(fs, index, count);
-	}
 	pthread_mutex_unlock(&fs->mutex);
 }
 
@@ -1572,7 +1560,7 @@ static int lookup_lazy_mark(struct fs *fs, int fd, const struct fs_node *dir,
 }
 
 static int lookup_upper(struct fs *fs, struct fs_node *dir, const char *name,
-			struct fuse_entry_param *e)
+			struct fuse_entry_param *e, struct fs_node **node)
 {
 	struct node_source source = { .st = &e->attr, .plan_node = PLAN_NONE,
 				      .plan_dir = PLAN_NONE };
@@ -1585,15 +1573,18 @@ static int lookup_upper(struct fs *fs, struct fs_node *dir, const char *name,
 		rc = -errno;
 	else if (S_ISDIR(e->attr.st_mode))
 		rc = lookup_lazy_mark(fs, source.fd, dir, name, &source.plan_dir);
-	if (rc == 0)
-		e->ino = nodeid_of(node_get(fs, dir, name, &source));
+	if (rc == 0) {
+		*node = node_get(fs, dir, name, &source);
+		e->ino = nodeid_of(*node);
+	}
 	close(source.fd);
 	return rc;
 }
 
-/* An entry of a lazy dir: the plan's child. */
+/* An entry of a lazy dir: the plan's child. node is NULL for a file the
+ * kernel knows by plan_ino. */
 static int lookup_plan(struct fs *fs, struct fs_node *dir, const char *name,
-		       struct fuse_entry_param *e)
+		       struct fuse_entry_param *e, struct fs_node **node)
 {
 	const struct plan *plan = fs->config->plan;
 	uint32_t index = plan_child(plan, dir->plan_dir, name);
@@ -1603,11 +1594,13 @@ static int lookup_plan(struct fs *fs, struct fs_node *dir, const char *name,
 		return -ENOENT;
 	plan_stat(plan, index, &e->attr);
 	if (plan->nodes[index].kind != PLAN_DIR) {
-		e->ino = plan_file_show(fs, dir, name, index);
+		*node = plan_file_show(fs, dir, name, index);
+		e->ino = *node ? nodeid_of(*node) : plan_ino(index);
 		return 0;
 	}
 	source.plan_dir = index;
-	e->ino = nodeid_of(node_get(fs, dir, name, &source));
+	*node = node_get(fs, dir, name, &source);
+	e->ino = nodeid_of(*node);
 	return 0;
 }
 
@@ -1615,16 +1608,16 @@ static int do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     struct fuse_entry_param *e)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_node *dir = node_of(req, parent), *node;
+	struct fs_node *dir = node_of(req, parent), *node = NULL;
 	int rc;
 
 	memset(e, 0, sizeof(*e));
 	e->attr_timeout = e->entry_timeout = fs->config->timeout;
 	pthread_rwlock_rdlock(&fs->population);
-	rc = dir->plan_dir != PLAN_NONE ? lookup_plan(fs, dir, name, e)
-					: lookup_upper(fs, dir, name, e);
+	rc = dir->plan_dir != PLAN_NONE ? lookup_plan(fs, dir, name, e, &node)
+					: lookup_upper(fs, dir, name, e, &node);
 	/* A file shown by plan_ino has the plan's attributes, not removed. */
-	if (rc == 0 && (node = node_known(fs, e->ino)) != NULL) {
+	if (rc == 0 && node) {
 		e->attr_timeout = attr_timeout(fs, node, &e->attr);
 		node_fix_attr(fs, node, &e->attr);
 	}
@@ -1673,36 +1666,23 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 	fuse_reply_none(req);
 }
 
-/* The attributes of a file the kernel knows by plan_ino, which has no node:
- * the plan's. False when it has one. */
-static bool plan_file_stat(struct fs *fs, fuse_ino_t ino, struct stat *st)
-{
-	uint32_t index = (uint32_t)(ino & ~PLAN_INO_FLAG);
-	bool nodeless;
-
-	pthread_rwlock_rdlock(&fs->population);
-	nodeless = !node_by_plan_ino(fs, index);
-	if (nodeless) {
-		plan_stat(fs->config->plan, index, st);
-		if (plan_child_removed(fs, index))
-			st->st_nlink = 0;
-	}
-	pthread_rwlock_unlock(&fs->population);
-	return nodeless;
-}
-
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_node *node;
+	struct fs_node *node = node_known(fs, ino);
+	uint32_t index = (uint32_t)(ino & ~PLAN_INO_FLAG);
 	struct stat st;
 	int rc;
 
-	if (is_plan_nodeid(ino) && plan_file_stat(fs, ino, &st)) {
+	/* Known by plan_ino and no node: nothing changed it but an unlink (a
+	 * change makes the node first). */
+	if (!node) {
+		plan_stat(fs->config->plan, index, &st);
+		if (plan_child_removed(fs, index))
+			st.st_nlink = 0;
 		fuse_reply_attr(req, &st, st.st_nlink ? fs->config->timeout : 0);
 		return;
 	}
-	node = node_of(req, ino);
 	node_recheck(fs, node);
 	pthread_rwlock_rdlock(&fs->population);
 	rc = node_stat(fs, node, &st);
