@@ -863,6 +863,39 @@ vm_rss() {
 	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
 }
 
+# preview_of_generated_parts [MOUNT_OPTION...] : a preview of read_gen.py's
+# 2 x 4000 parts in 4 partitions (readable by all), in one thread (-s: no
+# worker started meanwhile counts its buffers in VmRSS). Sets set_dir, upper,
+# mnt and pid.
+preview_of_generated_parts() {
+	set_dir=$(scratch_dir many)
+	python3 "$top_srcdir/tests/bench/read_gen.py" many "$set_dir" --volumes 2 --parts 4000 \
+		>/dev/null && chmod -R go+rX "$set_dir"
+	tap_ok $? "a set of 2 x 4000 parts in 4 partitions" || tap_done
+	upper=$SCRATCH/many-upper
+	mnt=$(scratch_dir many-mnt)
+	mount_union "$mnt" "$set_dir/v0" "$set_dir/v1" -- -s "$@" -o "upper=$upper"
+	tap_ok $? "a preview of it" || tap_done
+	pid=$(union_pid "$mnt")
+}
+
+# rounds_reuse_memory WHAT : the test's round PARTITION... (WHAT, to the
+# files of those partitions of preview_of_generated_parts, then the kernel's
+# inodes dropped) on 2024_01 and 2024_02, then on 2024_03 and 2024_04: the
+# second round may grow the daemon by under 60 bytes per file of the first,
+# whose freed memory it reuses.
+rounds_reuse_memory() {
+	local files first second
+	files=$(find "$set_dir"/v?/data/small/2024_0[12] -mindepth 2 -type f | wc -l)
+	round 2024_01 2024_02
+	tap_ok $? "round 1: $1, $files files" || tap_done
+	first=$(vm_rss "$pid")
+	round 2024_03 2024_04
+	tap_ok $? "round 2, on the two other partitions" || tap_done
+	second=$(vm_rss "$pid")
+	check_rss_growth "$first" "$second" "$files" 60 "round 2, $1,"
+}
+
 # check_rss_growth BEFORE AFTER FILES LIMIT WHAT : one check that a daemon's
 # VmRSS grew from BEFORE to AFTER KiB by under LIMIT bytes per file of FILES,
 # over WHAT; skipped on an ASan build.

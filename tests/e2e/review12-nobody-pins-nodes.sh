@@ -15,15 +15,7 @@ chmod 0755 "$SCRATCH"
 # a python3 that nobody may run (not a shim below /root)
 nobody_python=/usr/bin/python3
 [ -x "$nobody_python" ] || nobody_python=$PYTHON3
-set_dir=$(scratch_dir many)
-python3 "$top_srcdir/tests/bench/read_gen.py" many "$set_dir" --volumes 2 --parts 4000 >/dev/null
-tap_ok $? "a set of 2 x 4000 parts in 4 partitions" || tap_done
-chmod -R go+rX "$set_dir"
-mnt=$(scratch_dir mnt)
-# -s: one thread, so that no worker started meanwhile counts its buffers.
-mount_union "$mnt" "$set_dir/v0" "$set_dir/v1" -- -s -o allow_other -o "upper=$SCRATCH/upper"
-tap_ok $? "a preview of it, with allow_other" || tap_done
-pid=$(union_pid "$mnt")
+preview_of_generated_parts -o allow_other
 
 # round PARTITION... : nobody reads a byte of every file of the partitions'
 # parts; then the kernel drops its inodes.
@@ -41,15 +33,8 @@ for p in sys.argv[2:]:
 PY
 	echo 2 >/proc/sys/vm/drop_caches
 }
-files=$(find "$set_dir"/v?/data/small/2024_0[12] -mindepth 2 -type f | wc -l)
-round 2024_01 2024_02
-tap_ok $? "round 1: nobody read $files files" || tap_done
-first=$(vm_rss "$pid")
-round 2024_03 2024_04
-tap_ok $? "round 2, on the two other partitions" || tap_done
-second=$(vm_rss "$pid")
-check_rss_growth "$first" "$second" "$files" 60 "round 2, nobody reading each file once,"
-tap_is "$(find "$SCRATCH/upper/tree/data/small" -mindepth 2 2>/dev/null | wc -l)" 0 "... and populated nothing"
+rounds_reuse_memory "nobody reading each file once"
+tap_is "$(find "$upper/tree/data/small" -mindepth 2 2>/dev/null | wc -l)" 0 "... and populated nothing"
 unmount_union "$mnt"
 tap_ok $? "unmounted"
 tap_done

@@ -12,14 +12,7 @@ set -u
 require_root_fuse
 require_cmd python3
 
-set_dir=$(scratch_dir many)
-python3 "$top_srcdir/tests/bench/read_gen.py" many "$set_dir" --volumes 2 --parts 4000 >/dev/null
-tap_ok $? "a set of 2 x 4000 parts in 4 partitions" || tap_done
-mnt=$(scratch_dir mnt)
-# -s: one thread, so that no worker started meanwhile counts its buffers.
-mount_union "$mnt" "$set_dir/v0" "$set_dir/v1" -- -s -o "upper=$SCRATCH/upper"
-tap_ok $? "a preview of it" || tap_done
-pid=$(union_pid "$mnt")
+preview_of_generated_parts
 
 # round PARTITION... : each file of the partitions stat'ed (a walk), each
 # part dir populated (a file made and removed in it, as a merge's tmp
@@ -43,16 +36,7 @@ PY
 	sync
 	echo 2 >/proc/sys/vm/drop_caches
 }
-files=$(find "$set_dir/v0/data/small/2024_01" "$set_dir/v0/data/small/2024_02" \
-	"$set_dir/v1/data/small/2024_01" "$set_dir/v1/data/small/2024_02" -type f | wc -l)
-round 2024_01 2024_02
-tap_ok $? "round 1: $files files walked, their dirs populated, deleted" || tap_done
-first=$(vm_rss "$pid")
-round 2024_03 2024_04
-tap_ok $? "round 2, on the two other partitions" || tap_done
-second=$(vm_rss "$pid")
-# Nodes freed once forgotten are reused by the next round.
-check_rss_growth "$first" "$second" "$files" 60 "round 2, a walk, populations and deletes,"
+rounds_reuse_memory "a walk, their dirs populated, every part deleted"
 unmount_union "$mnt"
 tap_ok $? "unmounted"
 tap_done
