@@ -63,6 +63,7 @@
 #include "listing.h"
 #include "log.h"
 #include "metrics.h"
+#include "passthrough.h"
 #include "readahead.h"
 #include "upper.h"
 
@@ -130,6 +131,10 @@ struct fs_node {
 	uint64_t linked_copy_ups; /* fs->linked_copy_ups when the stub was last read */
 	struct fs_file *files;
 	struct listing *listing; /* of a populated dir, once asked for: listing_lock_of */
+	/* The kernel's passthrough opens of it (file_passthrough), and the
+	 * backing id of its upper file they go to, 0 when none. */
+	uint32_t backing_opens;
+	int backing_id;
 };
 
 /* An open file: fi->fh, shared by the opens for reading of a node with the
@@ -151,6 +156,9 @@ struct fs_file {
 	/* A stub opened for writing: its upper file, O_RDWR, so that the copy-up
 	 * needs no name (it may have been unlinked since). -1 otherwise. */
 	int upper_fd;
+	/* The kernel reads and writes its upper file itself: no READ or WRITE
+	 * reaches the daemon. */
+	bool passthrough;
 };
 
 enum { LISTING_LOCKS = 64 };
@@ -191,6 +199,7 @@ struct fs {
 	 * node's locks. */
 	pthread_rwlock_t population;
 	bool opendir_is_optional; /* the kernel opens dirs by itself if told ENOSYS */
+	bool passthrough; /* opens of upper files may use it (atomic) */
 	/* Files unlinked from lazy dirs (see "files unlinked from lazy dirs"):
 	 * a bit per plan node, set under fs->populating, read atomically. */
 	unsigned char *removed;
@@ -2414,14 +2423,90 @@ static struct fs_file *file_share(struct fs_node *node, int flags)
 	return NULL;
 }
 
-static void file_remove(struct fs *fs, struct fs_file *file)
+/* ---- passthrough ----
+ *
+ * The kernel refuses (EIO) an open of an inode whose other opens go another
+ * way: all passthrough to one backing file, or none. So a node registers its
+ * upper file at its first passthrough open and unregisters it at the last
+ * release; while it has an open read through the daemon (a stub's or a lazy
+ * file's, kept across their copy-up), its new opens are too. Only plain
+ * upper files pass through: a stub's reads must switch to the upper at its
+ * copy-up, which the kernel's backing file would not. The daemon counts a
+ * release after the kernel has ended that open, so it never thinks an inode
+ * free of opens the kernel still has. Under node->lock, held for writing. */
+
+static bool node_has_daemon_opens(const struct fs_node *node, const struct fs_file *except)
+{
+	for (const struct fs_file *file = node->files; file; file = file->next)
+		if (file != except && !file->passthrough)
+			return true;
+	return false;
+}
+
+/* The upper file of the node's new open file, opened again for reading and
+ * writing by the daemon (the backing file serves every later open, for
+ * writing too), registered with the kernel: its backing id, or 0. */
+static int node_register_backing(struct fs *fs, fuse_req_t req, const struct fs_file *file)
+{
+	char path[64];
+	int fd, id;
+
+	proc_path(path, sizeof(path), file->fd);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return 0; /* this file only: read and written through the daemon */
+	id = passthrough_register(req, fd);
+	close(fd);
+	if (id == 0 && __atomic_exchange_n(&fs->passthrough, false, __ATOMIC_RELAXED))
+		log_error("passthrough off: the kernel refused an upper file as a backing "
+			  "file (see above); reads and writes go through the daemon");
+	return id;
+}
+
+/* Passes the open replied with fi through to the node's upper file, if it
+ * may: file is the open's, new or shared. */
+static void file_passthrough(struct fs *fs, fuse_req_t req, struct fs_node *node,
+			     struct fs_file *file, struct fuse_file_info *fi)
+{
+	if (!file->passthrough) {
+		if (file->fd < 0 || file->volume_file != PLAN_NONE || file->frozen ||
+		    file->opens > 1 || !__atomic_load_n(&fs->passthrough, __ATOMIC_RELAXED) ||
+		    node_has_daemon_opens(node, file))
+			return;
+		if (node->backing_id == 0)
+			node->backing_id = node_register_backing(fs, req, file);
+		if (node->backing_id == 0)
+			return;
+		file->passthrough = true;
+	}
+	node->backing_opens++;
+	passthrough_reply(fi, node->backing_id);
+}
+
+/* The backing id the release of a passthrough open leaves unused, or 0. */
+static int node_release_backing(struct fs_node *node, const struct fs_file *file)
+{
+	int id = 0;
+
+	if (file->passthrough && --node->backing_opens == 0) {
+		id = node->backing_id;
+		node->backing_id = 0;
+	}
+	return id;
+}
+
+static void file_remove(struct fs *fs, fuse_req_t req, struct fs_file *file)
 {
 	struct fs_node *node = file->node;
 	struct fs_file **link;
+	int unused_id;
 
 	pthread_rwlock_wrlock(&node->lock);
+	unused_id = node_release_backing(node, file);
 	if (--file->opens > 0) {
 		pthread_rwlock_unlock(&node->lock);
+		if (unused_id)
+			passthrough_unregister(req, unused_id);
 		return;
 	}
 	for (link = &node->files; *link && *link != file; link = &(*link)->next)
@@ -2429,6 +2514,8 @@ static void file_remove(struct fs *fs, struct fs_file *file)
 	if (*link)
 		*link = file->next;
 	pthread_rwlock_unlock(&node->lock);
+	if (unused_id)
+		passthrough_unregister(req, unused_id);
 	if (file->fd >= 0)
 		close(file->fd);
 	if (file->upper_fd >= 0)
@@ -2447,6 +2534,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	int dir_fd = dir_populate(fs, node_of(req, parent)), fd, flags, rc;
 	struct fuse_entry_param e;
 	struct fs_node *node;
+	struct fs_file *file;
 	struct creds creds;
 
 	if (dir_fd == 0)
@@ -2475,7 +2563,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	node = node_of(req, e.ino);
 	pthread_rwlock_wrlock(&node->lock);
-	fi->fh = (uint64_t)(uintptr_t)file_add(fs, node, fd, fi->flags, PLAN_NONE, -1);
+	file = file_add(fs, node, fd, fi->flags, PLAN_NONE, -1);
+	file_passthrough(fs, req, node, file, fi);
+	fi->fh = (uint64_t)(uintptr_t)file;
 	pthread_rwlock_unlock(&node->lock);
 	fuse_reply_create(req, &e, fi);
 }
@@ -2543,7 +2633,8 @@ static int open_stub(struct fs *fs, struct fs_node *node, int flags, int *upper_
 	return rc < 0 ? rc : 0;
 }
 
-static int open_upper_file(struct fs *fs, struct fs_node *node, struct fuse_file_info *fi)
+static int open_upper_file(struct fs *fs, fuse_req_t req, struct fs_node *node,
+			   struct fuse_file_info *fi)
 {
 	struct fs_file *file = NULL;
 	uint32_t stub_file = PLAN_NONE;
@@ -2564,8 +2655,10 @@ static int open_upper_file(struct fs *fs, struct fs_node *node, struct fuse_file
 	}
 	if (rc >= 0 && !file)
 		file = file_add(fs, node, fd, fi->flags, stub_file, upper_fd);
-	if (file)
+	if (file) {
+		file_passthrough(fs, req, node, file, fi);
 		fi->fh = (uint64_t)(uintptr_t)file;
+	}
 	pthread_rwlock_unlock(&node->lock);
 	return rc < 0 ? rc : 0;
 }
@@ -2585,7 +2678,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (rc == 0) {
 		pthread_rwlock_rdlock(&fs->population);
 		rc = node->plan_node != PLAN_NONE ? open_plan_file(fs, node, fi)
-						  : open_upper_file(fs, node, fi);
+						  : open_upper_file(fs, req, node, fi);
 		pthread_rwlock_unlock(&fs->population);
 	}
 	/* Closing what was opened for reading reports no error: the kernel
@@ -2699,7 +2792,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	file_remove(fs_of(req), file_of(fi));
+	file_remove(fs_of(req), req, file_of(fi));
 	fuse_reply_err(req, 0);
 }
 
@@ -2843,6 +2936,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	/* Keep page-cache writes going straight to the upper: vmstorage fsyncs. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	fs->passthrough = passthrough_negotiate(conn, fs->config->passthrough);
 	fs->opendir_is_optional = conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT;
 	readahead_negotiate(conn);
 	pthread_mutex_lock(&fs->flusher_lock);

@@ -15,6 +15,7 @@ struct fs_config {
 	size_t volume_count;
 	int upper_tree_fd;
 	double timeout;          /* kernel attribute and entry cache, seconds */
+	bool passthrough;        /* the kernel may read and write upper files itself */
 };
 
 struct fs;

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "plan.h"
+#include "passthrough.h"
 #include "readahead.h"
 #include "upper.h"
 #include "util.h"
@@ -35,6 +36,7 @@ struct options {
 	char *readahead;
 	unsigned int readahead_kib; /* 0: the kernel's */
 	int nocheck; /* -o nocheck: skip the metricID collision scan */
+	int nopassthrough; /* -o nopassthrough */
 	bool help, version;
 	bool fsname, subtype; /* given by the user: theirs win */
 	struct name_list positional;
@@ -47,6 +49,7 @@ static const struct fuse_opt option_specs[] = {
 	{ "timeout=%lf", offsetof(struct options, timeout), 0 },
 	{ "readahead=%s", offsetof(struct options, readahead), 0 },
 	{ "nocheck", offsetof(struct options, nocheck), 1 },
+	{ "nopassthrough", offsetof(struct options, nopassthrough), 1 },
 	{ "metrics=%s", offsetof(struct options, metrics), 0 },
 	FUSE_OPT_KEY("fsname=", KEY_FSNAME),
 	FUSE_OPT_KEY("subtype=", KEY_SUBTYPE),
@@ -78,6 +81,9 @@ static void usage(FILE *out)
 	      "                   daemon per MiB; 0: the kernel's 128; needs root)\n"
 	      "  -o nocheck       skip the metricID collision scan of the indexdb before\n"
 	      "                   mounting (the cheap checks of `vmunion check` always run)\n"
+	      "  -o nopassthrough the preview's files in the upper are read and written\n"
+	      "                   through the daemon, not by the kernel itself (FUSE\n"
+	      "                   passthrough: libfuse >= 3.17, Linux >= 6.9, root)\n"
 	      "  -o metrics=[ADDRESS:]PORT\n"
 	      "                   serve Prometheus metrics on http://ADDRESS:PORT/metrics\n"
 	      "                   (loopback only; ADDRESS defaults to 127.0.0.1)\n"
@@ -439,7 +445,8 @@ static int serve_preview(struct options *options, struct fuse_args *args,
 	config = (struct fs_config){ .plan = plan, .volumes = plan->volumes,
 				     .volume_count = plan->volume_count,
 				     .upper_tree_fd = upper.tree_fd,
-				     .timeout = options->timeout };
+				     .timeout = options->timeout,
+				     .passthrough = !options->nopassthrough };
 	fs = fs_new(&config, &err);
 	if (!fs) {
 		log_error("%s", err.message);
@@ -554,7 +561,8 @@ int main(int argc, char **argv)
 		if (options.help)
 			usage(stdout);
 		else
-			printf("vmunionfs %s (libfuse %s)\n", PACKAGE_VERSION, fuse_pkgversion());
+			printf("vmunionfs %s (libfuse %s, passthrough %s)\n", PACKAGE_VERSION,
+			       fuse_pkgversion(), passthrough_built() ? "built" : "not built");
 		rc = 0;
 		goto out;
 	}

@@ -54,7 +54,8 @@ tap_ok $? "... saying only loopback is served" || tap_diag <"$SCRATCH/bad.log"
 "$VMUNIONFS" -o metrics=127.0.0.1:70000 "$SCRATCH/missing" "$mnt" >/dev/null 2>&1
 tap_is $? 64 "a port out of range is a usage error"
 
-mount_union "$mnt" "${v[@]}" -- -f -o "upper=$upper,metrics=127.0.0.1:$port"
+# nopassthrough: the kernel would read the upper's files itself, uncounted.
+mount_union "$mnt" "${v[@]}" -- -f -o "upper=$upper,metrics=127.0.0.1:$port,nopassthrough"
 tap_ok $? "mounted with metrics on 127.0.0.1:$port" || tap_done
 log=$MOUNT_LOG
 pid=$(union_pids "$mnt")

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "passthrough.h"
+
+#ifdef HAVE_FUSE_PASSTHROUGH
+
+bool passthrough_built(void)
+{
+	return true;
+}
+
+bool passthrough_negotiate(struct fuse_conn_info *conn, bool wanted)
+{
+	if (!wanted || !(conn->capable & FUSE_CAP_PASSTHROUGH))
+		return false;
+	conn->want |= FUSE_CAP_PASSTHROUGH;
+	conn->max_backing_stack_depth = FUSE_BACKING_STACKED_OVER;
+	return true;
+}
+
+int passthrough_register(fuse_req_t req, int fd)
+{
+	int id = fuse_passthrough_open(req, fd);
+
+	return id > 0 ? id : 0;
+}
+
+void passthrough_unregister(fuse_req_t req, int backing_id)
+{
+	fuse_passthrough_close(req, backing_id);
+}
+
+void passthrough_reply(struct fuse_file_info *fi, int backing_id)
+{
+	fi->backing_id = backing_id;
+}
+
+#else
+
+bool passthrough_built(void)
+{
+	return false;
+}
+
+bool passthrough_negotiate(struct fuse_conn_info *conn, bool wanted)
+{
+	(void)conn;
+	(void)wanted;
+	return false;
+}
+
+int passthrough_register(fuse_req_t req, int fd)
+{
+	(void)req;
+	(void)fd;
+	return 0;
+}
+
+void passthrough_unregister(fuse_req_t req, int backing_id)
+{
+	(void)req;
+	(void)backing_id;
+}
+
+void passthrough_reply(struct fuse_file_info *fi, int backing_id)
+{
+	(void)fi;
+	(void)backing_id;
+}
+
+#endif

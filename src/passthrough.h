@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* FUSE passthrough: the kernel reads and writes an open file's backing file
+ * itself, sending the daemon no READ or WRITE. Needs libfuse >= 3.17 (a
+ * configure probe) and Linux >= 6.9 with CONFIG_FUSE_PASSTHROUGH; without
+ * either, every call here says no and requests go through the daemon. */
+#ifndef VMUNION_PASSTHROUGH_H
+#define VMUNION_PASSTHROUGH_H
+
+#include <fuse_lowlevel.h>
+#include <stdbool.h>
+
+/* Whether this build has it (vmunionfs -V says). */
+bool passthrough_built(void);
+/* In the init operation: asks the kernel for passthrough if wanted and it
+ * has it; whether opens may use it. Backing files may be on a stacked file
+ * system (an upper on overlayfs, as in a container); this mount then cannot
+ * be a layer of another overlayfs. */
+bool passthrough_negotiate(struct fuse_conn_info *conn, bool wanted);
+/* Registers fd's file with the kernel for the opens of one inode: their
+ * backing id, or 0 if the kernel refused (libfuse logs why). fd may be
+ * closed after. */
+int passthrough_register(fuse_req_t req, int fd);
+void passthrough_unregister(fuse_req_t req, int backing_id);
+/* The open replied with fi goes through to backing_id's file. */
+void passthrough_reply(struct fuse_file_info *fi, int backing_id);
+
+#endif
