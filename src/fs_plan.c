@@ -8,12 +8,16 @@
  * says it has no open (ENOSYS) and the kernel opens files and dirs by itself,
  * keeping their pages and listings. Reads take the volume file's fd from a
  * bounded cache (fd_cache.h): no user's opens can take the daemon's fds.
+ * With FUSE passthrough (passthrough.h), opens are answered instead: the
+ * kernel then reads each volume file itself, from its own page cache.
  * Permissions are the volumes' own, checked by the kernel (default_permissions). */
 #include "fs_plan.h"
+#include "backings.h"
 #include "fd_cache.h"
 #include "served_plan.h"
 #include "log.h"
 #include "metrics.h"
+#include "passthrough.h"
 #include "readahead.h"
 
 #include <errno.h>
@@ -30,6 +34,13 @@
 /* Volume files kept open for reads, at most. */
 #define VOLUME_FD_LIMIT 1024
 
+/* Volume files kept registered for passthrough once closed, at most: they
+ * hold no fd of the daemon, only the kernel's reference. */
+#define BACKING_KEEP 1024
+
+/* fi->fh of an open counted in fs->backings. */
+#define COUNTED_OPEN 1
+
 struct fs_plan {
 	struct served_plan served;
 	const struct volume *volumes;
@@ -38,11 +49,15 @@ struct fs_plan {
 	bool open_is_optional; /* the kernel opens by itself if told ENOSYS */
 	struct fd_cache *volume_fds; /* keyed by node index */
 	time_t out_of_fds_logged;    /* when it last said so (atomic) */
+	bool passthrough_wanted;
+	bool passthrough; /* new opens may use it (atomic) */
+	struct backings *backings; /* by node index */
 };
 
 static int open_volume_file(uint32_t index, void *fs);
 
-struct fs_plan *fs_plan_new(const struct plan *plan, double timeout, struct error *err)
+struct fs_plan *fs_plan_new(const struct plan *plan, double timeout, bool passthrough,
+			    struct error *err)
 {
 	struct fs_plan *fs = xcalloc(1, sizeof(*fs));
 
@@ -53,6 +68,8 @@ struct fs_plan *fs_plan_new(const struct plan *plan, double timeout, struct erro
 	fs->volumes = plan->volumes;
 	fs->lower_bytes = plan_lower_bytes(plan);
 	fs->timeout = timeout;
+	fs->passthrough_wanted = passthrough;
+	fs->backings = backings_new(BACKING_KEEP);
 	fs->volume_fds = fd_cache_new(VOLUME_FD_LIMIT, open_volume_file, fs);
 	return fs;
 }
@@ -62,6 +79,7 @@ void fs_plan_free(struct fs_plan *fs)
 	if (!fs)
 		return;
 	fd_cache_free(fs->volume_fds);
+	backings_free(fs->backings);
 	served_plan_free(&fs->served);
 	free(fs);
 }
@@ -222,6 +240,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(unsigned int)FUSE_CAP_READDIRPLUS_AUTO;
 	fs->open_is_optional = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) &&
 			       (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT);
+	fs->passthrough = passthrough_negotiate(conn, fs->passthrough_wanted);
 	readahead_negotiate(conn);
 }
 
@@ -353,15 +372,64 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	reply_dir(req, ino, size, offset, true);
 }
 
-/* ENOSYS, once, as for dirs: the kernel opens files by itself, keeps their
- * pages (keep_cache), and sends reads with no file handle. A write or a
- * truncation is refused by the kernel on the read-only mount. */
+/* ---- passthrough ---- */
+
+/* The volume file of node, registered with the kernel: its backing id, 0
+ * if none (the kernel refused it: passthrough is then off for new files;
+ * or out of fds), or -EIO if the volume changed underneath. */
+static int backing_register(struct fs_plan *fs, fuse_req_t req, const struct served_node *node)
+{
+	int fd = open_volume_file((uint32_t)(node - fs->served.nodes), fs), id;
+
+	if (fd < 0)
+		return fd == -EIO ? fd : 0;
+	id = passthrough_register(req, fd);
+	close(fd);
+	if (id == 0 && __atomic_exchange_n(&fs->passthrough, false, __ATOMIC_RELAXED))
+		log_error("passthrough off: the kernel refused a volume file as a backing "
+			  "file (see above); reads go through the daemon");
+	return id;
+}
+
+/* Counts an open of node: its backing id, 0 for an open read through the
+ * daemon, or a -errno. A node already open goes the way its opens go. */
+static int backing_open(struct fs_plan *fs, fuse_req_t req, const struct served_node *node)
+{
+	uint32_t index = (uint32_t)(node - fs->served.nodes);
+	int id = backings_open(fs->backings, index), unused;
+
+	if (id >= 0)
+		return id;
+	id = __atomic_load_n(&fs->passthrough, __ATOMIC_RELAXED) ? backing_register(fs, req, node)
+								 : 0;
+	if (id < 0)
+		return id;
+	id = backings_add(fs->backings, index, id, &unused);
+	if (unused > 0)
+		passthrough_unregister(req, unused);
+	return id;
+}
+
+static void backing_release(struct fs_plan *fs, fuse_req_t req, uint32_t index)
+{
+	int unused = backings_release(fs->backings, index);
+
+	if (unused > 0)
+		passthrough_unregister(req, unused);
+}
+
+/* With passthrough, each open of a volume file passes through to it (see
+ * backing_open). Without, ENOSYS, once, as for dirs: the kernel opens files
+ * by itself, keeps their pages (keep_cache), and sends reads with no file
+ * handle. A write or a truncation is refused by the kernel on the
+ * read-only mount. */
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_plan *fs = fs_of(req);
 	const struct served_node *node = node_of(fs, ino);
+	int id;
 
-	if (fs->open_is_optional) {
+	if (fs->open_is_optional && !__atomic_load_n(&fs->passthrough, __ATOMIC_RELAXED)) {
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
@@ -379,7 +447,26 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->keep_cache = 1; /* the bytes never change while mounted */
 	fi->noflush = 1;
-	fuse_reply_open(req, fi);
+	if (node->kind != PLAN_SYNTH_FILE) {
+		id = backing_open(fs, req, node);
+		if (id < 0) {
+			fuse_reply_err(req, -id);
+			return;
+		}
+		fi->fh = COUNTED_OPEN;
+		passthrough_reply(fi, id);
+	}
+	if (fuse_reply_open(req, fi) < 0 && fi->fh == COUNTED_OPEN)
+		backing_release(fs, req, (uint32_t)(node - fs->served.nodes));
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	const struct served_node *node = node_of(fs_of(req), ino);
+
+	if (node && fi->fh == COUNTED_OPEN)
+		backing_release(fs_of(req), req, (uint32_t)(node - fs_of(req)->served.nodes));
+	fuse_reply_err(req, 0);
 }
 
 /* Reads size bytes at offset of a volume file, all of them: a read error,
@@ -677,6 +764,7 @@ static const struct fuse_lowlevel_ops operations = {
 	.readdir = op_readdir,
 	.readdirplus = op_readdirplus,
 	.open = op_open,
+	.release = op_release,
 	.read = op_read,
 	.statfs = op_statfs,
 	.getxattr = op_getxattr,

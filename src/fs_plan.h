@@ -14,8 +14,10 @@ struct fs_plan;
 
 /* Copies what serving needs out of plan, which may be freed afterwards (its
  * volumes may not: files are opened through them). timeout is the kernel's
- * entry and attribute cache, in seconds. */
-struct fs_plan *fs_plan_new(const struct plan *plan, double timeout, struct error *err);
+ * entry and attribute cache, in seconds; passthrough lets the kernel read
+ * volume files itself where it can. */
+struct fs_plan *fs_plan_new(const struct plan *plan, double timeout, bool passthrough,
+			    struct error *err);
 void fs_plan_free(struct fs_plan *fs);
 const struct fuse_lowlevel_ops *fs_plan_operations(void);
 

@@ -32,6 +32,10 @@ void passthrough_unregister(fuse_req_t req, int backing_id)
 void passthrough_reply(struct fuse_file_info *fi, int backing_id)
 {
 	fi->backing_id = backing_id;
+	/* The kernel refuses (EIO) a passthrough open with any other flag
+	 * than direct_io, parallel_direct_writes and noflush. */
+	if (backing_id > 0)
+		fi->keep_cache = 0;
 }
 
 #else

@@ -21,7 +21,8 @@ bool passthrough_negotiate(struct fuse_conn_info *conn, bool wanted);
  * closed after. */
 int passthrough_register(fuse_req_t req, int fd);
 void passthrough_unregister(fuse_req_t req, int backing_id);
-/* The open replied with fi goes through to backing_id's file. */
+/* The open replied with fi goes through to backing_id's file (if not 0),
+ * with no flag the kernel would refuse. */
 void passthrough_reply(struct fuse_file_info *fi, int backing_id);
 
 #endif

@@ -81,9 +81,9 @@ static void usage(FILE *out)
 	      "                   daemon per MiB; 0: the kernel's 128; needs root)\n"
 	      "  -o nocheck       skip the metricID collision scan of the indexdb before\n"
 	      "                   mounting (the cheap checks of `vmunion check` always run)\n"
-	      "  -o nopassthrough the preview's files in the upper are read and written\n"
-	      "                   through the daemon, not by the kernel itself (FUSE\n"
-	      "                   passthrough: libfuse >= 3.17, Linux >= 6.9, root)\n"
+	      "  -o nopassthrough read every file through the daemon, not by the kernel\n"
+	      "                   itself once open (FUSE passthrough, the default where\n"
+	      "                   -V says built: libfuse >= 3.17, Linux >= 6.9, root)\n"
 	      "  -o metrics=[ADDRESS:]PORT\n"
 	      "                   serve Prometheus metrics on http://ADDRESS:PORT/metrics\n"
 	      "                   (loopback only; ADDRESS defaults to 127.0.0.1)\n"
@@ -407,7 +407,7 @@ static int serve_read_only(struct options *options, struct fuse_args *args,
 	struct error err;
 	int rc;
 
-	fs = fs_plan_new(plan, options->timeout, &err);
+	fs = fs_plan_new(plan, options->timeout, !options->nopassthrough, &err);
 	if (!fs) {
 		log_error("%s", err.message);
 		return EXIT_FAILURE_IO;

@@ -5,7 +5,8 @@
 # shorter than the plan says fails, it is never padded with zeros; a volume
 # removed or unmounted while mounted fails its files cleanly and the daemon
 # keeps serving the rest. The faults come from tests/fault/faultfs, a FUSE
-# passthrough that fails chosen files.
+# passthrough that fails chosen files. The mounts are -o nopassthrough: these
+# are the daemon's reads (passthrough.sh has the kernel's own).
 set -u
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 require_root_fuse
@@ -50,7 +51,7 @@ read_fails() {
 faultfs_mount "$SCRATCH/src0" "$SCRATCH/ff0" FAULTFS_EIO="$eio" FAULTFS_SHORT="$short"
 tap_ok $? "faultfs over a copy of node0 (EIO: $eio, short: $short)" || tap_done
 mnt=$(scratch_dir mnt)
-mount_union "$mnt" "$SCRATCH/ff0" "$SCRATCH/src1" -- -f
+mount_union "$mnt" "$SCRATCH/ff0" "$SCRATCH/src1" -- -f -o nopassthrough
 tap_ok $? "mounted over the faulty volume" || tap_done
 log=$MOUNT_LOG
 
@@ -88,7 +89,7 @@ tap_ok $? "unmounted cleanly"
 
 # --- a volume removed while mounted --------------------------------------
 copy_volume "$set_dir/node1" "$SCRATCH/gone"
-mount_union "$mnt" "$SCRATCH/src0" "$SCRATCH/gone"
+mount_union "$mnt" "$SCRATCH/src0" "$SCRATCH/gone" -- -o nopassthrough
 tap_ok $? "mounted over a volume about to be removed" || tap_done
 first=$(cd "$SCRATCH/gone" && find data -type f -path '*/18EB*/index.bin' | sort | head -n 1)
 second=$(cd "$SCRATCH/gone" && find data -type f -path '*/18EB*/values.bin' | sort | head -n 1)
@@ -114,7 +115,7 @@ tap_ok $? "unmounted cleanly"
 
 # --- a volume unmounted while mounted ------------------------------------
 faultfs_mount "$SCRATCH/src1" "$SCRATCH/ff1"
-mount_union "$mnt" "$SCRATCH/src0" "$SCRATCH/ff1"
+mount_union "$mnt" "$SCRATCH/src0" "$SCRATCH/ff1" -- -o nopassthrough
 tap_ok $? "mounted over a volume that is itself a mount" || tap_done
 fusermount3 -uz "$SCRATCH/ff1" && kill "$FAULTFS_PID" && wait "$FAULTFS_PID" 2>/dev/null
 ! mountpoint -q "$SCRATCH/ff1"

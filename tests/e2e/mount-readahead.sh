@@ -32,7 +32,7 @@ read_through() {
 }
 
 mnt=$(scratch_dir mnt)
-mount_union "$mnt" "$vol" -- -d
+mount_union "$mnt" "$vol" -- -d -o nopassthrough # the READs the daemon gets
 tap_ok $? "read-only mount, default read-ahead" || tap_bail "no mount"
 wait_for 10 [ "$(read_ahead_kb_of "$mnt")" = 1024 ]
 tap_ok $? "the mount reads ahead 1024 KiB (read_ahead_kb $(read_ahead_kb_of "$mnt"))"
@@ -44,7 +44,7 @@ tap_ok $? "a sequential read of $size bytes took $READS READ requests (at most $
 unmount_union "$mnt"
 tap_ok $? "unmounted"
 
-mount_union "$mnt" "$vol" -- -d -o readahead=0
+mount_union "$mnt" "$vol" -- -d -o readahead=0,nopassthrough
 tap_ok $? "mounted with readahead=0" || tap_bail "no mount"
 knob=$(read_ahead_kb_of "$mnt")
 read_through "$mnt"

@@ -1,11 +1,14 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
-# FUSE passthrough of the preview's upper files (fs.c, "passthrough"): where
-# the build has it (libfuse >= 3.17) the kernel reads and writes a file of
-# the upper itself, no READ or WRITE reaching the daemon, and the bytes are
-# the same either way. An inode whose opens go both ways is refused by the
-# kernel with EIO: a stub held open across its copy-up must keep every open
-# of it working. -o nopassthrough sends everything through the daemon.
+# FUSE passthrough (passthrough.h): where the build has it (libfuse >= 3.17)
+# the kernel reads and writes a file of the preview's upper, and reads a
+# volume file of the read-only mount, itself: no READ or WRITE reaches the
+# daemon, and the bytes are the same either way. An inode whose opens go
+# both ways is refused by the kernel with EIO: a stub held open across its
+# copy-up must keep every open of it working. A kernel that refuses a
+# backing file (volumes on a passthrough mount: too deep a stack) turns it
+# off with a log line, and reads go through the daemon. -o nopassthrough
+# sends everything through the daemon.
 set -u
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 require_root_fuse
@@ -148,4 +151,107 @@ tap_ok $? "... and no 'passthrough off' in the log"
 unmount_union "$mnt"
 tap_ok $? "unmounted"
 assert_volumes_unchanged
+
+# The read-only mount: every volume file read whole, the same bytes as
+# through the daemon.
+ro=$(scratch_dir ro)
+mount_union "$ro" "$vols/node0" "$vols/node1" -- -o nopassthrough
+tap_ok $? "read-only mount with -o nopassthrough" || tap_bail "no mount"
+want_tree=$(tree_checksum "$ro")
+unmount_union "$ro"
+mount_union "$ro" "$vols/node0" "$vols/node1" -- -d
+tap_ok $? "read-only mount with the request trace" || tap_bail "no mount"
+log=$MOUNT_LOG
+big=$(cd "$ro" && find data -name '*.bin' -size +8k | sort | head -1)
+r0=$(requests READ) w0=$(requests WRITE)
+sum1=$(sha256sum <"$ro/$big") && sum2=$(sha256sum <"$ro/$big")
+tap_is "$sum2" "$sum1" "a volume file read twice: the same bytes"
+on_passthrough "a volume file of the read-only mount" "$r0" "$w0"
+tap_is "$(tree_checksum "$ro")" "$want_tree" "every file reads as through the daemon"
+out=$(python3 - "$ro/$big" <<'PY' 2>&1
+import mmap, sys
+with open(sys.argv[1], "rb") as a, open(sys.argv[1], "rb") as b:
+    m = mmap.mmap(a.fileno(), 0, prot=mmap.PROT_READ)
+    print(m[:] == b.read())
+PY
+)
+tap_is "$out" True "a mapping and a read of two opens agree"
+
+# Volumes below a passthrough mount are too deep a stack for the kernel to
+# pass through again: the second mount says so once and reads through the
+# daemon, the same bytes.
+stacked=$(scratch_dir stacked)
+mount_union "$stacked" "$ro" -- -f
+tap_ok $? "a read-only mount of the first one" || tap_bail "no mount"
+tap_is "$(tree_checksum "$stacked")" "$want_tree" "... every file reads the same"
+if [ "$built" = 1 ]; then
+	tap_is "$(grep -c "passthrough off" "$MOUNT_LOG")" 1 "... and it says once that passthrough is off" \
+		|| _log_tail "$MOUNT_LOG"
+else
+	tap_skip "no passthrough built" "... and it says once that passthrough is off"
+fi
+unmount_union "$stacked"
+tap_ok $? "unmounted"
+unmount_union "$ro"
+tap_ok $? "unmounted"
+assert_volumes_unchanged
+
+# The volumes' permissions hold for the kernel's own reads (allow_other);
+# a volume file that shrank before its first open is EIO, one that shrinks
+# while open reads short: never zeros.
+chmod -R go+rX "$vols" && chmod 0755 "$SCRATCH"
+files=$(cd "$vols/node0" && find data -name '*.bin' -size +2k | sort | head -3)
+mapfile -t f <<<"$files"
+[ "${#f[@]}" = 3 ]
+tap_ok $? "three part files of node0" || tap_done
+chmod 0600 "$vols/node0/${f[0]}"
+mount_union "$ro" "$vols/node0" "$vols/node1" -- -f -o allow_other
+tap_ok $? "read-only mount with allow_other" || tap_bail "no mount"
+as_nobody cat "$ro/${f[0]}" >/dev/null 2>"$SCRATCH/err"
+grep -q "Permission denied" "$SCRATCH/err"
+tap_ok $? "another user cannot read a 0600 volume file" || tap_diag "$(cat "$SCRATCH/err")"
+as_nobody cat "$ro/${f[1]}" | cmp -s - "$vols/node0/${f[1]}"
+tap_ok $? "... and reads a 0644 one whole"
+truncate -s 1 "$vols/node0/${f[2]}"
+cat "$ro/${f[2]}" >/dev/null 2>"$SCRATCH/err"
+grep -q "Input/output error" "$SCRATCH/err" && grep -qF "${f[2]}" "$MOUNT_LOG"
+tap_ok $? "a volume file that shrank before its first open: EIO, and the log names it" \
+	|| tap_diag "$(cat "$SCRATCH/err")"
+size=$(stat -c %s "$ro/${f[1]}")
+head -c 2 "$vols/node0/${f[1]}" >"$SCRATCH/vol-head"
+exec 7<"$ro/${f[1]}"
+truncate -s 2 "$vols/node0/${f[1]}"
+got=$(od -An -tx1 <&7 | tr -d ' \n')
+exec 7<&-
+if [ "$built" = 1 ]; then
+	tap_is "$got" "$(od -An -tx1 <"$SCRATCH/vol-head" | tr -d ' \n')" \
+		"one that shrinks while open reads short, as on the volume (no zeros)"
+else
+	tap_is "$got" "" "one that shrinks while open: EIO through the daemon (no zeros)"
+fi
+tap_diag "the mount shows $size bytes; read $((${#got} / 2))"
+unmount_union "$ro"
+tap_ok $? "unmounted"
+
+# A disk error of a volume file reaches the reader as EIO (tests/fault/faultfs
+# fails the reads of one file).
+faultfs=$top_builddir/tests/fault/faultfs
+[ -x "$faultfs" ] || tap_bail "$faultfs not built"
+copy_volume "$DATA_DIR/v1.79.5/node1" "$SCRATCH/src1"
+eio=$(cd "$SCRATCH/src1" && find data -name 'values.bin' -size +2k | sort | head -1)
+mkdir -p "$SCRATCH/ff"
+FAULTFS_EIO=$eio "$faultfs" "$SCRATCH/src1" "$SCRATCH/ff" -f >"$SCRATCH/ff.log" 2>&1 </dev/null &
+ff_pid=$!
+on_exit "fusermount3 -uz '$SCRATCH/ff' 2>/dev/null; kill $ff_pid 2>/dev/null; wait $ff_pid 2>/dev/null"
+wait_for 10 mountpoint -q "$SCRATCH/ff"
+tap_ok $? "faultfs over a copy of node1 (EIO: $eio)" || tap_done
+mount_union "$ro" "$vols/node0" "$SCRATCH/ff"
+tap_ok $? "read-only mount over it" || tap_bail "no mount"
+! cat "$ro/$eio" >/dev/null 2>"$SCRATCH/err" && grep -q "Input/output error" "$SCRATCH/err"
+tap_ok $? "a volume file the disk fails to read: EIO" || tap_diag "$(cat "$SCRATCH/err")"
+other=$(cd "$SCRATCH/src1" && find data -name 'index.bin' | sort | head -1)
+cmp -s "$ro/$other" "$SCRATCH/src1/$other"
+tap_ok $? "... the other files read right"
+unmount_union "$ro"
+tap_ok $? "unmounted"
 tap_done
