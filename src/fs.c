@@ -2449,18 +2449,13 @@ static bool node_has_daemon_opens(const struct fs_node *node, const struct fs_fi
 static int node_register_backing(struct fs *fs, fuse_req_t req, const struct fs_file *file)
 {
 	char path[64];
-	int fd, id;
+	int fd;
 
 	proc_path(path, sizeof(path), file->fd);
 	fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return 0; /* this file only: read and written through the daemon */
-	id = passthrough_register(req, fd);
-	close(fd);
-	if (id == 0 && __atomic_exchange_n(&fs->passthrough, false, __ATOMIC_RELAXED))
-		log_error("passthrough off: the kernel refused an upper file as a backing "
-			  "file (see above); reads and writes go through the daemon");
-	return id;
+	return passthrough_register(req, fd, &fs->passthrough, "an upper file");
 }
 
 /* Passes the open replied with fi through to the node's upper file, if it

@@ -379,16 +379,11 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
  * or out of fds), or -EIO if the volume changed underneath. */
 static int backing_register(struct fs_plan *fs, fuse_req_t req, const struct served_node *node)
 {
-	int fd = open_volume_file((uint32_t)(node - fs->served.nodes), fs), id;
+	int fd = open_volume_file((uint32_t)(node - fs->served.nodes), fs);
 
 	if (fd < 0)
 		return fd == -EIO ? fd : 0;
-	id = passthrough_register(req, fd);
-	close(fd);
-	if (id == 0 && __atomic_exchange_n(&fs->passthrough, false, __ATOMIC_RELAXED))
-		log_error("passthrough off: the kernel refused a volume file as a backing "
-			  "file (see above); reads go through the daemon");
-	return id;
+	return passthrough_register(req, fd, &fs->passthrough, "a volume file");
 }
 
 /* Counts an open of node: its backing id, 0 for an open read through the

@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "passthrough.h"
+#include "log.h"
+
+#include <unistd.h>
 
 #ifdef HAVE_FUSE_PASSTHROUGH
 
@@ -17,11 +20,18 @@ bool passthrough_negotiate(struct fuse_conn_info *conn, bool wanted)
 	return true;
 }
 
-int passthrough_register(fuse_req_t req, int fd)
+int passthrough_register(fuse_req_t req, int fd, bool *enabled, const char *what)
 {
 	int id = fuse_passthrough_open(req, fd);
 
-	return id > 0 ? id : 0;
+	close(fd);
+	if (id > 0)
+		return id;
+	if (__atomic_exchange_n(enabled, false, __ATOMIC_RELAXED))
+		log_error("passthrough off: the kernel refused %s as a backing file (see above); "
+			  "reads and writes go through the daemon",
+			  what);
+	return 0;
 }
 
 void passthrough_unregister(fuse_req_t req, int backing_id)
@@ -52,10 +62,12 @@ bool passthrough_negotiate(struct fuse_conn_info *conn, bool wanted)
 	return false;
 }
 
-int passthrough_register(fuse_req_t req, int fd)
+int passthrough_register(fuse_req_t req, int fd, bool *enabled, const char *what)
 {
 	(void)req;
-	(void)fd;
+	(void)what;
+	close(fd);
+	*enabled = false;
 	return 0;
 }
 

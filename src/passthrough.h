@@ -16,10 +16,12 @@ bool passthrough_built(void);
  * system (an upper on overlayfs, as in a container); this mount then cannot
  * be a layer of another overlayfs. */
 bool passthrough_negotiate(struct fuse_conn_info *conn, bool wanted);
-/* Registers fd's file with the kernel for the opens of one inode: their
- * backing id, or 0 if the kernel refused (libfuse logs why). fd may be
- * closed after. */
-int passthrough_register(fuse_req_t req, int fd);
+/* Registers fd's file with the kernel for the opens of one inode, and closes
+ * fd: their backing id, or 0 if the kernel refused it (libfuse logs why).
+ * The first refusal turns *enabled off (atomically) and says so, naming what
+ * the file was: one refused is refused for the mount's reason (stacking, no
+ * CAP_SYS_ADMIN), and the mount goes on through the daemon. */
+int passthrough_register(fuse_req_t req, int fd, bool *enabled, const char *what);
 void passthrough_unregister(fuse_req_t req, int backing_id);
 /* The open replied with fi goes through to backing_id's file (if not 0),
  * with no flag the kernel would refuse. */
