@@ -28,8 +28,10 @@ int passthrough_register(fuse_req_t req, int fd, bool *enabled, const char *what
 	if (id > 0)
 		return id;
 	if (__atomic_exchange_n(enabled, false, __ATOMIC_RELAXED))
-		log_error("passthrough off: the kernel refused %s as a backing file (see above); "
-			  "reads and writes go through the daemon",
+		log_error("passthrough off: the kernel refused %s as a backing file (see above: "
+			  "\"Too many levels of symbolic links\" when it lies below another "
+			  "passthrough or stacked file system, \"Operation not permitted\" without "
+			  "CAP_SYS_ADMIN); the mount's files go through the daemon",
 			  what);
 	return 0;
 }
