@@ -2431,9 +2431,12 @@ static struct fs_file *file_share(struct fs_node *node, int flags)
  * release; while it has an open read through the daemon (a stub's or a lazy
  * file's, kept across their copy-up), its new opens are too. Only plain
  * upper files pass through: a stub's reads must switch to the upper at its
- * copy-up, which the kernel's backing file would not. The daemon counts a
- * release after the kernel has ended that open, so it never thinks an inode
- * free of opens the kernel still has. Under node->lock, held for writing. */
+ * copy-up, which the kernel's backing file would not. Nor may a volume file
+ * ever be registered here: the kernel opens the backing file again for each
+ * open, with that open's flags and the daemon's credentials, so an open for
+ * writing would write the volume. The daemon counts a release after the
+ * kernel has ended that open, so it never thinks an inode free of opens the
+ * kernel still has. Under node->lock, held for writing. */
 
 static bool node_has_daemon_opens(const struct fs_node *node, const struct fs_file *except)
 {
