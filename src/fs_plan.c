@@ -414,11 +414,11 @@ static void backing_release(struct fs_plan *fs, fuse_req_t req, uint32_t index)
 }
 
 /* With passthrough, each open of a volume file passes through to it (see
- * backing_open): only opens for reading, as the kernel opens the volume file
- * again with the open's flags, as the daemon. Without, ENOSYS, once, as for dirs: the kernel opens files
- * by itself, keeps their pages (keep_cache), and sends reads with no file
- * handle. A write or a truncation is refused by the kernel on the
- * read-only mount. */
+ * backing_open): only opens for reading, as the kernel opens the volume
+ * file again with the open's flags, as the daemon. Without, ENOSYS, once, as
+ * for dirs: the kernel opens files by itself, keeps their pages
+ * (keep_cache), and sends reads with no file handle. A write or a
+ * truncation is refused by the kernel on the read-only mount, and here. */
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_plan *fs = fs_of(req);
