@@ -2468,10 +2468,11 @@ static void file_passthrough(struct fs *fs, fuse_req_t req, struct fs_node *node
 {
 	if (!file->passthrough) {
 		if (file->fd < 0 || file->volume_file != PLAN_NONE || file->frozen ||
-		    file->opens > 1 || !__atomic_load_n(&fs->passthrough, __ATOMIC_RELAXED) ||
-		    node_has_daemon_opens(node, file))
+		    file->opens > 1 || node_has_daemon_opens(node, file))
 			return;
-		if (node->backing_id == 0)
+		/* Passthrough turned off stops new registrations only: an inode
+		 * the kernel has open passed through takes no other open. */
+		if (node->backing_id == 0 && __atomic_load_n(&fs->passthrough, __ATOMIC_RELAXED))
 			node->backing_id = node_register_backing(fs, req, file);
 		if (node->backing_id == 0)
 			return;

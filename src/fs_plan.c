@@ -50,7 +50,8 @@ struct fs_plan {
 	struct fd_cache *volume_fds; /* keyed by node index */
 	time_t out_of_fds_logged;    /* when it last said so (atomic) */
 	bool passthrough_wanted;
-	bool passthrough; /* new opens may use it (atomic) */
+	bool passthrough_negotiated; /* opens are answered: never ENOSYS */
+	bool passthrough; /* new files may be registered (atomic) */
 	struct backings *backings; /* by node index */
 };
 
@@ -241,6 +242,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	fs->open_is_optional = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) &&
 			       (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT);
 	fs->passthrough = passthrough_negotiate(conn, fs->passthrough_wanted);
+	fs->passthrough_negotiated = fs->passthrough;
 	readahead_negotiate(conn);
 }
 
@@ -425,7 +427,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	const struct served_node *node = node_of(fs, ino);
 	int id;
 
-	if (fs->open_is_optional && !__atomic_load_n(&fs->passthrough, __ATOMIC_RELAXED)) {
+	/* Once passthrough is negotiated, even turned off: the kernel refuses
+	 * (EIO) an open it makes by itself of an inode open passed through. */
+	if (fs->open_is_optional && !fs->passthrough_negotiated) {
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
