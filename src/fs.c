@@ -2470,6 +2470,10 @@ static void file_passthrough(struct fs *fs, fuse_req_t req, struct fs_node *node
 		if (file->fd < 0 || file->volume_file != PLAN_NONE || file->frozen ||
 		    file->opens > 1 || node_has_daemon_opens(node, file))
 			return;
+		/* Through the daemon O_DIRECT needs no alignment (OPEN_FLAGS),
+		 * unless the kernel has the file passed through already. */
+		if ((file->flags & O_DIRECT) && node->backing_id == 0)
+			return;
 		/* Passthrough turned off stops new registrations only: an inode
 		 * the kernel has open passed through takes no other open. */
 		if (node->backing_id == 0 && __atomic_load_n(&fs->passthrough, __ATOMIC_RELAXED))

@@ -34,10 +34,6 @@
 /* Volume files kept open for reads, at most. */
 #define VOLUME_FD_LIMIT 1024
 
-/* Volume files kept registered for passthrough once closed, at most: they
- * hold no fd of the daemon, only the kernel's reference. */
-#define BACKING_KEEP 1024
-
 /* fi->fh of an open counted in fs->backings. */
 #define COUNTED_OPEN 1
 
@@ -70,7 +66,7 @@ struct fs_plan *fs_plan_new(const struct plan *plan, double timeout, bool passth
 	fs->lower_bytes = plan_lower_bytes(plan);
 	fs->timeout = timeout;
 	fs->passthrough_wanted = passthrough;
-	fs->backings = backings_new(BACKING_KEEP);
+	fs->backings = backings_new();
 	fs->volume_fds = fd_cache_new(VOLUME_FD_LIMIT, open_volume_file, fs);
 	return fs;
 }
@@ -378,27 +374,37 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 
 /* The volume file of node, registered with the kernel: its backing id, 0
  * if none (the kernel refused it: passthrough is then off for new files;
- * or out of fds), or -EIO if the volume changed underneath. */
+ * out of fds; or the file grew since the plan, which the kernel would read
+ * to its end: the daemon stops at the plan's), or -EIO if it shrank. */
 static int backing_register(struct fs_plan *fs, fuse_req_t req, const struct served_node *node)
 {
 	int fd = open_volume_file((uint32_t)(node - fs->served.nodes), fs);
+	struct stat st;
 
 	if (fd < 0)
 		return fd == -EIO ? fd : 0;
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != node->size) {
+		close(fd);
+		return 0;
+	}
 	return passthrough_register(req, fd, &fs->passthrough, "a volume file");
 }
 
-/* Counts an open of node: its backing id, 0 for an open read through the
- * daemon, or a -errno. A node already open goes the way its opens go. */
-static int backing_open(struct fs_plan *fs, fuse_req_t req, const struct served_node *node)
+/* Counts an open of node with flags: its backing id, 0 for an open read
+ * through the daemon, or a -errno. A node already open goes the way its
+ * opens go; else O_DIRECT goes through the daemon, where it needs no
+ * alignment (the volume's filesystem would want one). */
+static int backing_open(struct fs_plan *fs, fuse_req_t req, const struct served_node *node,
+			int flags)
 {
 	uint32_t index = (uint32_t)(node - fs->served.nodes);
 	int id = backings_open(fs->backings, index), unused;
 
 	if (id >= 0)
 		return id;
-	id = __atomic_load_n(&fs->passthrough, __ATOMIC_RELAXED) ? backing_register(fs, req, node)
-								 : 0;
+	id = __atomic_load_n(&fs->passthrough, __ATOMIC_RELAXED) && !(flags & O_DIRECT)
+		     ? backing_register(fs, req, node)
+		     : 0;
 	if (id < 0)
 		return id;
 	id = backings_add(fs->backings, index, id, &unused);
@@ -448,7 +454,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->keep_cache = 1; /* the bytes never change while mounted */
 	fi->noflush = 1;
 	if (node->kind != PLAN_SYNTH_FILE) {
-		id = backing_open(fs, req, node);
+		id = backing_open(fs, req, node, fi->flags);
 		if (id < 0) {
 			fuse_reply_err(req, -id);
 			return;
