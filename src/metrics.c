@@ -234,7 +234,8 @@ static char *exposition(size_t *len)
 					op < OP_COUNT ? op_names[op] : "other", errno_name(err),
 					load(&error_counts[op][err]));
 	print_family(out, "vmunionfs_read_bytes_total", "counter",
-		     "Bytes read through the mount, by where they come from.");
+		     "Bytes read through the daemon, by where they come from (not those "
+		     "the kernel reads itself with passthrough).");
 	fprintf(out, "vmunionfs_read_bytes_total{source=\"volume\"} %" PRIu64 "\n",
 		load(&counters[METRIC_READ_VOLUME_BYTES]));
 	fprintf(out, "vmunionfs_read_bytes_total{source=\"upper\"} %" PRIu64 "\n",

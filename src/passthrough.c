@@ -13,10 +13,18 @@ bool passthrough_built(void)
 
 bool passthrough_negotiate(struct fuse_conn_info *conn, bool wanted)
 {
-	if (!wanted || !(conn->capable & FUSE_CAP_PASSTHROUGH))
+	if (!wanted) {
+		log_info("passthrough: off (-o nopassthrough): files are read through the daemon");
 		return false;
+	}
+	if (!(conn->capable & FUSE_CAP_PASSTHROUGH)) {
+		log_info("passthrough: off (the kernel has none: it needs Linux 6.9 or later "
+			 "with CONFIG_FUSE_PASSTHROUGH): files are read through the daemon");
+		return false;
+	}
 	conn->want |= FUSE_CAP_PASSTHROUGH;
 	conn->max_backing_stack_depth = FUSE_BACKING_STACKED_OVER;
+	log_info("passthrough: on: the kernel reads open files itself");
 	return true;
 }
 
@@ -60,7 +68,10 @@ bool passthrough_built(void)
 bool passthrough_negotiate(struct fuse_conn_info *conn, bool wanted)
 {
 	(void)conn;
-	(void)wanted;
+	if (wanted)
+		log_info("passthrough: not built (libfuse %s, it needs 3.17 or later): files "
+			 "are read through the daemon",
+			 fuse_pkgversion());
 	return false;
 }
 
