@@ -777,6 +777,14 @@ shared_volumes() {
 	chmod 0755 "$SCRATCH"
 }
 
+# passthrough_volumes : skips the whole test unless this build has FUSE
+# passthrough; else copy_two_volumes, snapshotted.
+passthrough_volumes() {
+	"$VMUNIONFS" -V | grep -q "passthrough built" || tap_skip_all "no passthrough built"
+	copy_two_volumes
+	snapshot_volumes "$vols/node0" "$vols/node1"
+}
+
 # preview_of_two : writable copies of v1.79.5 node0 and node1 in
 # $SCRATCH/vols (snapshotted), mounted as a preview at $mnt (upper
 # $SCRATCH/upper).

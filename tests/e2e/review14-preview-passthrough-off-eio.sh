@@ -9,10 +9,7 @@ set -u
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 require_root_fuse
 require_cmd python3
-"$VMUNIONFS" -V | grep -q "passthrough built" || tap_skip_all "no passthrough built"
-
-copy_two_volumes
-snapshot_volumes "$vols/node0" "$vols/node1"
+passthrough_volumes
 mnt=$(scratch_dir mnt)
 for opt in nopassthrough ""; do
 	rm -rf "$SCRATCH/upper" "$SCRATCH/upper2"
