@@ -39,7 +39,7 @@ int passthrough_register(fuse_req_t req, int fd, bool *enabled, const char *what
 		log_error("passthrough off: the kernel refused %s as a backing file (see above: "
 			  "\"Too many levels of symbolic links\" when it lies below another "
 			  "passthrough or stacked file system, \"Operation not permitted\" without "
-			  "CAP_SYS_ADMIN); the mount's files go through the daemon",
+			  "CAP_SYS_ADMIN); files not open now go through the daemon",
 			  what);
 	return 0;
 }
