@@ -24,6 +24,12 @@ mnt=$(scratch_dir mnt)
 mount_union "$mnt" "$vols/node0" "$vols/node1" -- -d -o "upper=$SCRATCH/upper"
 tap_ok $? "preview mounted with the request trace (-d)" || tap_bail "no mount"
 log=$MOUNT_LOG
+if [ "$built" = 1 ]; then
+	grep -q "passthrough: on" "$log"
+else
+	grep -q "passthrough: not built" "$log"
+fi
+tap_ok $? "the log says whether passthrough is on" || _log_tail "$log"
 
 # requests OP : how many OP requests the daemon has logged so far.
 requests() {
