@@ -37,8 +37,8 @@ int passthrough_register(fuse_req_t req, int fd, bool *enabled, const char *what
 		return id;
 	if (__atomic_exchange_n(enabled, false, __ATOMIC_RELAXED))
 		log_error("passthrough off: the kernel refused %s as a backing file (see above: "
-			  "\"Too many levels of symbolic links\" when it lies below another "
-			  "passthrough or stacked file system, \"Operation not permitted\" without "
+			  "\"Too many levels of symbolic links\" when it lies on another FUSE "
+			  "passthrough mount, \"Operation not permitted\" without "
 			  "CAP_SYS_ADMIN); files not open now go through the daemon",
 			  what);
 	return 0;
