@@ -154,12 +154,12 @@ static uint32_t add_node(struct plan *plan, uint32_t parent, const char *name,
 	node->volume = -1;
 	clock_gettime(CLOCK_REALTIME, &node->mtime);
 	if (index != 0) {
+		size_t capacity; /* the node's is 32-bit */
+
 		dir = &plan->nodes[parent];
-		if (dir->child_count == dir->child_capacity) {
-			dir->child_capacity = dir->child_capacity ? 2 * dir->child_capacity : 4;
-			dir->children = xrealloc(dir->children,
-						 dir->child_capacity * sizeof(*dir->children));
-		}
+		capacity = dir->child_capacity;
+		array_reserve(&dir->children, &capacity, dir->child_count, sizeof(*dir->children));
+		dir->child_capacity = (uint32_t)capacity;
 		dir->children[dir->child_count++] = index;
 	}
 	return index;
