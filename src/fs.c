@@ -2446,21 +2446,6 @@ static bool node_has_daemon_opens(const struct fs_node *node, const struct fs_fi
 	return false;
 }
 
-/* The upper file of the node's new open file, opened again for reading and
- * writing by the daemon (the backing file serves every later open, for
- * writing too), registered with the kernel: its backing id, or 0. */
-static int node_register_backing(struct fs *fs, fuse_req_t req, const struct fs_file *file)
-{
-	char path[64];
-	int fd;
-
-	proc_path(path, sizeof(path), file->fd);
-	fd = open(path, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return 0; /* this file only: read and written through the daemon */
-	return passthrough_register(req, fd, &fs->passthrough, "an upper file");
-}
-
 /* Passes the open replied with fi through to the node's upper file, if it
  * may: file is the open's, new or shared. */
 static void file_passthrough(struct fs *fs, fuse_req_t req, struct fs_node *node,
@@ -2477,7 +2462,8 @@ static void file_passthrough(struct fs *fs, fuse_req_t req, struct fs_node *node
 		/* Passthrough turned off stops new registrations only: an inode
 		 * the kernel has open passed through takes no other open. */
 		if (node->backing_id == 0 && __atomic_load_n(&fs->passthrough, __ATOMIC_RELAXED))
-			node->backing_id = node_register_backing(fs, req, file);
+			node->backing_id = passthrough_register(req, file->fd, &fs->passthrough,
+								"an upper file");
 		if (node->backing_id == 0)
 			return;
 		file->passthrough = true;

@@ -378,16 +378,15 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
  * to its end: the daemon stops at the plan's), or -EIO if it shrank. */
 static int backing_register(struct fs_plan *fs, fuse_req_t req, const struct served_node *node)
 {
-	int fd = open_volume_file((uint32_t)(node - fs->served.nodes), fs);
+	int fd = open_volume_file((uint32_t)(node - fs->served.nodes), fs), id = 0;
 	struct stat st;
 
 	if (fd < 0)
 		return fd == -EIO ? fd : 0;
-	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != node->size) {
-		close(fd);
-		return 0;
-	}
-	return passthrough_register(req, fd, &fs->passthrough, "a volume file");
+	if (fstat(fd, &st) == 0 && (uint64_t)st.st_size == node->size)
+		id = passthrough_register(req, fd, &fs->passthrough, "a volume file");
+	close(fd);
+	return id;
 }
 
 /* Counts an open of node with flags: its backing id, 0 for an open read

@@ -2,8 +2,6 @@
 #include "passthrough.h"
 #include "log.h"
 
-#include <unistd.h>
-
 #ifdef HAVE_FUSE_PASSTHROUGH
 
 bool passthrough_built(void)
@@ -32,7 +30,6 @@ int passthrough_register(fuse_req_t req, int fd, bool *enabled, const char *what
 {
 	int id = fuse_passthrough_open(req, fd);
 
-	close(fd);
 	if (id > 0)
 		return id;
 	if (__atomic_exchange_n(enabled, false, __ATOMIC_RELAXED))
@@ -78,8 +75,8 @@ bool passthrough_negotiate(struct fuse_conn_info *conn, bool wanted)
 int passthrough_register(fuse_req_t req, int fd, bool *enabled, const char *what)
 {
 	(void)req;
+	(void)fd;
 	(void)what;
-	close(fd);
 	*enabled = false;
 	return 0;
 }

@@ -16,8 +16,10 @@ bool passthrough_built(void);
  * system (an upper on overlayfs, as in a container); this mount then cannot
  * be a layer of another overlayfs. */
 bool passthrough_negotiate(struct fuse_conn_info *conn, bool wanted);
-/* Registers fd's file with the kernel for the opens of one inode, and closes
- * fd: their backing id, or 0 if the kernel refused it (libfuse logs why).
+/* Registers fd's file with the kernel for the opens of one inode: their
+ * backing id, or 0 if the kernel refused it (libfuse logs why). The kernel
+ * keeps only the file's path: it opens it again for each open, with that
+ * open's flags, so fd may be opened any way, and stays the caller's.
  * The first refusal turns *enabled off (atomically) and says so, naming what
  * the file was: one refused is refused for the mount's reason (stacking, no
  * CAP_SYS_ADMIN), and the mount goes on through the daemon. */
