@@ -14,6 +14,10 @@
 #         over the .bin files of the same set; every file is opened before the caches
 #         are dropped, so only the preads are timed
 #   reread  the seq work again with a warm cache (only the second pass is timed)
+#   large   sequential 1 MiB reads of one large part file (values.bin of LARGE_MB MiB, in
+#           the first volume), cold: the issue's "first read of a large part file"
+#   large2  the same file again with a warm cache (only the second pass is timed): its
+#           "re-read of cached data", with no open per few MiB weighing on it
 #   par   the seq work by 4 parallel readers, each on its own share of the files
 #   walk  os.walk + lstat of every entry, over VOLUMES volumes of WALK_PARTS small parts
 #         each (5 files per part)
@@ -37,7 +41,8 @@
 #
 # Environment knobs:
 #   VOLUMES=4  WALK_PARTS=700  RAND_READS=20000  REPEAT=5 (the median is reported)
-#   WORKS="seq reread par rand walk walk2"  METHODS="native vmunionfs-ro vmunionfs-upper
+#   LARGE_MB=1024 (the large part's values.bin; the part holds about 1.8x that on disk)
+#   WORKS="seq reread large large2 par rand walk walk2"  METHODS="native vmunionfs-ro vmunionfs-upper
 #   fuse-overlayfs mergerfs mergerfs-autofull unionfs-fuse"  BENCH_DIR=/var/tmp (a disk: tmpfs cannot be read cold)
 #   VMUNIONFS=path/to/vmunionfs (default: $top_builddir, the repo root, /tmp/b-bench,
 #   then PATH)   KEEP=1 keeps the generated data and the daemon logs
@@ -64,14 +69,15 @@ VOLUMES=${VOLUMES:-4}
 WALK_PARTS=${WALK_PARTS:-700}
 RAND_READS=${RAND_READS:-20000}
 REPEAT=${REPEAT:-5}
-WORKS=${WORKS:-seq reread par rand walk walk2}
+LARGE_MB=${LARGE_MB:-1024}
+WORKS=${WORKS:-seq reread large large2 par rand walk walk2}
 METHODS=${METHODS:-native vmunionfs-ro vmunionfs-upper fuse-overlayfs mergerfs mergerfs-autofull unionfs-fuse}
 BENCH_DIR=${BENCH_DIR:-/var/tmp}
 WORK_TIMEOUT=${WORK_TIMEOUT:-600}
 PYTHON3=${PYTHON3:-python3}
 
-positive_knobs SIZE_MB VOLUMES WALK_PARTS RAND_READS REPEAT MOUNT_TIMEOUT UNMOUNT_TIMEOUT \
-	WORK_TIMEOUT
+positive_knobs SIZE_MB VOLUMES WALK_PARTS RAND_READS REPEAT LARGE_MB MOUNT_TIMEOUT \
+	UNMOUNT_TIMEOUT WORK_TIMEOUT
 [ "$SIZE_MB" -ge "$VOLUMES" ] || die "SIZE_MB must be at least VOLUMES"
 [ "$(id -u)" -eq 0 ] || die "run as root (mounts, and drop_caches for cold reads)"
 [ -c /dev/fuse ] || die "/dev/fuse is missing"
@@ -209,12 +215,15 @@ run_work() {
 		roots=("${mnt_of[$method]}")
 		pid=${pid_of[$method]}
 	fi
+	local tool=$w
 	case "$w" in
 	seq | reread | par) extra=(--files "$work/$set/files.txt") ;;
+	large) tool=seq extra=(--files "$work/$set/large.txt") ;;
+	large2) tool=reread extra=(--files "$work/$set/large.txt") ;;
 	rand) extra=(--files "$work/$set/files.txt" --reads "$RAND_READS" --seed 42) ;;
 	esac
 	cpu0=$(cpu_of "$pid")
-	if out=$(timeout -k 10 "$WORK_TIMEOUT" "$PYTHON3" "$here/read_work.py" "$w" \
+	if out=$(timeout -k 10 "$WORK_TIMEOUT" "$PYTHON3" "$here/read_work.py" "$tool" \
 		"${extra[@]}" "${roots[@]}" 2>"$work/err.txt"); then
 		cpu1=$(cpu_of "$pid")
 		printf '%s\t%s\t%s\t%s\n' "$w" "$method" "$out" "$(elapsed "$cpu0" "$cpu1")" \
@@ -233,12 +242,14 @@ run_work() {
 # Plan, header, data
 
 want_big=0
+want_large=0
 want_many=0
 for w in $WORKS; do
 	case "$w" in
 	seq | reread | par | rand) want_big=1 ;;
+	large | large2) want_big=1 want_large=1 ;;
 	walk | walk2) want_many=1 ;;
-	*) die "unknown work '$w' (seq, reread, par, rand, walk, walk2)" ;;
+	*) die "unknown work '$w' (seq, reread, large, large2, par, rand, walk, walk2)" ;;
 	esac
 done
 methods=()
@@ -260,6 +271,8 @@ done
 	done
 	[ "${#skipped[@]}" -eq 0 ] || echo "  skipped (not installed): ${skipped[*]}"
 	echo "  data: $work ($fstype); seq/rand set: $VOLUMES volumes, $SIZE_MB MB of parts;"
+	[ "$want_large" = 0 ] ||
+		echo "  large: one part file of $LARGE_MB MiB (values.bin, in the first volume)"
 	echo "  walk set: $VOLUMES volumes x $WALK_PARTS parts; $RAND_READS random reads"
 	echo "  every run: sync + drop_caches first (a VM host's cache is not dropped: an untimed"
 	echo "  native pass warms it for everyone); median of $REPEAT runs, methods round-robin"
@@ -271,8 +284,10 @@ done
 
 if [ "$want_big" = 1 ]; then
 	log "generating the seq/rand set: $VOLUMES volumes, $SIZE_MB MB of parts"
+	large=()
+	[ "$want_large" = 0 ] || large=(--large-mb "$LARGE_MB")
 	"$PYTHON3" "$here/read_gen.py" big "$work/big" --volumes "$VOLUMES" \
-		--total-mb "$SIZE_MB" >&2 || die "read_gen.py big failed"
+		--total-mb "$SIZE_MB" "${large[@]}" >&2 || die "read_gen.py big failed"
 fi
 if [ "$want_many" = 1 ] && [ -n "${MANY_SET:-}" ]; then
 	[ -f "$MANY_SET/files.txt" ] || die "MANY_SET $MANY_SET has no files.txt (read_gen.py many)"
@@ -293,7 +308,9 @@ for set in big many; do
 	set_works=()
 	for w in $WORKS; do
 		case "$set:$w" in
-		big:seq | big:reread | big:par | big:rand | many:walk | many:walk2) set_works+=("$w") ;;
+		big:seq | big:reread | big:large | big:large2 | big:par | big:rand | many:walk | many:walk2)
+			set_works+=("$w")
+			;;
 		esac
 	done
 	[ "${#set_works[@]}" -gt 0 ] || continue
@@ -301,6 +318,9 @@ for set in big many; do
 	if [ "$set" = big ]; then
 		"$PYTHON3" "$here/read_work.py" seq --files "$work/big/files.txt" \
 			"$work/big"/v* >/dev/null || die "warm-up read failed"
+		[ "$want_large" = 0 ] ||
+			"$PYTHON3" "$here/read_work.py" seq --files "$work/big/large.txt" \
+				"$work/big"/v* >/dev/null || die "warm-up read failed"
 	else
 		"$PYTHON3" "$here/read_work.py" walk "$work/many"/v* >/dev/null ||
 			die "warm-up walk failed"
@@ -387,7 +407,7 @@ for w in works:
         r = median_run(rs)
         s = r["seconds"]
         spread = "%.2f-%.2f" % (min(x["seconds"] for x in rs), max(x["seconds"] for x in rs))
-        if w in ("seq", "reread", "par"):
+        if w in ("seq", "reread", "large", "large2", "par"):
             rate = "%.0f MB/s" % (r["bytes"] / 1e6 / s)
             what = "%d files, %.0f MB" % (r["files"], r["bytes"] / 1e6)
         elif w in ("walk", "walk2"):

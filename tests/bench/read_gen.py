@@ -16,13 +16,16 @@ Part files hold random bytes (the file systems under test never decode them);
 metadata.json is a valid part header, so vmunionfs's mount-time checks pass.
 
     read_gen.py big  OUT --volumes 4 --total-mb 1024   large parts (sequential/random reads)
+                     [--large-mb 1024]                 and one more part in the first
+                                                       volume whose values.bin is that large
     read_gen.py many OUT --volumes 4 --parts 5000      many small parts (metadata walk);
                                                        the .bin files are sparse (only
                                                        their sizes matter to a walk)
 
 Prints one line per volume, then writes OUT/files.txt: "<volume index> <path below the
 volume>" for every data part file (the paths are the same in every merged view, since
-part names are unique across the volumes).
+part names are unique across the volumes); with --large-mb, OUT/large.txt lists the large
+values.bin alone (it is not in files.txt, so the other works read the same bytes).
 """
 import argparse
 import json
@@ -105,6 +108,20 @@ def make_part(root, level, month, name, size, rng, pool, files, volume):
     files.append((volume, os.path.join(rel_dir, "metadata.json")))
 
 
+def make_large_part(root, large_mb, index, rng, pool):
+    """A big part whose values.bin holds large_mb MiB; returns that file's path below root."""
+    values = large_mb << 20
+    share = SPLIT[0][1]
+    size = int(values / share)
+    while int((size - max(64, size // 2000)) * share) < values:  # make_part's split
+        size += 1 << 10
+    month = MONTHS[0]
+    name = part_name(0, index)
+    make_part(root, "big", month, name, size, rng, pool, [], 0)
+    print("  %s: a large part, values.bin %d MiB" % (root, large_mb))
+    return os.path.join("data", "big", month, name, "values.bin")
+
+
 def copy_skeleton(root, volume, sample_dir):
     """flock.lock, metadata/ and indexdb/ of the real sample node (empty tables past it)."""
     os.makedirs(root)
@@ -163,6 +180,8 @@ def main():
     ap.add_argument("--volumes", type=int, default=4)
     ap.add_argument("--total-mb", type=int, default=1024)
     ap.add_argument("--parts", type=int, default=5000, help="parts per volume (many)")
+    ap.add_argument("--large-mb", type=int, default=0,
+                    help="big: one more part in the first volume, values.bin this large")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--sample", default=os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "..", "data", "v1.96.0-cluster"))
@@ -171,7 +190,7 @@ def main():
     rng = random.Random(args.seed)
     pool = RandomPool(rng) if args.kind == "big" else None
     os.makedirs(args.out, exist_ok=True)
-    files = []
+    files, large = [], []
     for v in range(args.volumes):
         root = os.path.join(args.out, "v%d" % v)
         if os.path.exists(root):
@@ -188,11 +207,17 @@ def main():
             name = part_name(v, i)
             make_part(root, level, month, name, size, rng, pool, files, v)
             listed.setdefault(month, ([], []))[level == "big"].append(name)
+        if args.kind == "big" and args.large_mb > 0 and v == 0:
+            large.append(make_large_part(root, args.large_mb, len(sizes), rng, pool))
+            listed.setdefault(MONTHS[0], ([], []))[1].append(part_name(0, len(sizes)))
         write_parts_json(root, listed)
         print("  %s: %d parts, %.0f MB" % (root, len(sizes), sum(sizes) / 1e6))
     with open(os.path.join(args.out, "files.txt"), "w") as f:
         for v, rel in files:
             f.write("%d %s\n" % (v, rel))
+    if large:
+        with open(os.path.join(args.out, "large.txt"), "w") as f:
+            f.write("0 %s\n" % large[0])
     return 0
 
 

@@ -10,8 +10,8 @@
 #    show that the time grows linearly with the files (warm: fastest of 3). Peak RSS.
 # 2. read.sh on the same set and on a set of large parts (BENCH_SIZE_MB): mount time
 #    cold/warm against the native scan, daemon RSS after mount and after a walk,
-#    find+stat first and second pass, sequential read, re-read, 4 parallel readers,
-#    random 4 KiB preads; native, vmunionfs (read-only and preview), fuse-overlayfs,
+#    find+stat first and second pass, sequential read, re-read, first read and re-read
+#    of one large part file (BENCH_LARGE_MB), 4 parallel readers, random 4 KiB preads; native, vmunionfs (read-only and preview), fuse-overlayfs,
 #    mergerfs (defaults and cache.files=auto-full), unionfs-fuse (those installed).
 # 3. materialize.sh: materialize in each mode and --into against cp -a (BENCH_MAT_MIB).
 # 4. check.sh, only with BENCH_CHECK=1: it writes its set with victoria-metrics first,
@@ -23,7 +23,8 @@
 #    many files, to show that the mount time grows linearly with the files.
 #
 # Environment (defaults keep the run under 10 minutes on 2 cores):
-#   BENCH_FILES=40000  BENCH_SIZE_MB=512  BENCH_MAT_MIB=512  BENCH_REPEAT=1
+#   BENCH_FILES=40000  BENCH_SIZE_MB=512  BENCH_LARGE_MB=1024  BENCH_MAT_MIB=512
+#   BENCH_REPEAT=1
 #   BENCH_DIR=/var/tmp (a disk; the sets go there)  BENCH_CHECK=0
 #   BENCH_VM=1 (0 skips 5)  BENCH_VM_REPEAT=3  BENCH_VM_SERIES=25000 ... as for vm.sh
 #   BENCH_SCALE=1 (0 skips 6)  BENCH_SCALE_REPEAT=3  BENCH_SCALE_FILES=40000 (200000:
@@ -37,6 +38,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=${top_builddir:-$(cd "$here/../.." && pwd)}
 BENCH_FILES=${BENCH_FILES:-40000}
 BENCH_SIZE_MB=${BENCH_SIZE_MB:-512}
+BENCH_LARGE_MB=${BENCH_LARGE_MB:-1024}
 BENCH_MAT_MIB=${BENCH_MAT_MIB:-512}
 BENCH_REPEAT=${BENCH_REPEAT:-1}
 BENCH_DIR=${BENCH_DIR:-/var/tmp}
@@ -55,7 +57,7 @@ die() {
 	exit 2
 }
 
-for knob in BENCH_FILES BENCH_SIZE_MB BENCH_MAT_MIB BENCH_REPEAT BENCH_VM_REPEAT \
+for knob in BENCH_FILES BENCH_SIZE_MB BENCH_LARGE_MB BENCH_MAT_MIB BENCH_REPEAT BENCH_VM_REPEAT \
 	BENCH_SCALE_REPEAT BENCH_SCALE_FILES; do
 	case "${!knob}" in
 	'' | *[!0-9]* | 0) die "$knob must be a positive integer (got '${!knob}')" ;;
@@ -97,7 +99,7 @@ parts=$(((BENCH_FILES + 19) / 20)) # 4 volumes, 5 files a part
 echo "== vmunionfs benchmark (issue 11), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "   $(uname -sr), $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)" \
 	"RAM, $BENCH_DIR on $(stat -f -c %T "$BENCH_DIR"); $("$VMUNIONFS" --version 2>&1 | head -1)"
-echo "   command: BENCH_FILES=$BENCH_FILES BENCH_SIZE_MB=$BENCH_SIZE_MB" \
+echo "   command: BENCH_FILES=$BENCH_FILES BENCH_SIZE_MB=$BENCH_SIZE_MB BENCH_LARGE_MB=$BENCH_LARGE_MB" \
 	"BENCH_MAT_MIB=$BENCH_MAT_MIB BENCH_REPEAT=$BENCH_REPEAT BENCH_CHECK=$BENCH_CHECK" \
 	"BENCH_VM=$BENCH_VM BENCH_SCALE=$BENCH_SCALE BENCH_SCALE_FILES=$BENCH_SCALE_FILES $0"
 echo
@@ -136,7 +138,7 @@ EOF
 echo
 echo "== 2. mounts, walks and reads (read.sh)"
 MANY_SET=$work/many VOLUMES=4 WALK_PARTS=$parts REPEAT=$BENCH_REPEAT BENCH_DIR=$BENCH_DIR \
-	"$here/read.sh" "$BENCH_SIZE_MB" 2> >(grep -v '^\[' >&2) || failed=1
+	LARGE_MB=$BENCH_LARGE_MB "$here/read.sh" "$BENCH_SIZE_MB" 2> >(grep -v '^\[' >&2) || failed=1
 rm -rf "$work/many"
 echo
 echo "== 3. materialize against cp -a (materialize.sh, $BENCH_MAT_MIB MiB)"
