@@ -2484,7 +2484,7 @@ static int node_release_backing(struct fs_node *node, const struct fs_file *file
 	return id;
 }
 
-static void file_remove(struct fs *fs, fuse_req_t req, struct fs_file *file)
+static void file_remove(struct fs *fs, struct fs_file *file)
 {
 	struct fs_node *node = file->node;
 	struct fs_file **link;
@@ -2495,7 +2495,7 @@ static void file_remove(struct fs *fs, fuse_req_t req, struct fs_file *file)
 	if (--file->opens > 0) {
 		pthread_rwlock_unlock(&node->lock);
 		if (unused_id)
-			passthrough_unregister(req, unused_id);
+			passthrough_unregister(fs->session, unused_id);
 		return;
 	}
 	for (link = &node->files; *link && *link != file; link = &(*link)->next)
@@ -2504,7 +2504,7 @@ static void file_remove(struct fs *fs, fuse_req_t req, struct fs_file *file)
 		*link = file->next;
 	pthread_rwlock_unlock(&node->lock);
 	if (unused_id)
-		passthrough_unregister(req, unused_id);
+		passthrough_unregister(fs->session, unused_id);
 	if (file->fd >= 0)
 		close(file->fd);
 	if (file->upper_fd >= 0)
@@ -2556,7 +2556,12 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	file_passthrough(fs, req, node, file, fi);
 	fi->fh = (uint64_t)(uintptr_t)file;
 	pthread_rwlock_unlock(&node->lock);
-	fuse_reply_create(req, &e, fi);
+	/* A reply that failed (the create was interrupted) gets no release,
+	 * and the kernel took no lookup of the file. */
+	if (fuse_reply_create(req, &e, fi) < 0) {
+		file_remove(fs, file);
+		forget_nodeid(fs, e.ino, 1);
+	}
 }
 
 /* A file below a lazy dir, opened for reading: its volume file (a stub's
@@ -2675,8 +2680,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->noflush = !wants_write(fi->flags);
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
-	else
-		fuse_reply_open(req, fi);
+	else if (fuse_reply_open(req, fi) < 0) /* interrupted: no release comes */
+		file_remove(fs, file_of(fi));
 }
 
 /* Up to size bytes at offset of file (fd), to the end of the file, into
@@ -2781,7 +2786,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	file_remove(fs_of(req), req, file_of(fi));
+	file_remove(fs_of(req), file_of(fi));
 	fuse_reply_err(req, 0);
 }
 

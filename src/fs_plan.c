@@ -49,6 +49,7 @@ struct fs_plan {
 	bool passthrough_negotiated; /* opens are answered: never ENOSYS */
 	bool passthrough; /* new files may be registered (atomic) */
 	struct backings *backings; /* by node index */
+	struct fuse_session *session;
 };
 
 static int open_volume_file(uint32_t index, void *fs);
@@ -79,6 +80,11 @@ void fs_plan_free(struct fs_plan *fs)
 	backings_free(fs->backings);
 	served_plan_free(&fs->served);
 	free(fs);
+}
+
+void fs_plan_set_session(struct fs_plan *fs, struct fuse_session *session)
+{
+	fs->session = session;
 }
 
 static struct fs_plan *fs_of(fuse_req_t req)
@@ -408,16 +414,16 @@ static int backing_open(struct fs_plan *fs, fuse_req_t req, const struct served_
 		return id;
 	id = backings_add(fs->backings, index, id, &unused);
 	if (unused > 0)
-		passthrough_unregister(req, unused);
+		passthrough_unregister(fs->session, unused);
 	return id;
 }
 
-static void backing_release(struct fs_plan *fs, fuse_req_t req, uint32_t index)
+static void backing_release(struct fs_plan *fs, uint32_t index)
 {
 	int unused = backings_release(fs->backings, index);
 
 	if (unused > 0)
-		passthrough_unregister(req, unused);
+		passthrough_unregister(fs->session, unused);
 }
 
 /* With passthrough, each open of a volume file passes through to it (see
@@ -461,8 +467,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->fh = COUNTED_OPEN;
 		passthrough_reply(fi, id);
 	}
+	/* A reply that failed (the open was interrupted) gets no release. */
 	if (fuse_reply_open(req, fi) < 0 && fi->fh == COUNTED_OPEN)
-		backing_release(fs, req, (uint32_t)(node - fs->served.nodes));
+		backing_release(fs, (uint32_t)(node - fs->served.nodes));
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -470,7 +477,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	const struct served_node *node = node_of(fs_of(req), ino);
 
 	if (node && fi->fh == COUNTED_OPEN)
-		backing_release(fs_of(req), req, (uint32_t)(node - fs_of(req)->served.nodes));
+		backing_release(fs_of(req), (uint32_t)(node - fs_of(req)->served.nodes));
 	fuse_reply_err(req, 0);
 }
 

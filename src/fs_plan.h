@@ -19,6 +19,8 @@ struct fs_plan;
 struct fs_plan *fs_plan_new(const struct plan *plan, double timeout, bool passthrough,
 			    struct error *err);
 void fs_plan_free(struct fs_plan *fs);
+/* The session serving fs, before it serves: backing ids go back through it. */
+void fs_plan_set_session(struct fs_plan *fs, struct fuse_session *session);
 const struct fuse_lowlevel_ops *fs_plan_operations(void);
 
 #endif

@@ -4,6 +4,17 @@
 
 #ifdef HAVE_FUSE_PASSTHROUGH
 
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+/* The kernel's ABI since Linux 6.9 (linux/fuse.h), which libfuse wraps in
+ * fuse_passthrough_close for a live request only. */
+#ifndef FUSE_DEV_IOC_BACKING_CLOSE
+#define FUSE_DEV_IOC_BACKING_CLOSE _IOW(229, 2, uint32_t)
+#endif
+
 bool passthrough_built(void)
 {
 	return true;
@@ -41,9 +52,13 @@ int passthrough_register(fuse_req_t req, int fd, bool *enabled, const char *what
 	return 0;
 }
 
-void passthrough_unregister(fuse_req_t req, int backing_id)
+void passthrough_unregister(struct fuse_session *session, int backing_id)
 {
-	fuse_passthrough_close(req, backing_id);
+	uint32_t id = (uint32_t)backing_id;
+
+	if (ioctl(fuse_session_fd(session), FUSE_DEV_IOC_BACKING_CLOSE, &id) < 0)
+		log_error("passthrough: cannot give backing id %d back: %s", backing_id,
+			  strerror(errno));
 }
 
 void passthrough_reply(struct fuse_file_info *fi, int backing_id)
@@ -81,9 +96,9 @@ int passthrough_register(fuse_req_t req, int fd, bool *enabled, const char *what
 	return 0;
 }
 
-void passthrough_unregister(fuse_req_t req, int backing_id)
+void passthrough_unregister(struct fuse_session *session, int backing_id)
 {
-	(void)req;
+	(void)session;
 	(void)backing_id;
 }
 

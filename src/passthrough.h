@@ -24,7 +24,9 @@ bool passthrough_negotiate(struct fuse_conn_info *conn, bool wanted);
  * the file was: one refused is refused for the mount's reason (stacking, no
  * CAP_SYS_ADMIN), and the mount goes on through the daemon. */
 int passthrough_register(fuse_req_t req, int fd, bool *enabled, const char *what);
-void passthrough_unregister(fuse_req_t req, int backing_id);
+/* Gives backing_id back to the kernel of session: by the session, not a
+ * request, as an open whose reply failed (interrupted) has freed its own. */
+void passthrough_unregister(struct fuse_session *session, int backing_id);
 /* The open replied with fi goes through to backing_id's file (if not 0),
  * with no flag the kernel would refuse. */
 void passthrough_reply(struct fuse_file_info *fi, int backing_id);

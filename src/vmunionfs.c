@@ -310,10 +310,11 @@ static int lock_volumes(struct volume *volumes, size_t count)
 }
 
 /* Mounts and serves until unmounted; the volumes and the upper are ready.
- * A preview (its fs as userdata, else NULL) is given the session. */
+ * userdata is given the session by attach. */
 static int serve(const struct options *options, struct fuse_args *args,
 		 struct fuse_cmdline_opts *cmdline, const struct fuse_lowlevel_ops *operations,
-		 void *userdata, struct fs *preview, int upper_fd)
+		 void *userdata, void (*attach)(void *userdata, struct fuse_session *session),
+		 int upper_fd)
 {
 	const struct fuse_lowlevel_ops *ops = metrics_wrap_ops(operations);
 	struct readahead readahead;
@@ -325,8 +326,7 @@ static int serve(const struct options *options, struct fuse_args *args,
 	session = fuse_session_new(args, ops, sizeof(*ops), userdata);
 	if (!session)
 		return EXIT_USAGE;
-	if (preview)
-		fs_set_session(preview, session);
+	attach(userdata, session);
 	if (fuse_set_signal_handlers(session) != 0)
 		goto out_session;
 	readahead_prepare(&readahead, cmdline->mountpoint, options->readahead_kib);
@@ -398,6 +398,16 @@ static void drop_scans(struct plan *plan)
 		volume_drop_scan(&plan->volumes[i]);
 }
 
+static void attach_read_only(void *fs, struct fuse_session *session)
+{
+	fs_plan_set_session(fs, session);
+}
+
+static void attach_preview(void *fs, struct fuse_session *session)
+{
+	fs_set_session(fs, session);
+}
+
 /* A read-only mount serves the plan from memory (fs_plan.c): once copied
  * out, the plan and the volumes' scans are freed, and so is the heap they
  * held. Permissions are the volumes' own, enforced by the kernel. */
@@ -418,7 +428,7 @@ static int serve_read_only(struct options *options, struct fuse_args *args,
 	plan_free(plan);
 	malloc_trim(0);
 	fuse_opt_add_arg(args, "-oro,default_permissions");
-	rc = serve(options, args, cmdline, fs_plan_operations(), fs, NULL, -1);
+	rc = serve(options, args, cmdline, fs_plan_operations(), fs, attach_read_only, -1);
 	fs_plan_free(fs);
 	return rc;
 }
@@ -461,7 +471,7 @@ static int serve_preview(struct options *options, struct fuse_args *args,
 	drop_scans(plan);
 	plan_pack(plan);
 	malloc_trim(0);
-	rc = serve(options, args, cmdline, fs_operations(), fs, fs, upper.tree_fd);
+	rc = serve(options, args, cmdline, fs_operations(), fs, attach_preview, upper.tree_fd);
 	fs_free(fs);
 	upper_close(&upper);
 	return rc;

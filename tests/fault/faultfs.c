@@ -9,7 +9,8 @@
  * read of those files fail with EIO, as a bad disk sector would;
  * FAULTFS_SHORT=PATH[:...] makes reads of those files end at half their
  * size while stat still reports the whole size (a file truncated under a
- * reader). */
+ * reader); FAULTFS_SLOW=PATH[:...] makes each open of those files take
+ * FAULTFS_SLOW_SECONDS (default 3), as a hung disk would. */
 #define FUSE_USE_VERSION 31
 #include <dirent.h>
 #include <errno.h>
@@ -86,6 +87,12 @@ static int ff_open(const char *path, struct fuse_file_info *fi)
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY)
 		return -EROFS;
+	if (listed("FAULTFS_SLOW", path)) {
+		const char *seconds = getenv("FAULTFS_SLOW_SECONDS");
+
+		fprintf(stderr, "faultfs: slow open of %s\n", rel(path));
+		sleep(seconds ? (unsigned int)atoi(seconds) : 3);
+	}
 	fd = openat(source_fd, rel(path), O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
