@@ -250,9 +250,13 @@ static char *exposition(size_t *len)
 		     "Lazy directories of the upper given their entries before a change.");
 	fprintf(out, "vmunionfs_populated_dirs_total %" PRIu64 "\n",
 		load(&counters[METRIC_POPULATES]));
-	print_family(out, "vmunionfs_upper_free_bytes", "gauge",
-		     "Space left for the upper (for an unprivileged user).");
-	fprintf(out, "vmunionfs_upper_free_bytes %" PRIu64 "\n", upper_free_bytes());
+	/* A read-only mount has no upper: no gauge, rather than a 0 that an
+	 * alert on free space would take for a full disk. */
+	if (upper_fd >= 0) {
+		print_family(out, "vmunionfs_upper_free_bytes", "gauge",
+			     "Space left for the upper (for an unprivileged user).");
+		fprintf(out, "vmunionfs_upper_free_bytes %" PRIu64 "\n", upper_free_bytes());
+	}
 	print_family(out, "vmunionfs_open_files", "gauge", "Files open through the mount.");
 	fprintf(out, "vmunionfs_open_files %" PRId64 "\n",
 		atomic_load_explicit(&open_files, memory_order_relaxed));
@@ -441,7 +445,7 @@ static void request_dump(int sig)
 
 static void log_counters(void)
 {
-	char ops[2048] = "";
+	char ops[2048] = "", upper[64] = "";
 	size_t used = 0;
 	uint64_t errors = 0;
 
@@ -452,13 +456,15 @@ static void log_counters(void)
 	for (int op = 0; op <= OP_COUNT; op++)
 		for (int err = 0; err < ERRNO_LIMIT; err++)
 			errors += load(&error_counts[op][err]);
+	if (upper_fd >= 0)
+		snprintf(upper, sizeof(upper), "; upper free %" PRIu64 " B", upper_free_bytes());
 	log_info("counters: ops%s; errors %" PRIu64 "; read from volumes %" PRIu64
 		 " B, from the upper %" PRIu64 " B; copy-ups %" PRIu64 " (%" PRIu64
-		 " B); open files %" PRId64 "; upper free %" PRIu64 " B",
+		 " B); open files %" PRId64 "%s",
 		 used ? ops : " none", errors, load(&counters[METRIC_READ_VOLUME_BYTES]),
 		 load(&counters[METRIC_READ_UPPER_BYTES]), load(&counters[METRIC_COPY_UPS]),
 		 load(&counters[METRIC_COPY_UP_BYTES]),
-		 atomic_load_explicit(&open_files, memory_order_relaxed), upper_free_bytes());
+		 atomic_load_explicit(&open_files, memory_order_relaxed), upper);
 }
 
 static void *dump_loop(void *arg)

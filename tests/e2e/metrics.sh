@@ -118,5 +118,20 @@ grep -q "unmounted $mnt" "$log"
 tap_ok $? "the unmount is logged" || _log_tail "$log"
 ! curl -fsS --max-time 2 "http://127.0.0.1:$port/metrics" >/dev/null 2>&1
 tap_ok $? "the metrics port is closed after the unmount"
+
+# A read-only mount has no upper: no free-space gauge (a 0 would read as a
+# full disk to an alert), nor a field in the SIGUSR1 dump.
+mount_union "$mnt" "${v[@]}" -- -f -o "metrics=127.0.0.1:$port"
+tap_ok $? "read-only mount with metrics" || tap_done
+log=$MOUNT_LOG
+curl -fsS --max-time 10 "http://127.0.0.1:$port/metrics" >"$SCRATCH/m3"
+tap_ok $? "GET /metrics answers"
+grep -q '^vmunionfs_open_files ' "$SCRATCH/m3" && ! grep -q upper_free "$SCRATCH/m3"
+tap_ok $? "... with no vmunionfs_upper_free_bytes" || tap_diag <"$SCRATCH/m3"
+kill -USR1 "$(union_pids "$mnt")"
+wait_for 30 grep -q 'counters: ops' "$log" && ! grep -q 'upper free' "$log"
+tap_ok $? "SIGUSR1's dump has no upper free space" || _log_tail "$log"
+unmount_union "$mnt"
+tap_ok $? "unmounted"
 assert_volumes_unchanged
 tap_done
