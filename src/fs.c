@@ -2092,6 +2092,13 @@ static int node_open_dir(struct fs *fs, struct fs_node *node)
  * itself, keeping their listings (keep_cache and cache_readdir), with no
  * round trip; a listing or fsyncdir opens the upper dir when it needs it
  * (node_open_dir). Else the handle holds its upper dir open. */
+static void dir_handle_free(struct fs_dir *dir)
+{
+	if (dir->fd >= 0)
+		close(dir->fd);
+	free(dir);
+}
+
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
@@ -2120,7 +2127,8 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	 * caches: a second walk needs no readdir. */
 	fi->cache_readdir = 1;
 	fi->keep_cache = 1;
-	fuse_reply_open(req, fi);
+	if (fuse_reply_open(req, fi) < 0) /* interrupted: no releasedir comes */
+		dir_handle_free(dir);
 }
 
 /* A READDIR reply being filled. */
@@ -2323,11 +2331,7 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fs_dir *dir = (struct fs_dir *)(uintptr_t)fi->fh;
-
-	if (dir->fd >= 0)
-		close(dir->fd);
-	free(dir);
+	dir_handle_free((struct fs_dir *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
