@@ -3036,6 +3036,22 @@ struct fs *fs_new(const struct fs_config *config, struct error *err)
 	return fs;
 }
 
+/* The files still open when the daemon ends (the connection aborted, a
+ * SIGTERM): no release will come for them. */
+static void node_files_free(struct fs_node *node)
+{
+	while (node->files) {
+		struct fs_file *file = node->files;
+
+		node->files = file->next;
+		if (file->fd >= 0)
+			close(file->fd);
+		if (file->upper_fd >= 0)
+			close(file->upper_fd);
+		free(file);
+	}
+}
+
 void fs_free(struct fs *fs)
 {
 	if (!fs)
@@ -3044,6 +3060,7 @@ void fs_free(struct fs *fs)
 		struct fs_node *node = fs->all;
 
 		fs->all = node->all_next;
+		node_files_free(node);
 		node_free(node);
 	}
 	pthread_rwlock_destroy(&fs->root.lock);
