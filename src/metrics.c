@@ -198,11 +198,16 @@ static const char *errno_name(int err)
 	return name ? name : "other";
 }
 
-static uint64_t upper_free_bytes(void)
+/* Space left for the upper, into *bytes; false with no upper (a read-only
+ * mount) or none known: never a 0 that an alert would take for a full disk. */
+static bool upper_free_bytes(uint64_t *bytes)
 {
 	struct statvfs st;
 
-	return fstatvfs(upper_fd, &st) == 0 ? (uint64_t)st.f_bavail * st.f_frsize : 0;
+	if (upper_fd < 0 || fstatvfs(upper_fd, &st) < 0)
+		return false;
+	*bytes = (uint64_t)st.f_bavail * st.f_frsize;
+	return true;
 }
 
 static void print_family(FILE *out, const char *name, const char *type, const char *help)
@@ -215,6 +220,7 @@ static char *exposition(size_t *len)
 {
 	char *text = NULL;
 	FILE *out = open_memstream(&text, len);
+	uint64_t free_bytes;
 
 	if (!out)
 		return NULL;
@@ -250,12 +256,10 @@ static char *exposition(size_t *len)
 		     "Lazy directories of the upper given their entries before a change.");
 	fprintf(out, "vmunionfs_populated_dirs_total %" PRIu64 "\n",
 		load(&counters[METRIC_POPULATES]));
-	/* A read-only mount has no upper: no gauge, rather than a 0 that an
-	 * alert on free space would take for a full disk. */
-	if (upper_fd >= 0) {
+	if (upper_free_bytes(&free_bytes)) {
 		print_family(out, "vmunionfs_upper_free_bytes", "gauge",
 			     "Space left for the upper (for an unprivileged user).");
-		fprintf(out, "vmunionfs_upper_free_bytes %" PRIu64 "\n", upper_free_bytes());
+		fprintf(out, "vmunionfs_upper_free_bytes %" PRIu64 "\n", free_bytes);
 	}
 	print_family(out, "vmunionfs_open_files", "gauge", "Files open through the mount.");
 	fprintf(out, "vmunionfs_open_files %" PRId64 "\n",
@@ -447,7 +451,7 @@ static void log_counters(void)
 {
 	char ops[2048] = "", upper[64] = "";
 	size_t used = 0;
-	uint64_t errors = 0;
+	uint64_t errors = 0, free_bytes;
 
 	for (int op = 0; op < OP_COUNT && used < sizeof(ops); op++)
 		if (load(&op_counts[op]))
@@ -456,8 +460,8 @@ static void log_counters(void)
 	for (int op = 0; op <= OP_COUNT; op++)
 		for (int err = 0; err < ERRNO_LIMIT; err++)
 			errors += load(&error_counts[op][err]);
-	if (upper_fd >= 0)
-		snprintf(upper, sizeof(upper), "; upper free %" PRIu64 " B", upper_free_bytes());
+	if (upper_free_bytes(&free_bytes))
+		snprintf(upper, sizeof(upper), "; upper free %" PRIu64 " B", free_bytes);
 	log_info("counters: ops%s; errors %" PRIu64 "; read from volumes %" PRIu64
 		 " B, from the upper %" PRIu64 " B; copy-ups %" PRIu64 " (%" PRIu64
 		 " B); open files %" PRId64 "%s",
