@@ -55,6 +55,13 @@ class RandomPool:
         self.pool = os.urandom(32 << 20)
         self.rng = rng
 
+    def with_rng(self, rng):
+        """The same pool drawn with another generator: files made with it leave the
+        main generator, and so the sizes of every other part, as they were."""
+        other = RandomPool.__new__(RandomPool)
+        other.pool, other.rng = self.pool, rng
+        return other
+
     def write(self, path, size):
         with open(path, "wb") as f:
             done = 0
@@ -208,7 +215,10 @@ def main():
             make_part(root, level, month, name, size, rng, pool, files, v)
             listed.setdefault(month, ([], []))[level == "big"].append(name)
         if args.kind == "big" and args.large_mb > 0 and v == 0:
-            large.append(make_large_part(root, args.large_mb, len(sizes), rng, pool))
+            # Its own generator, so that the other parts are those of a run without it.
+            large_rng = random.Random("large %d" % args.seed)
+            large.append(make_large_part(root, args.large_mb, len(sizes), large_rng,
+                                         pool.with_rng(large_rng)))
             listed.setdefault(MONTHS[0], ([], []))[1].append(part_name(0, len(sizes)))
         write_parts_json(root, listed)
         print("  %s: %d parts, %.0f MB" % (root, len(sizes), sum(sizes) / 1e6))
