@@ -15,11 +15,12 @@ bench_mounts=() # mountpoints we mounted (or are mounting)
 bench_daemons=() # their daemons, same index
 bench_pids=() # other processes of ours to stop at exit (victoria-metrics)
 
-# bench_help "$@": on -h or --help, prints the script's header comment and exits.
+# bench_help "$@": on -h or --help, prints the script's header comment (but its licence
+# and shellcheck lines) and exits.
 bench_help() {
 	case "${1:-}" in
 	-h | --help)
-		sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'
+		sed -n '2,/^set -u/p' "$0" | sed '$d; /^# \(SPDX\|shellcheck\)/d; s/^# \{0,1\}//'
 		exit 0
 		;;
 	esac
