@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # tests/bench/run.sh - the benchmark of issue 11 in one bounded run (`make bench`).
 #
-# Usage: tests/bench/run.sh        (as root: mounts, drop_caches)
+# Usage: tests/bench/run.sh [--help]        (as root: mounts, drop_caches)
 #
 # 1. plan: `vmunion plan --no-check` (the merge a mount does first) on a synthetic
 #    4-volume gen-B2 set of BENCH_FILES files (read_gen.py many), against
@@ -56,6 +56,15 @@ die() {
 	echo "run.sh: $*" >&2
 	exit 2
 }
+
+case "${1:-}" in
+-h | --help) # the header above, but its licence line
+	sed -n '2,/^set -u/p' "$0" | sed '$d; /^# SPDX/d; s/^# \{0,1\}//'
+	exit 0
+	;;
+'') ;;
+*) die "takes no arguments (knobs are environment variables; see --help)" ;;
+esac
 
 for knob in BENCH_FILES BENCH_SIZE_MB BENCH_LARGE_MB BENCH_MAT_MIB BENCH_REPEAT BENCH_VM_REPEAT \
 	BENCH_SCALE_REPEAT BENCH_SCALE_FILES; do
