@@ -5,10 +5,11 @@
 # (native) and against other FUSE union file systems, on the same work.
 #
 # Usage: tests/bench/read.sh [SIZE_MB]        (as root; SIZE_MB default 1024)
+# The tables give MB (10^6 bytes) and MB/s; SIZE_MB and LARGE_MB are MiB (2^20 bytes).
 #
 # Workloads, each run with a cold page cache (sync; echo 3 > /proc/sys/vm/drop_caches
 # right before the timer starts):
-#   seq   read every data part file start to end with a 1 MiB buffer: SIZE_MB in all,
+#   seq   read every data part file start to end with a 1 MiB buffer: SIZE_MB MiB in all,
 #         over VOLUMES volumes of large parts (1 to 64 MiB, real gen-B2 layout)
 #   rand  RAND_READS random 4 KiB preads (fixed seed, offsets uniform over the bytes)
 #         over the .bin files of the same set; every file is opened before the caches
@@ -30,8 +31,7 @@
 # the mount (rss-mount) and after the walk runs (rss-walk), also in bytes per walk-set file.
 # Methods (each FUSE file system is mounted once per set; runs go round-robin):
 #   native           the volume directories themselves: the baseline of "vs native"
-#   vmunionfs-ro     vmunionfs VOL:VOL:... MNT (read-only; private upper in $TMPDIR,
-#                    which is the scratch dir on BENCH_DIR here)
+#   vmunionfs-ro     vmunionfs VOL:VOL:... MNT (read-only: no upper)
 #   vmunionfs-upper  vmunionfs -o upper=DIR VOL:VOL:... MNT (writable preview)
 #   fuse-overlayfs   fuse-overlayfs -o lowerdir=v0:v1:... MNT (no upperdir: read-only)
 #   mergerfs         mergerfs -o ro v0:v1:... MNT
@@ -270,10 +270,14 @@ done
 			echo "  $pkg $version"
 	done
 	[ "${#skipped[@]}" -eq 0 ] || echo "  skipped (not installed): ${skipped[*]}"
-	echo "  data: $work ($fstype); seq/rand set: $VOLUMES volumes, $SIZE_MB MB of parts;"
+	echo "  data: $work ($fstype)"
+	[ "$want_big" = 0 ] || echo "  seq/rand set: $VOLUMES volumes, $SIZE_MB MiB of parts"
 	[ "$want_large" = 0 ] ||
 		echo "  large: one part file of $LARGE_MB MiB (values.bin, in the first volume)"
-	echo "  walk set: $VOLUMES volumes x $WALK_PARTS parts; $RAND_READS random reads"
+	[ "$want_many" = 0 ] || echo "  walk set: $VOLUMES volumes x $WALK_PARTS parts"
+	case " $WORKS " in
+	*" rand "*) echo "  rand: $RAND_READS random reads" ;;
+	esac
 	echo "  every run: sync + drop_caches first (a VM host's cache is not dropped: an untimed"
 	echo "  native pass warms it for everyone); median of $REPEAT runs, methods round-robin"
 	echo "  NOTE: fuse-overlayfs, mergerfs and unionfs-fuse show a naive union of the volume"
@@ -283,7 +287,7 @@ done
 } | tee "$work/header.txt"
 
 if [ "$want_big" = 1 ]; then
-	log "generating the seq/rand set: $VOLUMES volumes, $SIZE_MB MB of parts"
+	log "generating the seq/rand set: $VOLUMES volumes, $SIZE_MB MiB of parts"
 	large=()
 	[ "$want_large" = 0 ] || large=(--large-mb "$LARGE_MB")
 	"$PYTHON3" "$here/read_gen.py" big "$work/big" --volumes "$VOLUMES" \
