@@ -1,11 +1,13 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
-# A passthrough open's backing id is given back at the file's last close
-# (passthrough_unregister, through the session): the kernel then holds the
-# backing file no more, so a file removed meanwhile frees its space. A leaked
-# id would hold the file, and its space, until the unmount. Seen on a tmpfs,
-# for a volume file of the read-only mount (removed from the volume while
-# open) and for a file of the preview's upper (unlinked through the mount).
+# A passthrough open's backing id (the kernel's handle on the file it reads
+# and writes itself, with no request to the daemon) is given back at the
+# file's last close (passthrough_unregister, through the session): the kernel
+# then holds the backing file no more, so a file removed meanwhile frees its
+# space. A leaked id would hold the file, and its space, until the unmount.
+# Seen on a tmpfs, for a volume file of the read-only mount (removed from the
+# volume while open) and for a file of the preview's upper (unlinked through
+# the mount).
 set -u
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/e2e/lib.sh"
 require_root_fuse
@@ -36,7 +38,7 @@ time.sleep(float(sys.argv[2]))
 os.close(fd)' "$1" "$2"
 }
 
-# freed WHAT BEFORE KIB: the tmpfs holds at least KIB less than BEFORE.
+# freed BEFORE KIB: the tmpfs holds at least KIB less than BEFORE (both in KiB).
 freed() {
 	local now
 	now=$(used_kib)
