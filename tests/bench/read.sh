@@ -16,9 +16,10 @@
 #         are dropped, so only the preads are timed
 #   reread  the seq work again with a warm cache (only the second pass is timed)
 #   large   sequential 1 MiB reads of one large part file (values.bin of LARGE_MB MiB, in
-#           the first volume), cold: the issue's "first read of a large part file"
-#   large2  the same file again with a warm cache (only the second pass is timed): its
-#           "re-read of cached data", with no open per few MiB weighing on it
+#           the first volume), cold: issue 11's "first read of a large part file"
+#   large2  the same file again with a warm cache (only the second pass is timed): issue
+#           11's "re-read of cached data", with one open in all (reread opens a file
+#           every few MiB)
 #   par   the seq work by 4 parallel readers, each on its own share of the files
 #   walk  os.walk + lstat of every entry, over VOLUMES volumes of WALK_PARTS small parts
 #         each (5 files per part)
