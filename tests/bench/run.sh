@@ -135,12 +135,12 @@ for label, (s, k) in t.items():
     note = ""
     if label.startswith("plan"):
         base = t.get(label.replace("plan", "find"))
-        if base:
+        if base and base[0] > 0:  # a tiny set's find can take 0.00 s
             note = "%.2fx find" % (s / base[0])
         if label == "plan, warm":
             note += ", %.0f bytes/file" % (k * 1024 / files)
     print("  %-24s %9.2f %9.1f MiB  %s" % (label, s, k / 1024, note))
-if "plan, warm" in t and "plan, warm, 2 volumes" in t:
+if "plan, warm" in t and t.get("plan, warm, 2 volumes", (0,))[0] > 0:
     print("  linearity: 4 volumes take %.2fx the time of 2 (2.00x is linear)"
           % (t["plan, warm"][0] / t["plan, warm, 2 volumes"][0]))
 EOF
