@@ -78,6 +78,10 @@ done
 mkdir -p "$BENCH_DIR" || die "cannot create $BENCH_DIR"
 work=$(mktemp -d "$BENCH_DIR/vmunion-run.XXXXXX") || die "cannot create a scratch dir"
 trap '[ "${KEEP:-0}" = 1 ] || rm -rf "$work"' EXIT
+# Ctrl-C stops the whole run: read.sh and the others catch it to clean up and exit
+# 130, so bash would take it as handled by them and go on to the next part.
+trap 'echo "run.sh: interrupted" >&2; exit 130' INT
+trap 'exit 143' TERM
 if [ -n "${BENCH_OUT:-}" ]; then
 	exec > >(tee "$BENCH_OUT")
 fi
