@@ -42,7 +42,9 @@
 #
 # Environment knobs:
 #   VOLUMES=4  WALK_PARTS=700  RAND_READS=20000  REPEAT=5 (the median is reported)
-#   LARGE_MB=1024 (the large part's values.bin; the part holds about 1.8x that on disk)
+#   LARGE_MB=1024 (the large part's values.bin; the part holds about 1.8x that on disk;
+#   large2 is a warm re-read only if about 2x that fits in free memory: read through the
+#   daemon, the file is cached twice, as the mount's and as the volume's)
 #   WORKS="seq reread large large2 par rand walk walk2"  METHODS="native vmunionfs-ro vmunionfs-upper
 #   fuse-overlayfs mergerfs mergerfs-autofull unionfs-fuse"  BENCH_DIR=/var/tmp (a disk: tmpfs cannot be read cold)
 #   VMUNIONFS=path/to/vmunionfs (default: $top_builddir, the repo root, /tmp/b-bench,
