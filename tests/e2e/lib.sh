@@ -871,6 +871,27 @@ vm_rss() {
 	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
 }
 
+# daemon_settle PID : waits (30 s at most) until daemon PID has used no CPU
+# for 2.5 s: the FORGETs a drop_caches queued are processed (the kernel sends
+# them interleaved with other requests, so on a loaded machine they reach the
+# daemon well after) and its lazy dirs' deferred work is done (within 2 s),
+# before its memory is read.
+daemon_settle() {
+	local pid=$1 last='' now stable=0 deadline=$((SECONDS + 30))
+	while [ "$SECONDS" -lt "$deadline" ]; do
+		now=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null) || return 1
+		if [ "$now" = "$last" ]; then
+			stable=$((stable + 1))
+			[ "$stable" -ge 5 ] && return 0
+		else
+			stable=0
+		fi
+		last=$now
+		sleep 0.5
+	done
+	return 1
+}
+
 # preview_of_generated_parts [MOUNT_OPTION...] : a preview of read_gen.py's
 # 2 x 4000 parts in 4 partitions (readable by all), in one thread (-s: no
 # worker started meanwhile counts its buffers in VmRSS). Sets set_dir, upper,
@@ -882,7 +903,11 @@ preview_of_generated_parts() {
 	tap_ok $? "a set of 2 x 4000 parts in 4 partitions" || tap_done
 	upper=$SCRATCH/many-upper
 	mnt=$(scratch_dir many-mnt)
-	mount_union "$mnt" "$set_dir/v0" "$set_dir/v1" -- -s "$@" -o "upper=$upper"
+	# One malloc arena: memory one thread frees (the flusher's deferred
+	# work, at times of the load's choosing) is then memory the next may
+	# reuse, and VmRSS measures the daemon, not glibc's arenas.
+	MALLOC_ARENA_MAX=1 mount_union "$mnt" "$set_dir/v0" "$set_dir/v1" -- -s "$@" \
+		-o "upper=$upper"
 	tap_ok $? "a preview of it" || tap_done
 	pid=$(union_pid "$mnt")
 }
@@ -897,9 +922,11 @@ rounds_reuse_memory() {
 	files=$(find "$set_dir"/v?/data/small/2024_0[12] -mindepth 2 -type f | wc -l)
 	round 2024_01 2024_02
 	tap_ok $? "round 1: $1, $files files" || tap_done
+	daemon_settle "$pid" || tap_diag "the daemon kept working for 30 s"
 	first=$(vm_rss "$pid")
 	round 2024_03 2024_04
 	tap_ok $? "round 2, on the two other partitions" || tap_done
+	daemon_settle "$pid" || tap_diag "the daemon kept working for 30 s"
 	second=$(vm_rss "$pid")
 	check_rss_growth "$first" "$second" "$files" 60 "round 2, $1,"
 }
