@@ -38,6 +38,9 @@
 set -u -o pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench_lib.sh
+. "$here/bench_lib.sh" # bench_help only: its die and the rest are defined below
+bench_help "$@"
 top_srcdir=${top_srcdir:-$(cd "$here/../.." && pwd)}
 top_builddir=${top_builddir:-$top_srcdir}
 VMUNION=${VMUNION:-$top_builddir/vmunion}

@@ -226,7 +226,8 @@ run_work() {
 	rand) extra=(--files "$work/$set/files.txt" --reads "$RAND_READS" --seed 42) ;;
 	esac
 	cpu0=$(cpu_of "$pid")
-	if out=$(timeout -k 10 "$WORK_TIMEOUT" "$PYTHON3" "$here/read_work.py" "$tool" \
+	# --foreground: in the shell's process group, a Ctrl-C reaches the work too
+	if out=$(timeout --foreground -k 10 "$WORK_TIMEOUT" "$PYTHON3" "$here/read_work.py" "$tool" \
 		"${extra[@]}" "${roots[@]}" 2>"$work/err.txt"); then
 		cpu1=$(cpu_of "$pid")
 		printf '%s\t%s\t%s\t%s\n' "$w" "$method" "$out" "$(elapsed "$cpu0" "$cpu1")" \
