@@ -11,8 +11,9 @@
 # 2. read.sh on the same set and on a set of large parts (BENCH_SIZE_MB): mount time
 #    cold/warm against the native scan, daemon RSS after mount and after a walk,
 #    find+stat first and second pass, sequential read, re-read, first read and re-read
-#    of one large part file (BENCH_LARGE_MB), 4 parallel readers, random 4 KiB preads; native, vmunionfs (read-only and preview), fuse-overlayfs,
-#    mergerfs (defaults and cache.files=auto-full), unionfs-fuse (those installed).
+#    of one large part file (BENCH_LARGE_MB), 4 parallel readers, random 4 KiB preads;
+#    native, vmunionfs (read-only and preview), fuse-overlayfs, mergerfs (defaults and
+#    cache.files=auto-full), unionfs-fuse (those installed).
 # 3. materialize.sh: materialize in each mode and --into against cp -a (BENCH_MAT_MIB).
 # 4. check.sh, only with BENCH_CHECK=1: it writes its set with victoria-metrics first,
 #    which alone takes minutes.
