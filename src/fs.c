@@ -2088,10 +2088,6 @@ static int node_open_dir(struct fs *fs, struct fs_node *node)
 	return fd;
 }
 
-/* ENOSYS, once, where the kernel allows it: from then on it opens dirs by
- * itself, keeping their listings (keep_cache and cache_readdir), with no
- * round trip; a listing or fsyncdir opens the upper dir when it needs it
- * (node_open_dir). Else the handle holds its upper dir open. */
 static void dir_handle_free(struct fs_dir *dir)
 {
 	if (dir->fd >= 0)
@@ -2099,6 +2095,10 @@ static void dir_handle_free(struct fs_dir *dir)
 	free(dir);
 }
 
+/* ENOSYS, once, where the kernel allows it: from then on it opens dirs by
+ * itself, keeping their listings (keep_cache and cache_readdir), with no
+ * round trip; a listing or fsyncdir opens the upper dir when it needs it
+ * (node_open_dir). Else the handle holds its upper dir open. */
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
@@ -2488,6 +2488,15 @@ static int node_release_backing(struct fs_node *node, const struct fs_file *file
 	return id;
 }
 
+static void file_free(struct fs_file *file)
+{
+	if (file->fd >= 0)
+		close(file->fd);
+	if (file->upper_fd >= 0)
+		close(file->upper_fd);
+	free(file);
+}
+
 static void file_remove(struct fs *fs, struct fs_file *file)
 {
 	struct fs_node *node = file->node;
@@ -2509,11 +2518,7 @@ static void file_remove(struct fs *fs, struct fs_file *file)
 	pthread_rwlock_unlock(&node->lock);
 	if (unused_id)
 		passthrough_unregister(fs->session, unused_id);
-	if (file->fd >= 0)
-		close(file->fd);
-	if (file->upper_fd >= 0)
-		close(file->upper_fd);
-	free(file);
+	file_free(file);
 	pthread_mutex_lock(&fs->mutex);
 	node->refs--;
 	node_put_locked(fs, node);
@@ -3044,11 +3049,7 @@ static void node_files_free(struct fs_node *node)
 		struct fs_file *file = node->files;
 
 		node->files = file->next;
-		if (file->fd >= 0)
-			close(file->fd);
-		if (file->upper_fd >= 0)
-			close(file->upper_fd);
-		free(file);
+		file_free(file);
 	}
 }
 
