@@ -36,27 +36,17 @@ faultfs_mount() {
 	wait_for 10 mountpoint -q "$mnt"
 }
 
-# gone PIDS: none of PIDS runs.
-# shellcheck disable=SC2317  # called through wait_for
-gone() {
-	local p
-	for p in $1; do
-		kill -0 "$p" 2>/dev/null && return 1
-	done
-	return 0
-}
-
 # abort_during_open WHAT [vmunionfs options]: mounts over the slow volume,
 # opens the slow file, aborts the connection while the daemon waits on it.
 abort_during_open() {
-	local what=$1 mnt pids volume=$SCRATCH/ff-$1
+	local what=$1 mnt pid volume=$SCRATCH/ff-$1
 	shift
 	faultfs_mount "$volume"
 	tap_ok $? "$what: faultfs over a copy of node0 (slow open: $slow)" || return
 	mnt=$(scratch_dir "mnt-$what")
 	mount_union "$mnt" "$volume" "$set_dir/node1" -- "$@"
 	tap_ok $? "$what: mounted over the slow volume" || return
-	pids=$(union_pids "$mnt")
+	pid=$(union_pid "$mnt")
 	cat "$mnt/$slow" >/dev/null 2>"$SCRATCH/cat.err" &
 	local reader=$!
 	wait_for 10 grep -q "slow open of $slow" "$volume.log"
@@ -70,12 +60,12 @@ abort_during_open() {
 	err=$(sed 's/^.*: //' "$SCRATCH/cat.err" | head -1)
 	tap_ok $((read_status == 0)) "$what: the open fails (${err:-it did not: the file was read})"
 	# The slow open returns after 3 s; the daemon replies, fails, exits.
-	[ -n "${pids// /}" ] && wait_for 20 gone "$pids"
-	tap_ok $? "$what: the daemon exits after the abort (pids $pids)"
+	[ -n "$pid" ] && wait_for 20 eval "! _pid_alive $pid"
+	tap_ok $? "$what: the daemon exits after the abort (pid $pid)"
 	# -f: the daemon is this shell's child, its status ours to see: 0, as
 	# for any unmount from under it (a crash is 128 + its signal; a sanitizer
 	# that found something exits 1 or 23).
-	wait "$pids"
+	wait "$pid"
 	tap_is "$?" 0 "$what: ... with status 0, as unmounted"
 	! grep -E "cannot give backing id|AddressSanitizer|runtime error" "${_MNT_LOG[$mnt]}"
 	tap_ok $? "$what: its log reports no failure" || _log_tail "${_MNT_LOG[$mnt]}"
