@@ -1,5 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
+# shellcheck source-path=SCRIPTDIR
 # tests/bench/run.sh - the benchmark of issue 11 in one bounded run (`make bench`).
 #
 # Usage: tests/bench/run.sh [--help]        (as root: mounts, drop_caches)
@@ -36,6 +37,9 @@
 set -u -o pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=bench_lib.sh
+. "$here/bench_lib.sh" # bench_help only: its die is replaced below
+bench_help "$@"
 top=${top_builddir:-$(cd "$here/../.." && pwd)}
 BENCH_FILES=${BENCH_FILES:-40000}
 BENCH_SIZE_MB=${BENCH_SIZE_MB:-512}
@@ -58,14 +62,7 @@ die() {
 	exit 2
 }
 
-case "${1:-}" in
--h | --help) # the header above, but its licence line
-	sed -n '2,/^set -u/p' "$0" | sed '$d; /^# SPDX/d; s/^# \{0,1\}//'
-	exit 0
-	;;
-'') ;;
-*) die "takes no arguments (knobs are environment variables; see --help)" ;;
-esac
+[ "$#" -eq 0 ] || die "takes no arguments (knobs are environment variables; see --help)"
 
 for knob in BENCH_FILES BENCH_SIZE_MB BENCH_LARGE_MB BENCH_MAT_MIB BENCH_REPEAT BENCH_VM_REPEAT \
 	BENCH_SCALE_REPEAT BENCH_SCALE_FILES; do
