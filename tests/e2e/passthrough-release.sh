@@ -81,7 +81,7 @@ before=$(used_kib)
 head -c 4194304 /dev/urandom >"$mnt/new.bin"
 holding "$mnt/new.bin" 0 >/dev/null
 tap_ok $? "4 MiB written to a new file, read back"
-wait_for 5 bash -c "[ \$((\$(df -k --output=used '$volfs' | tail -1) - $before)) -ge 4096 ]"
+wait_for 5 eval "[ \$((\$(used_kib) - before)) -ge 4096 ]"
 tap_ok $? "the upper holds it"
 before=$(used_kib)
 rm "$mnt/new.bin"
