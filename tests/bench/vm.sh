@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # shellcheck source-path=SCRIPTDIR
 # tests/bench/vm.sh - victoria-metrics startup and a full export on the preview against
-# the materialized copy (issue 11, item 5; target: <= 1.2x the materialized copy).
+# the materialized copy (issue 11, item 5; target: <= 1.2x the materialized copy), and on
+# fuse-overlayfs over a materialized copy, the peer users would otherwise pick.
 #
 # Usage: tests/bench/vm.sh [SET_DIR]        (as root: mounts, drop_caches)
 #
@@ -18,6 +19,15 @@
 #                 victoria-metrics on DIR
 #   preview       vmunionfs -o upper=FRESH_DIR VOLUME... MNT (setup: until the root
 #                 answers a stat), then victoria-metrics on MNT
+#   fuse-overlayfs  fuse-overlayfs -o lowerdir=LOWER,upperdir=FRESH_DIR,workdir=FRESH_DIR
+#                 MNT (setup: until the root answers a stat), then victoria-metrics on
+#                 MNT. LOWER is its own `vmunion materialize` of the volumes, written once
+#                 before the rounds (outside every timer; the materialized method's copy
+#                 is written and used by victoria-metrics each round, so it cannot be the
+#                 lowerdir) and only read: after every round its paths, types, sizes,
+#                 modes, mtimes and contents must still be those of its first digest,
+#                 else the run counts as failed. Skipped, with a note, when
+#                 fuse-overlayfs is not installed.
 #   read-only     vmunionfs VOLUME... MNT: tried once; victoria-metrics must create
 #                 flock.lock, so it is expected to refuse (the reason is printed)
 # On each: start victoria-metrics (127.0.0.1, a free port, -retentionPeriod=100y), time
@@ -25,8 +35,9 @@
 # then a full export: /api/v1/export?match[]={__name__!=""}&start=0 into a file, until
 # the last byte. Stop (SIGINT), then the same again on the same, now used, copy or upper
 # (start 2, export 2): the first run has merged parts in the background. CPU seconds are
-# those of victoria-metrics plus, on the preview, of the vmunionfs daemon: on a shared
-# machine they move less than the wall times.
+# those of victoria-metrics plus, on a mount, of its daemon (vmunionfs, fuse-overlayfs):
+# on a shared machine they move less than the wall times. The ratios against the
+# materialized copy are printed for the preview and fuse-overlayfs side by side.
 #
 # Every export must hold exactly the manifest's series and samples, and the same lines
 # as every other export (an order-independent digest); else the run counts as failed: a
@@ -38,7 +49,8 @@
 #   BENCH_VM_COLD=0 (1: sync + drop_caches before every start; default: warm cache)
 #   VM_START_TIMEOUT=300 VM_STOP_TIMEOUT=120 EXPORT_TIMEOUT=600 MOUNT_TIMEOUT=300
 #   UNMOUNT_TIMEOUT=300 (seconds; every wait is bounded)
-#   VMUNION, VMUNIONFS (default: the build dir), VICTORIA_METRICS, PYTHON3
+#   VMUNION, VMUNIONFS (default: the build dir), VICTORIA_METRICS, PYTHON3,
+#   FUSE_OVERLAYFS=fuse-overlayfs
 #   KEEP=1 keeps the scratch dir (set, exports' digests, logs)
 #
 # Exit status: 0 every run worked and every export was right, 1 a run failed or an export
@@ -66,6 +78,7 @@ VMUNION=${VMUNION:-$top/vmunion}
 VMUNIONFS=${VMUNIONFS:-$top/vmunionfs}
 VICTORIA_METRICS=${VICTORIA_METRICS:-victoria-metrics}
 PYTHON3=${PYTHON3:-python3}
+FUSE_OVERLAYFS=${FUSE_OVERLAYFS:-fuse-overlayfs}
 set_dir=${1:-}
 
 positive_knobs BENCH_REPEAT BENCH_VM_VOLUMES BENCH_VM_SERIES BENCH_VM_SAMPLES \
@@ -219,6 +232,44 @@ vm_pass() {
 	check_export "$method" "$round" "$pass" "$file"
 }
 
+# tree_digest DIR: one digest of every path below DIR with its type, size, mode and
+# mtime, and of every file's contents (not the atimes: reading sets them).
+tree_digest() {
+	(
+		cd "$1" || exit 1
+		find . -printf '%P\t%y\t%s\t%m\t%T@\n' | LC_ALL=C sort &&
+			find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum
+	) | sha256sum | cut -d' ' -f1
+}
+
+# make_lower: the fuse-overlayfs lowerdir, $work/lower, materialized once and digested.
+make_lower() {
+	local start
+	start=$(now)
+	"$VMUNION" materialize -q "${volumes[@]}" "$work/lower" >"$work/lower.log" 2>&1 || {
+		record fuse-overlayfs 0 lower "FAILED: materialize: $(tail -1 "$work/lower.log")"
+		return 1
+	}
+	record fuse-overlayfs 0 lower "$(elapsed "$start" "$(now)")"
+	lower_digest=$(tree_digest "$work/lower") || {
+		record fuse-overlayfs 0 lower "FAILED: cannot digest $work/lower"
+		return 1
+	}
+}
+
+# check_lower ROUND: the lowerdir is as make_lower left it.
+check_lower() {
+	local digest
+	digest=$(tree_digest "$work/lower")
+	if [ "$digest" != "$lower_digest" ]; then
+		echo "$BENCH_NAME: fuse-overlayfs round $1: its lowerdir $work/lower changed" \
+			"(digest $digest, before the rounds $lower_digest)" >&2
+		record fuse-overlayfs "$1" "lower check" "FAILED: changed"
+		return 1
+	fi
+	record fuse-overlayfs "$1" "lower check" 1
+}
+
 # run_method METHOD ROUND: one round of METHOD, from its setup to its clean-up.
 run_method() {
 	local method=$1 round=$2 start status=0 mnt="$work/mnt" upper="$work/upper"
@@ -238,8 +289,11 @@ run_method() {
 		local opts=()
 		[ "$method" = read-only ] || opts=(-o "upper=$upper")
 		mount_fuse "$work/vmunionfs-$method-$round.log" "$mnt" "$VMUNIONFS" -f "${opts[@]}" \
-			"${volumes[@]}" ||
-			{ record "$method" "$round" setup "FAILED: no mount"; return 1; }
+			"${volumes[@]}" || {
+			record "$method" "$round" setup "FAILED: no mount"
+			unmount_fuse "$mnt" "$MOUNT_DAEMON"
+			return 1
+		}
 		record "$method" "$round" setup "$MOUNT_SECONDS"
 		if [ "$method" = read-only ]; then
 			vm_pass "$method" "$round" 1 "$mnt" "$MOUNT_DAEMON" || status=1
@@ -250,15 +304,44 @@ run_method() {
 		unmount_fuse "$mnt" "$MOUNT_DAEMON"
 		rm -rf "$upper"
 		;;
+	fuse-overlayfs)
+		rm -rf "$work/ovl-upper" "$work/ovl-work"
+		mkdir "$work/ovl-upper" "$work/ovl-work" ||
+			{ record "$method" "$round" setup "FAILED: mkdir"; return 1; }
+		mount_fuse "$work/fuse-overlayfs-$round.log" "$mnt" "$FUSE_OVERLAYFS" -f \
+			-o "lowerdir=$work/lower,upperdir=$work/ovl-upper,workdir=$work/ovl-work" || {
+			record "$method" "$round" setup "FAILED: no mount"
+			unmount_fuse "$mnt" "$MOUNT_DAEMON"
+			return 1
+		}
+		record "$method" "$round" setup "$MOUNT_SECONDS"
+		vm_pass "$method" "$round" 1 "$mnt" "$MOUNT_DAEMON" &&
+			vm_pass "$method" "$round" 2 "$mnt" "$MOUNT_DAEMON" || status=1
+		unmount_fuse "$mnt" "$MOUNT_DAEMON"
+		rm -rf "$work/ovl-upper" "$work/ovl-work"
+		check_lower "$round" || status=1
+		;;
 	esac
 	return "$status"
 }
 
 files=$(find "${volumes[@]}" -type f | wc -l)
 mib=$(du -sm "${volumes[@]}" | awk '{ s += $1 } END { print s }')
-echo "victoria-metrics on the preview against the materialized copy, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+overlay_skip=""
+command -v "$FUSE_OVERLAYFS" >/dev/null ||
+	overlay_skip="not installed ($FUSE_OVERLAYFS not found; apt-get install fuse-overlayfs)"
+echo "victoria-metrics on the preview and on fuse-overlayfs against the materialized copy," \
+	"$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "  $("$VMUNIONFS" --version 2>&1 | head -1); victoria-metrics" \
 	"$(dpkg-query -W -f '${Version}' victoria-metrics 2>/dev/null || echo '(not from Debian)')"
+if [ -z "$overlay_skip" ]; then
+	echo "  fuse-overlayfs" \
+		"$(dpkg-query -W -f '${Version}' fuse-overlayfs 2>/dev/null || echo '(not from Debian)'):" \
+		"lowerdir one materialized copy, written once and only read; fresh upperdir and" \
+		"workdir every round"
+else
+	echo "  fuse-overlayfs: skipped: $overlay_skip"
+fi
 echo "  set: ${#volumes[@]} volumes, $want_series series, $want_samples samples, $files files," \
 	"$mib MiB ($set_dir)"
 echo "  $([ "$BENCH_VM_COLD" = 1 ] && echo "cold cache (drop_caches before every start)" ||
@@ -270,6 +353,15 @@ failed=0
 log "read-only mount: does victoria-metrics start on it?"
 run_method read-only 1 || true
 methods=(materialized preview)
+if [ -z "$overlay_skip" ]; then
+	log "fuse-overlayfs: materializing its lowerdir once (outside the timers)"
+	if make_lower; then
+		methods+=(fuse-overlayfs)
+	else
+		echo "$BENCH_NAME: fuse-overlayfs: no lowerdir: $(tail -1 "$work/lower.log")" >&2
+		failed=1
+	fi
+fi
 for ((round = 1; round <= BENCH_REPEAT; round++)); do
 	for ((k = 0; k < ${#methods[@]}; k++)); do
 		method=${methods[$(((k + round) % ${#methods[@]}))]}
@@ -278,13 +370,14 @@ for ((round = 1; round <= BENCH_REPEAT; round++)); do
 	done
 done
 
-"$PYTHON3" - "$work/raw.tsv" "$failed" <<'EOF' || failed=1
+"$PYTHON3" - "$work/raw.tsv" "$failed" "$overlay_skip" <<'EOF' || failed=1
 import statistics, sys
 
 raw = {}
 for line in open(sys.argv[1]):
     method, _, what, value = line.rstrip("\n").split("\t", 3)
     raw.setdefault((method, what), []).append(value)
+overlay_skip = sys.argv[3]
 
 def median(method, what):
     values = raw.get((method, what), [])
@@ -292,42 +385,70 @@ def median(method, what):
         return None
     return statistics.median(float(v) for v in values)
 
+def failure(method, what):
+    for v in raw.get((method, what), []):
+        if v.startswith("FAILED"):
+            return v[len("FAILED: "):]
+    return None
+
 columns = [("setup", "setup s"), ("start1", "start s"), ("start1 cpu", "cpu"),
            ("export1", "export s"), ("export1 cpu", "cpu"), ("start2", "start2 s"),
            ("start2 cpu", "cpu"), ("export2", "export2 s"), ("export2 cpu", "cpu")]
+lower = median("fuse-overlayfs", "lower")
 print()
-print("%-14s" % "method" + "".join("%10s" % head for _, head in columns))
+print("%-15s" % "method" + "".join("%10s" % head for _, head in columns))
 for method, note in (("materialized", "setup: vmunion materialize"),
-                     ("preview", "setup: the mount, fresh upper")):
+                     ("preview", "setup: the mount, fresh upper"),
+                     ("fuse-overlayfs", "setup: the mount, fresh upperdir + workdir" +
+                      (" (lowerdir: materialized once, %.2f s)" % lower if lower else ""))):
+    if method == "fuse-overlayfs" and overlay_skip:
+        print("%-15s skipped: %s" % (method, overlay_skip))
+        continue
+    if method == "fuse-overlayfs" and failure(method, "lower"):
+        print("%-15s FAILED: no lowerdir: %s" % (method, failure(method, "lower")))
+        continue
     row = [median(method, what) for what, _ in columns]
-    print("%-14s" % method + "".join("%10s" % ("%.2f" % v if v is not None else "FAILED")
+    print("%-15s" % method + "".join("%10s" % ("%.2f" % v if v is not None else "FAILED")
                                      for v in row) + "   " + note)
 ro = raw.get(("read-only", "start1"), ["FAILED: not tried"])[0]
 if ro.startswith("FAILED"):
-    print("%-14s victoria-metrics does not start: %s" % ("read-only", ro[len("FAILED: "):]))
+    print("%-15s victoria-metrics does not start: %s" % ("read-only", ro[len("FAILED: "):]))
 else:
-    print("%-14s victoria-metrics starts in %.2f s (round 1 only)" % ("read-only", float(ro)))
+    print("%-15s victoria-metrics starts in %.2f s (round 1 only)" % ("read-only", float(ro)))
+
+def ratio(a, b, what):
+    """a's median over b's, wall and CPU, as text; None when a run failed."""
+    x, y = median(a, what), median(b, what)
+    if x is None or y is None:
+        return None
+    xc, yc = median(a, what + " cpu"), median(b, what + " cpu")
+    return "%.2fx (CPU %s)" % (x / y, "%.2fx" % (xc / yc) if xc and yc else "-")
+
+peers = ["preview"] + ([] if overlay_skip else ["fuse-overlayfs"])
+pairs = [(p, "materialized") for p in peers] + [("preview", "fuse-overlayfs")] * (len(peers) > 1)
 print()
-print("preview / materialized (wall; CPU of victoria-metrics + the vmunionfs daemon):")
+print("against the materialized copy (wall; CPU of victoria-metrics + the FUSE daemon):")
+print(("  %-22s" % "" + "".join("%-26s" % ("%s / %s" % (a, b) if b != "materialized" else a)
+                                for a, b in pairs)).rstrip())
 met = True
 for what, label in (("start1", "startup"), ("export1", "full export"),
                     ("start2", "startup, used upper"), ("export2", "export, used upper")):
+    cells = [ratio(a, b, what) for a, b in pairs]
+    print(("  %-22s" % label + "".join("%-26s" % (c or "n/a (a run failed)")
+                                       for c in cells)).rstrip())
     p, m = median("preview", what), median("materialized", what)
-    pc, mc = median("preview", what + " cpu"), median("materialized", what + " cpu")
-    if p is None or m is None:
-        print("  %-22s n/a (a run failed)" % label)
-        met = False
-        continue
-    cpu = "%.2fx" % (pc / mc) if pc and mc else "-"
-    print("  %-22s %5.2fx   (CPU %s)" % (label, p / m, cpu))
-    if what in ("start1", "export1") and p / m > 1.2:
+    if p is None or m is None or (what in ("start1", "export1") and p / m > 1.2):
         met = False
 print("  target (issue 11): startup and full export on the preview <= 1.2x the materialized"
       " copy: %s" % ("met" if met else "NOT met"))
-series = sorted(set(raw.get(("materialized", "export1 series"), []) +
-                    raw.get(("preview", "export1 series"), [])))
-samples = sorted(set(raw.get(("materialized", "export1 samples"), []) +
-                     raw.get(("preview", "export1 samples"), [])))
+checks = raw.get(("fuse-overlayfs", "lower check"), [])
+if checks:
+    bad = sum(1 for v in checks if v.startswith("FAILED"))
+    print("  fuse-overlayfs' lowerdir after each of its %d rounds: %s" % (
+        len(checks), "CHANGED in %d (see the messages)" % bad if bad else
+        "unchanged (paths, sizes, modes, mtimes, contents)"))
+series = sorted(set(v for (m, w), vs in raw.items() if w.endswith(" series") for v in vs))
+samples = sorted(set(v for (m, w), vs in raw.items() if w.endswith(" samples") for v in vs))
 checked = sum(len(v) for (m, w), v in raw.items() if w.endswith(" series"))
 if sys.argv[2] != "0":
     print("  A RUN FAILED OR AN EXPORT WAS WRONG (see the messages): the numbers above are void")
