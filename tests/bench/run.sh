@@ -18,9 +18,10 @@
 # 3. materialize.sh: materialize in each mode and --into against cp -a (BENCH_MAT_MIB).
 # 4. check.sh, only with BENCH_CHECK=1: it writes its set with victoria-metrics first,
 #    which alone takes minutes.
-# 5. vm.sh: victoria-metrics startup and a full export on the preview against the
-#    materialized copy, on a set written by victoria-metrics (BENCH_VM_SERIES series per
-#    volume); every export checked against the set's manifest.
+# 5. vm.sh: victoria-metrics startup and a full export on the preview and on
+#    fuse-overlayfs (if installed) against the materialized copy, on a set written by
+#    victoria-metrics (BENCH_VM_SERIES series per volume); every export checked against
+#    the set's manifest.
 # 6. scale.sh: the read-only and the preview mount of BENCH_SCALE_FILES and 2.5 times as
 #    many files, to show that the mount time grows linearly with the files.
 #
@@ -161,8 +162,8 @@ if [ "$BENCH_CHECK" = 1 ]; then
 fi
 if [ "$BENCH_VM" = 1 ]; then
 	echo
-	echo "== 5. victoria-metrics startup and a full export on the preview against the" \
-		"materialized copy (vm.sh)"
+	echo "== 5. victoria-metrics startup and a full export on the preview and on" \
+		"fuse-overlayfs against the materialized copy (vm.sh)"
 	BENCH_REPEAT=$BENCH_VM_REPEAT BENCH_DIR=$work "$here/vm.sh" 2> >(grep -v '^\[' >&2) ||
 		failed=1
 fi
