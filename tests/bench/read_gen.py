@@ -44,6 +44,7 @@ MONTH_START_MS = {
 }
 MONTH_MS = 28 * 86400 * 1000
 BIG_PART_BYTES = 24 << 20  # parts at least this large go to data/big
+SKELETON_SLACK = 64 << 20  # the big set's room past its parts: indexdb copies, metadata
 # Share of a part's bytes per file, as in real parts (values and timestamps dominate).
 SPLIT = [("values.bin", 0.55), ("timestamps.bin", 0.30), ("index.bin", 0.14)]
 
@@ -115,13 +116,38 @@ def make_part(root, level, month, name, size, rng, pool, files, volume):
     files.append((volume, os.path.join(rel_dir, "metadata.json")))
 
 
-def make_large_part(root, large_mb, index, rng, pool):
-    """A big part whose values.bin holds large_mb MiB; returns that file's path below root."""
+def large_part_bytes(large_mb):
+    """The size of a part whose values.bin, as make_part splits it, holds large_mb MiB."""
     values = large_mb << 20
     share = SPLIT[0][1]
     size = int(values / share)
     while int((size - max(64, size // 2000)) * share) < values:  # make_part's split
         size += 1 << 10
+    return size
+
+
+def check_space(out, total_mb, large_mb):
+    """Exits 1 with a message naming out and the sizes if its filesystem cannot hold
+    the big set: total_mb MiB of parts, the large part, the volumes' skeletons."""
+    large = large_part_bytes(large_mb) if large_mb > 0 else 0
+    need = (total_mb << 20) + large + SKELETON_SLACK
+    st = os.statvfs(out)
+    free = st.f_bavail * st.f_frsize
+    if need <= free:
+        return
+    what = "%d MiB of parts" % total_mb
+    if large:
+        what += " + the large part, %d MiB (values.bin of --large-mb %d MiB and the rest" \
+                " of its part)" % (large >> 20, large_mb)
+    sys.stderr.write("read_gen.py: %s has %d MiB free; the big set needs about %d MiB (%s +"
+                     " %d MiB for the skeletons and the file system); no volume written\n"
+                     % (out, free >> 20, need >> 20, what, SKELETON_SLACK >> 20))
+    sys.exit(1)
+
+
+def make_large_part(root, large_mb, index, rng, pool):
+    """A big part whose values.bin holds large_mb MiB; returns that file's path below root."""
+    size = large_part_bytes(large_mb)
     month = MONTHS[0]
     name = part_name(0, index)
     make_part(root, "big", month, name, size, rng, pool, [], 0)
@@ -197,6 +223,8 @@ def main():
     rng = random.Random(args.seed)
     pool = RandomPool(rng) if args.kind == "big" else None
     os.makedirs(args.out, exist_ok=True)
+    if args.kind == "big":
+        check_space(args.out, args.total_mb, args.large_mb)
     files, large = [], []
     for v in range(args.volumes):
         root = os.path.join(args.out, "v%d" % v)
