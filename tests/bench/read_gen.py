@@ -260,4 +260,7 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C: exit as a shell would, without a traceback
+        sys.exit(130)
