@@ -55,12 +55,15 @@ elapsed() {
 	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", b - a }'
 }
 
-# positive_knobs NAME...: each variable must hold a positive integer.
+# positive_knobs NAME...: each variable must hold a positive integer of at most 9
+# digits (an empty one too is refused). The bound comes before any arithmetic: test
+# and $(( )) take no more than 64 bits, and no knob needs a billion.
 positive_knobs() {
 	local knob
 	for knob in "$@"; do
 		case "${!knob}" in
 		'' | *[!0-9]*) die "$knob must be a positive integer (got '${!knob}')" ;;
+		??????????*) die "$knob must be a positive integer of at most 9 digits (got '${!knob}')" ;;
 		esac
 		[ "${!knob}" -gt 0 ] || die "$knob must be a positive integer (got '${!knob}')"
 	done

@@ -69,6 +69,7 @@ for knob in BENCH_FILES BENCH_SIZE_MB BENCH_LARGE_MB BENCH_MAT_MIB BENCH_REPEAT 
 	BENCH_SCALE_REPEAT BENCH_SCALE_FILES; do
 	case "${!knob}" in
 	'' | *[!0-9]* | 0) die "$knob must be a positive integer (got '${!knob}')" ;;
+	??????????*) die "$knob must be a positive integer of at most 9 digits (got '${!knob}')" ;;
 	esac
 done
 [ "$(id -u)" -eq 0 ] || die "run as root (mounts, and drop_caches for cold runs)"
