@@ -42,7 +42,9 @@
 #
 # Environment knobs:
 #   VOLUMES=4  WALK_PARTS=700  RAND_READS=20000  REPEAT=5 (the median is reported)
-#   LARGE_MB=1024 (the large part's values.bin; the part holds about 1.8x that on disk;
+#   LARGE_MB=1024 (the large part's values.bin; the part holds about 1.8x that on disk,
+#   and read_gen.py refuses to start if the set and it do not fit; an empty LARGE_MB= is
+#   refused, not taken as 1024;
 #   large2 is a warm re-read only if about 2x that fits in free memory: read through the
 #   daemon, the file is cached twice, as the mount's and as the volume's)
 #   WORKS="seq reread large large2 par rand walk walk2"  METHODS="native vmunionfs-ro vmunionfs-upper
@@ -72,7 +74,7 @@ VOLUMES=${VOLUMES:-4}
 WALK_PARTS=${WALK_PARTS:-700}
 RAND_READS=${RAND_READS:-20000}
 REPEAT=${REPEAT:-5}
-LARGE_MB=${LARGE_MB:-1024}
+LARGE_MB=${LARGE_MB-1024} # set but empty is refused below, not taken as the default
 WORKS=${WORKS:-seq reread large large2 par rand walk walk2}
 METHODS=${METHODS:-native vmunionfs-ro vmunionfs-upper fuse-overlayfs mergerfs mergerfs-autofull unionfs-fuse}
 BENCH_DIR=${BENCH_DIR:-/var/tmp}

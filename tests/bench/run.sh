@@ -44,7 +44,7 @@ bench_help "$@"
 top=${top_builddir:-$(cd "$here/../.." && pwd)}
 BENCH_FILES=${BENCH_FILES:-40000}
 BENCH_SIZE_MB=${BENCH_SIZE_MB:-512}
-BENCH_LARGE_MB=${BENCH_LARGE_MB:-1024}
+BENCH_LARGE_MB=${BENCH_LARGE_MB-1024} # set but empty is refused below, as read.sh does
 BENCH_MAT_MIB=${BENCH_MAT_MIB:-512}
 BENCH_REPEAT=${BENCH_REPEAT:-1}
 BENCH_DIR=${BENCH_DIR:-/var/tmp}
