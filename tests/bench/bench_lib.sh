@@ -132,12 +132,14 @@ unmount_fuse() {
 	return 0
 }
 
-# wait_exit PID WAIT_S WHAT: waits up to WAIT_S seconds for PID to exit, then
-# says "WHAT within WAIT_S s; killing it" and SIGKILLs it. Returns 1 if it had to.
+# wait_exit PID WAIT_S WHAT [SIGNAL]: waits up to WAIT_S seconds for PID to exit (with
+# SIGNAL: sending it at once and again every second), then says "WHAT within WAIT_S s;
+# killing it" and SIGKILLs it. Returns 1 if it had to.
 wait_exit() {
-	local pid=$1 wait_s=$2 what=$3 i status=0
+	local pid=$1 wait_s=$2 what=$3 sig=${4:-} i status=0
 	for ((i = 0; i < wait_s * 10; i++)); do
 		kill -0 "$pid" 2>/dev/null || break
+		[ -z "$sig" ] || ((i % 10)) || kill "-$sig" "$pid" 2>/dev/null
 		sleep 0.1
 	done
 	if kill -0 "$pid" 2>/dev/null; then
@@ -150,11 +152,13 @@ wait_exit() {
 }
 
 # stop_pid PID WAIT_S: SIGINT (victoria-metrics flushes and exits), SIGKILL after WAIT_S.
-# Returns 1 if it had to be killed.
+# The SIGINT is repeated every second: started in the background by a non-interactive
+# shell, victoria-metrics inherits SIGINT ignored and drops one that comes before it has
+# opened its storage (a Ctrl-C during its start, a start that timed out), which cost a
+# wait of WAIT_S and a SIGKILL. Returns 1 if it had to be killed.
 stop_pid() {
 	local pid=$1 wait_s=$2 i status=0
-	kill -INT "$pid" 2>/dev/null
-	wait_exit "$pid" "$wait_s" "process $pid did not exit on SIGINT" || status=1
+	wait_exit "$pid" "$wait_s" "process $pid did not exit on SIGINT" INT || status=1
 	for i in "${!bench_pids[@]}"; do
 		[ "${bench_pids[$i]}" != "$pid" ] || unset 'bench_pids[i]'
 	done
