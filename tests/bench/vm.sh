@@ -37,7 +37,8 @@
 # (start 2, export 2): the first run has merged parts in the background. CPU seconds are
 # those of victoria-metrics plus, on a mount, of its daemon (vmunionfs, fuse-overlayfs):
 # on a shared machine they move less than the wall times. The ratios against the
-# materialized copy are printed for the preview and fuse-overlayfs side by side.
+# materialized copy are printed for the preview and fuse-overlayfs side by side, then
+# the preview's over fuse-overlayfs' (below 1x: the preview is the faster).
 #
 # Every export must hold exactly the manifest's series and samples, and the same lines
 # as every other export (an order-independent digest); else the run counts as failed: a
@@ -427,7 +428,9 @@ def ratio(a, b, what):
 peers = ["preview"] + ([] if overlay_skip else ["fuse-overlayfs"])
 pairs = [(p, "materialized") for p in peers] + [("preview", "fuse-overlayfs")] * (len(peers) > 1)
 print()
-print("against the materialized copy (wall; CPU of victoria-metrics + the FUSE daemon):")
+print("time over the materialized copy's (wall; CPU of victoria-metrics + the FUSE daemon)%s:"
+      % (", and the preview's over fuse-overlayfs' (below 1x: the preview is faster)"
+         if len(peers) > 1 else ""))
 print(("  %-22s" % "" + "".join("%-26s" % ("%s / %s" % (a, b) if b != "materialized" else a)
                                 for a, b in pairs)).rstrip())
 met = True
