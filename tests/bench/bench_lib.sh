@@ -9,8 +9,8 @@
 # stops what runs. Every wait here is bounded: MOUNT_TIMEOUT (300), UNMOUNT_TIMEOUT (300)
 # seconds.
 
-MOUNT_TIMEOUT=${MOUNT_TIMEOUT:-300}
-UNMOUNT_TIMEOUT=${UNMOUNT_TIMEOUT:-300}
+MOUNT_TIMEOUT=${MOUNT_TIMEOUT-300}
+UNMOUNT_TIMEOUT=${UNMOUNT_TIMEOUT-300}
 bench_mounts=() # mountpoints we mounted (or are mounting)
 bench_daemons=() # their daemons, same index
 bench_pids=() # other processes of ours to stop at exit (victoria-metrics)
@@ -106,8 +106,14 @@ mount_fuse() {
 		kill -0 "$MOUNT_DAEMON" 2>/dev/null || break
 		sleep 0.01
 	done
-	echo "$BENCH_NAME: ${1##*/} did not mount $mnt within ${MOUNT_TIMEOUT}s:" >&2
+	if kill -0 "$MOUNT_DAEMON" 2>/dev/null; then
+		echo "$BENCH_NAME: ${1##*/} did not mount $mnt within ${MOUNT_TIMEOUT}s:" >&2
+	else
+		wait "$MOUNT_DAEMON"
+		echo "$BENCH_NAME: ${1##*/} exited (status $?) before it mounted $mnt:" >&2
+	fi
 	sed 's/^/    /' "$log" >&2
+	[ -s "$log" ] || echo "    (it printed nothing)" >&2
 	return 1
 }
 

@@ -70,15 +70,15 @@ top_srcdir=$(cd "$here/../.." && pwd)
 bench_help "$@"
 
 SIZE_MB=${1:-1024}
-VOLUMES=${VOLUMES:-4}
-WALK_PARTS=${WALK_PARTS:-700}
-RAND_READS=${RAND_READS:-20000}
-REPEAT=${REPEAT:-5}
+VOLUMES=${VOLUMES-4}
+WALK_PARTS=${WALK_PARTS-700}
+RAND_READS=${RAND_READS-20000}
+REPEAT=${REPEAT-5}
 LARGE_MB=${LARGE_MB-1024} # set but empty is refused below, not taken as the default
 WORKS=${WORKS:-seq reread large large2 par rand walk walk2}
 METHODS=${METHODS:-native vmunionfs-ro vmunionfs-upper fuse-overlayfs mergerfs mergerfs-autofull unionfs-fuse}
 BENCH_DIR=${BENCH_DIR:-/var/tmp}
-WORK_TIMEOUT=${WORK_TIMEOUT:-600}
+WORK_TIMEOUT=${WORK_TIMEOUT-600}
 PYTHON3=${PYTHON3:-python3}
 
 positive_knobs SIZE_MB VOLUMES WALK_PARTS RAND_READS REPEAT LARGE_MB MOUNT_TIMEOUT \

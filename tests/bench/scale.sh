@@ -34,8 +34,8 @@ top=${top_builddir:-$(cd "$here/../.." && pwd)}
 . "$here/bench_lib.sh"
 bench_help "$@"
 
-BENCH_SCALE_FILES=${1:-${BENCH_SCALE_FILES:-40000}}
-BENCH_REPEAT=${BENCH_REPEAT:-3}
+BENCH_SCALE_FILES=${1:-${BENCH_SCALE_FILES-40000}}
+BENCH_REPEAT=${BENCH_REPEAT-3}
 BENCH_DIR=${BENCH_DIR:-/var/tmp}
 VMUNIONFS=${VMUNIONFS:-$top/vmunionfs}
 PYTHON3=${PYTHON3:-python3}

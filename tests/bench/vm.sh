@@ -65,16 +65,16 @@ top=${top_builddir:-$(cd "$here/../.." && pwd)}
 . "$here/bench_lib.sh"
 bench_help "$@"
 
-BENCH_REPEAT=${BENCH_REPEAT:-3}
-BENCH_VM_VOLUMES=${BENCH_VM_VOLUMES:-4}
-BENCH_VM_SERIES=${BENCH_VM_SERIES:-25000}
-BENCH_VM_SAMPLES=${BENCH_VM_SAMPLES:-36}
-BENCH_VM_SPAN_DAYS=${BENCH_VM_SPAN_DAYS:-365}
+BENCH_REPEAT=${BENCH_REPEAT-3}
+BENCH_VM_VOLUMES=${BENCH_VM_VOLUMES-4}
+BENCH_VM_SERIES=${BENCH_VM_SERIES-25000}
+BENCH_VM_SAMPLES=${BENCH_VM_SAMPLES-36}
+BENCH_VM_SPAN_DAYS=${BENCH_VM_SPAN_DAYS-365}
 BENCH_VM_COLD=${BENCH_VM_COLD:-0}
 BENCH_DIR=${BENCH_DIR:-/var/tmp}
-VM_START_TIMEOUT=${VM_START_TIMEOUT:-300}
-VM_STOP_TIMEOUT=${VM_STOP_TIMEOUT:-120}
-EXPORT_TIMEOUT=${EXPORT_TIMEOUT:-600}
+VM_START_TIMEOUT=${VM_START_TIMEOUT-300}
+VM_STOP_TIMEOUT=${VM_STOP_TIMEOUT-120}
+EXPORT_TIMEOUT=${EXPORT_TIMEOUT-600}
 VMUNION=${VMUNION:-$top/vmunion}
 VMUNIONFS=${VMUNIONFS:-$top/vmunionfs}
 VICTORIA_METRICS=${VICTORIA_METRICS:-victoria-metrics}
@@ -449,7 +449,7 @@ if checks:
     bad = sum(1 for v in checks if v.startswith("FAILED"))
     print("  fuse-overlayfs' lowerdir after each of its %d rounds: %s" % (
         len(checks), "CHANGED in %d (see the messages)" % bad if bad else
-        "unchanged (paths, sizes, modes, mtimes, contents)"))
+        "unchanged (paths, types, sizes, modes, mtimes, contents)"))
 series = sorted(set(v for (m, w), vs in raw.items() if w.endswith(" series") for v in vs))
 samples = sorted(set(v for (m, w), vs in raw.items() if w.endswith(" samples") for v in vs))
 checked = sum(len(v) for (m, w), v in raw.items() if w.endswith(" series"))
