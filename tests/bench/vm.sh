@@ -271,9 +271,27 @@ check_lower() {
 	record fuse-overlayfs "$1" "lower check" 1
 }
 
+# on_mount METHOD ROUND PASSES LOG CMD...: mounts $work/mnt with `CMD... MNT`, runs
+# victoria-metrics on it PASSES times (1, or 2: again on the used upper), unmounts.
+on_mount() {
+	local method=$1 round=$2 passes=$3 log=$4 mnt="$work/mnt" pass
+	shift 4
+	mount_fuse "$log" "$mnt" "$@" || {
+		record "$method" "$round" setup "FAILED: no mount"
+		unmount_fuse "$mnt" "$MOUNT_DAEMON"
+		return 1
+	}
+	record "$method" "$round" setup "$MOUNT_SECONDS"
+	for ((pass = 1; pass <= passes; pass++)); do
+		vm_pass "$method" "$round" "$pass" "$mnt" "$MOUNT_DAEMON" || break
+	done
+	unmount_fuse "$mnt" "$MOUNT_DAEMON"
+	((pass > passes))
+}
+
 # run_method METHOD ROUND: one round of METHOD, from its setup to its clean-up.
 run_method() {
-	local method=$1 round=$2 start status=0 mnt="$work/mnt" upper="$work/upper"
+	local method=$1 round=$2 start status=0 upper="$work/upper"
 	case "$method" in
 	materialized)
 		rm -rf "$work/copy"
@@ -285,40 +303,23 @@ run_method() {
 			status=1
 		rm -rf "$work/copy"
 		;;
-	preview | read-only)
+	read-only)
+		on_mount "$method" "$round" 1 "$work/vmunionfs-$method-$round.log" "$VMUNIONFS" -f \
+			"${volumes[@]}" || status=1
+		;;
+	preview)
 		rm -rf "$upper"
-		local opts=()
-		[ "$method" = read-only ] || opts=(-o "upper=$upper")
-		mount_fuse "$work/vmunionfs-$method-$round.log" "$mnt" "$VMUNIONFS" -f "${opts[@]}" \
-			"${volumes[@]}" || {
-			record "$method" "$round" setup "FAILED: no mount"
-			unmount_fuse "$mnt" "$MOUNT_DAEMON"
-			return 1
-		}
-		record "$method" "$round" setup "$MOUNT_SECONDS"
-		if [ "$method" = read-only ]; then
-			vm_pass "$method" "$round" 1 "$mnt" "$MOUNT_DAEMON" || status=1
-		else
-			vm_pass "$method" "$round" 1 "$mnt" "$MOUNT_DAEMON" &&
-				vm_pass "$method" "$round" 2 "$mnt" "$MOUNT_DAEMON" || status=1
-		fi
-		unmount_fuse "$mnt" "$MOUNT_DAEMON"
+		on_mount "$method" "$round" 2 "$work/vmunionfs-$method-$round.log" "$VMUNIONFS" -f \
+			-o "upper=$upper" "${volumes[@]}" || status=1
 		rm -rf "$upper"
 		;;
 	fuse-overlayfs)
 		rm -rf "$work/ovl-upper" "$work/ovl-work"
 		mkdir "$work/ovl-upper" "$work/ovl-work" ||
 			{ record "$method" "$round" setup "FAILED: mkdir"; return 1; }
-		mount_fuse "$work/fuse-overlayfs-$round.log" "$mnt" "$FUSE_OVERLAYFS" -f \
-			-o "lowerdir=$work/lower,upperdir=$work/ovl-upper,workdir=$work/ovl-work" || {
-			record "$method" "$round" setup "FAILED: no mount"
-			unmount_fuse "$mnt" "$MOUNT_DAEMON"
-			return 1
-		}
-		record "$method" "$round" setup "$MOUNT_SECONDS"
-		vm_pass "$method" "$round" 1 "$mnt" "$MOUNT_DAEMON" &&
-			vm_pass "$method" "$round" 2 "$mnt" "$MOUNT_DAEMON" || status=1
-		unmount_fuse "$mnt" "$MOUNT_DAEMON"
+		on_mount "$method" "$round" 2 "$work/fuse-overlayfs-$round.log" "$FUSE_OVERLAYFS" -f \
+			-o "lowerdir=$work/lower,upperdir=$work/ovl-upper,workdir=$work/ovl-work" ||
+			status=1
 		rm -rf "$work/ovl-upper" "$work/ovl-work"
 		check_lower "$round" || status=1
 		;;
